@@ -1,0 +1,419 @@
+"""The Trainer: runs the optimisation in the caller's thread or a background thread, and
+publishes what it does through a thread-safe latest-snapshot handle.
+
+Designed to be driven by a UI: ``start`` / ``pause`` / ``resume`` / ``step`` / ``stop`` from any
+thread; ``set_hyperparameters(rho=..., beta=..., weight_decay=..., lr=...)`` applies between two
+steps without a restart. The training thread owns the model; readers get copies (``latest()``,
+``history()``), so nothing they do can race with a step.
+
+Example (a notebook):
+    >>> from sae import Trainer, TrainConfig, ModelConfig, load_dataset
+    >>> data = load_dataset("digits")
+    >>> trainer = Trainer(data.X, ModelConfig(64, 25), TrainConfig(epochs=5))
+    >>> snapshot = trainer.run()            # or trainer.start() and poll trainer.latest()
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.nn.utils import parameters_to_vector
+
+from .config import ConfigError, ModelConfig, TrainConfig
+from .history import History
+from .loss import LOSS_TERMS, sparse_autoencoder_loss
+from .lbfgs import LBFGS
+from .model import SparseAutoencoder
+
+HISTORY_COLUMNS = ("step", "epoch", "time", *LOSS_TERMS, "rho_hat_mean", "rho_hat_std",
+                   "rho_hat_min", "rho_hat_max", "rho", "beta", "weight_decay", "lr")
+
+# Trainer states. "diverged" behaves like "paused" (resume after lowering the rate);
+# "finished" and "stopped" are final.
+IDLE, RUNNING, PAUSED, DIVERGED, FINISHED, STOPPED = "idle", "running", "paused", "diverged", "finished", "stopped"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the trainer last published. Every array is a copy owned by the reader."""
+
+    step: int  # optimiser steps taken (minibatches, or L-BFGS iterations)
+    epoch: float  # passes over the data
+    losses: dict[str, float]  # total, reconstruction, sparsity, weight_decay at the last step
+    rho_hat: np.ndarray  # (s,) mean activation of each hidden unit, as used by the last step's penalty
+    weights: dict[str, np.ndarray]  # encoder.weight (s, n), encoder.bias (s,), decoder.weight (n, s), decoder.bias (n,)
+    hyper: dict[str, float]  # rho, beta, weight_decay, lr in effect
+    samples_per_s: float  # training throughput since the previous snapshot (paused time excluded)
+    elapsed: float  # seconds spent training (paused time excluded)
+    status: str  # idle, running, paused, diverged, finished, stopped
+    reason: str = ""  # why training stopped or paused, for the status line
+    version: int = 0  # increases with every publication
+    created: float = field(default_factory=time.time)
+
+
+class Trainer:
+    """Trains a SparseAutoencoder on X (m, n) under a TrainConfig.
+
+    Args:
+        X: (m, n) data, numpy or torch; converted to a float32 tensor once.
+        model_config: the network's shape; ignored if ``model`` is given.
+        config: objective and optimiser settings.
+        model: continue training this model instead of a fresh one.
+        on_snapshot: called with every published Snapshot (from the training thread).
+        snapshot_interval: seconds between publications while running.
+        history_capacity: rows kept per history column (bounded memory).
+    """
+
+    def __init__(self, X, model_config: ModelConfig | None = None, config: TrainConfig | None = None, *,
+                 model: SparseAutoencoder | None = None, on_snapshot: Callable[[Snapshot], None] | None = None,
+                 snapshot_interval: float = 0.1, history_capacity: int = 2000) -> None:
+        self.config = config or TrainConfig()
+        self.X = _as_tensor(X)
+        m, n = self.X.shape
+        if model is None:
+            if model_config is None:
+                raise ConfigError("give a model_config or a model")
+            model = SparseAutoencoder.from_config(model_config)
+            if self.config.seed is not None:
+                model.reset_parameters(torch.Generator().manual_seed(self.config.seed))
+        self.model = model
+        _check_compatible(model.config, self.config, n)
+        self.on_snapshot = on_snapshot
+        self.snapshot_interval = snapshot_interval
+        self.batch_size = min(self.config.batch_size, m)
+        self.steps_per_epoch = 1 if self.config.optimizer == "lbfgs" else -(-m // self.batch_size)
+        self.total_steps = (self.config.max_iter if self.config.optimizer == "lbfgs"
+                            else max(1, round(self.config.epochs * self.steps_per_epoch)))
+        self._generator = torch.Generator()
+        if self.config.seed is not None:
+            self._generator.manual_seed(self.config.seed)
+        self.optimizer = self._make_optimizer()
+        self._order = torch.empty(0, dtype=torch.long)
+        self._rho_hat_ema: torch.Tensor | None = None
+        self._history = History(HISTORY_COLUMNS, history_capacity)
+
+        self._cond = threading.Condition()
+        self._pending: dict[str, float] = {}
+        self._requested_steps = 0
+        self._pause = False
+        self._stop_reason: str | None = None
+        self._thread: threading.Thread | None = None
+        self._status, self._reason = IDLE, ""
+        self.step_count = 0
+        self._elapsed = 0.0
+        self._last_terms: dict[str, torch.Tensor] | None = None
+        self._lbfgs: LBFGS | None = None
+        self._evaluated: list[tuple[float, dict[str, torch.Tensor]]] = []
+        self._terms_here: dict[str, torch.Tensor] = {}
+        self._latest: Snapshot | None = None
+        self._good_weights: dict[str, torch.Tensor] | None = None
+        self._mark = (time.perf_counter(), 0, 0.0)  # (clock, step, elapsed) at the last publication
+        self._publish(IDLE, "")
+
+    # ---------------------------------------------------------------- control (any thread)
+    @property
+    def status(self) -> str:
+        return self._status
+
+    @property
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Train in a background daemon thread until done, paused or stopped."""
+        with self._cond:
+            if self._thread is not None:
+                raise RuntimeError("this trainer was already started; use resume()")
+            self._thread = threading.Thread(target=self._loop, name="sae-trainer", daemon=True)
+            self._thread.start()
+
+    def pause(self) -> None:
+        with self._cond:
+            self._pause = True
+            self._requested_steps = 0
+            self._cond.notify_all()
+
+    def resume(self) -> None:
+        with self._cond:
+            self._pause = False
+            self._cond.notify_all()
+
+    def step(self, n: int = 1) -> None:
+        """Take n steps and then pause (background), or take them now if no thread runs."""
+        if self._thread is None:
+            self.run(steps=n)
+            return
+        with self._cond:
+            self._pause = True
+            self._requested_steps += n
+            self._cond.notify_all()
+
+    def stop(self, reason: str = "stopped by the user") -> None:
+        with self._cond:
+            self._stop_reason = reason
+            self._cond.notify_all()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def set_hyperparameters(self, **changes: float) -> None:
+        """Change rho, beta, weight_decay or lr; applied before the next step. Raises ConfigError."""
+        bad = set(changes) - set(TrainConfig.LIVE_FIELDS)
+        if bad:
+            raise ConfigError(f"{', '.join(sorted(bad))} cannot change during training; restart instead.")
+        replace(self.config, **changes)  # validates
+        with self._cond:
+            self._pending.update(changes)
+            if self._thread is None:
+                self._apply_pending()
+
+    def latest(self) -> Snapshot:
+        """The most recently published snapshot (never None)."""
+        return self._latest  # type: ignore[return-value]  # a single reference read is atomic
+
+    def history(self) -> dict[str, np.ndarray]:
+        """A copy of the bounded training history: column -> (rows,) array."""
+        with self._cond:
+            return self._history.to_dict()
+
+    # ---------------------------------------------------------------- running
+    def run(self, steps: int | None = None, progress: Callable[[Snapshot], None] | None = None) -> Snapshot:
+        """Train in the calling thread for ``steps`` steps (default: to the end). Returns the last snapshot."""
+        target = self.total_steps if steps is None else min(self.step_count + steps, self.total_steps)
+        self._status = RUNNING
+        self._mark = (time.perf_counter(), self.step_count, self._elapsed)
+        last = time.perf_counter()
+        while self.step_count < target and not self._is_done() and self._stop_reason is None:
+            with self._cond:
+                self._apply_pending()
+            if not self._train_step():
+                return self._latest  # type: ignore[return-value]
+            now = time.perf_counter()
+            if now - last >= self.snapshot_interval:
+                last = now
+                self._publish(RUNNING, "")
+                if progress is not None:
+                    progress(self._latest)  # type: ignore[arg-type]
+        done = self._is_done()
+        reason = self._stop_reason or (self._done_reason() if done else "paused")
+        status = STOPPED if self._stop_reason else FINISHED if done else PAUSED
+        self._publish(status, reason)
+        if progress is not None:
+            progress(self._latest)  # type: ignore[arg-type]
+        return self._latest  # type: ignore[return-value]
+
+    def _loop(self) -> None:
+        self._mark = (time.perf_counter(), self.step_count, self._elapsed)
+        last = time.perf_counter()
+        while True:
+            with self._cond:
+                if self._pause and self._requested_steps == 0 and self._stop_reason is None:
+                    if self._status not in (PAUSED, DIVERGED):
+                        self._publish(PAUSED, "paused")
+                    while self._pause and self._requested_steps == 0 and self._stop_reason is None:
+                        self._cond.wait(0.5)
+                    self._mark = (time.perf_counter(), self.step_count, self._elapsed)
+                if self._stop_reason is not None:
+                    self._publish(STOPPED, self._stop_reason)
+                    return
+                if self._requested_steps:
+                    self._requested_steps -= 1
+                self._apply_pending()
+            if self._status != RUNNING:
+                self._publish(RUNNING, "")
+            try:
+                ok = self._train_step()
+            except Exception as exc:  # keep the thread's death visible to the UI
+                self._publish(STOPPED, f"training failed: {type(exc).__name__}: {exc}")
+                return
+            if not ok:
+                with self._cond:
+                    self._pause = True
+                continue
+            now = time.perf_counter()
+            if self._is_done():
+                self._publish(FINISHED, self._done_reason())
+                return
+            if now - last >= self.snapshot_interval:
+                last = now
+                self._publish(RUNNING, "")
+
+    def _is_done(self) -> bool:
+        return self.step_count >= self.total_steps or bool(self._lbfgs is not None and self._lbfgs.converged)
+
+    def _done_reason(self) -> str:
+        if self.config.optimizer == "lbfgs":
+            why = f" (converged: {self._lbfgs.converged})" if self._lbfgs is not None and self._lbfgs.converged else ""
+            return f"finished: {self.step_count} L-BFGS iterations{why}"
+        return f"finished: {self.step_count / self.steps_per_epoch:g} epochs ({self.step_count} steps)"
+
+    # ---------------------------------------------------------------- one step (training thread only)
+    def _train_step(self) -> bool:
+        """One optimiser step. Returns False (and restores the last good weights) on a non-finite loss."""
+        t0 = time.perf_counter()
+        cfg = self.config
+        if cfg.optimizer == "lbfgs":
+            terms = self._lbfgs_iteration()
+        else:
+            x = self._next_batch()
+            prior = self._rho_hat_ema if cfg.rho_hat == "ema" else None
+            terms = sparse_autoencoder_loss(self.model, x, cfg.rho, cfg.beta, cfg.weight_decay, cfg.penalty,
+                                            rho_hat_prior=prior, ema_decay=cfg.ema_decay)
+            if torch.isfinite(terms["total"]):
+                self.optimizer.zero_grad(set_to_none=True)
+                terms["total"].backward()
+                self.optimizer.step()
+        if not torch.isfinite(terms["total"]):
+            return self._diverged(terms)
+        rho_hat = terms["rho_hat"].detach()
+        if cfg.rho_hat == "ema" and cfg.optimizer != "lbfgs":
+            self._rho_hat_ema = rho_hat
+        step = self.step_count
+        self.step_count += 1
+        self._elapsed += time.perf_counter() - t0
+        self._last_terms = terms
+        if self._history.wants(step):
+            values = self._terms_to_floats(terms)
+            with self._cond:
+                self._history.append(step, [step, step / self.steps_per_epoch, self._elapsed, *values,
+                                            cfg.rho, cfg.beta, cfg.weight_decay, cfg.lr])
+        return True
+
+    @staticmethod
+    def _terms_to_floats(terms: dict[str, torch.Tensor]) -> list[float]:
+        """The loss terms and rho_hat's mean, std, min, max, with a single tensor-to-Python copy."""
+        rho_hat = terms["rho_hat"].detach()
+        return torch.stack([terms[k].detach() for k in LOSS_TERMS] +
+                           [rho_hat.mean(), rho_hat.std(unbiased=False), rho_hat.min(), rho_hat.max()]).tolist()
+
+    def _lbfgs_iteration(self) -> dict[str, torch.Tensor]:
+        """One full-batch L-BFGS iteration. Returns the loss terms at the point it started from."""
+        if self._lbfgs is None:
+            self._lbfgs = LBFGS(self._objective, parameters_to_vector(self.model.parameters()))
+            self._terms_here = self._evaluated[-1][1]
+        terms = self._terms_here
+        if not torch.isfinite(terms["total"]):
+            return terms
+        self._evaluated.clear()
+        self._lbfgs.iterate()
+        _load_flat(self.model, self._lbfgs.x)
+        self._terms_here = next((t for f, t in reversed(self._evaluated) if f == self._lbfgs.f),
+                                self._terms_here)
+        return terms
+
+    def _objective(self, theta: torch.Tensor) -> tuple[float, torch.Tensor]:
+        """The full-batch loss and its gradient at flat parameters theta (p,)."""
+        cfg = self.config
+        _load_flat(self.model, theta)
+        self.model.zero_grad(set_to_none=True)
+        terms = sparse_autoencoder_loss(self.model, self.X, cfg.rho, cfg.beta, cfg.weight_decay, cfg.penalty)
+        terms["total"].backward()
+        f = float(terms["total"].detach())
+        self._evaluated.append((f, {k: v.detach() for k, v in terms.items()}))
+        return f, torch.cat([p.grad.reshape(-1) for p in self.model.parameters()])
+
+    def _next_batch(self) -> torch.Tensor:
+        """The next minibatch (b, n) of a fresh random permutation each epoch."""
+        start = (self.step_count % self.steps_per_epoch) * self.batch_size
+        if start == 0 or len(self._order) == 0:
+            self._order = torch.randperm(len(self.X), generator=self._generator)
+        return self.X[self._order[start:start + self.batch_size]]
+
+    def _diverged(self, terms: dict[str, torch.Tensor]) -> bool:
+        bad = {k: float(terms[k]) for k in LOSS_TERMS}
+        snap = self._latest
+        with torch.no_grad():
+            for name, p in self.model.named_parameters():
+                p.copy_(torch.from_numpy(snap.weights[name]))  # type: ignore[union-attr]
+        self.optimizer = self._make_optimizer()  # moments are poisoned
+        self._rho_hat_ema = None
+        self._lbfgs = None
+        what = "NaN" if any(np.isnan(v) for v in bad.values()) else "infinite"
+        self._publish(DIVERGED, f"diverged: the loss became {what} at step {self.step_count} "
+                                f"(learning rate {self.config.lr:g} too high?). Kept the weights of step "
+                                f"{snap.step}, the last with a finite loss; lower the rate and resume.")
+        return False
+
+    # ---------------------------------------------------------------- helpers
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        cfg, params = self.config, list(self.model.parameters())
+        if cfg.optimizer == "adam":
+            return torch.optim.Adam(params, lr=cfg.lr)
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)  # unused by lbfgs (see LBFGS)
+
+    def _apply_pending(self) -> None:
+        """Apply queued live changes (caller holds the lock)."""
+        if not self._pending:
+            return
+        self.config = replace(self.config, **self._pending)
+        if "lr" in self._pending and self.config.optimizer != "lbfgs":
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.config.lr
+        if self._lbfgs is not None and set(self._pending) - {"lr"}:
+            self._lbfgs.reset()  # the objective changed: re-evaluate here, curvature pairs are stale
+            self._terms_here = self._evaluated[-1][1]
+        self._pending = {}
+
+    def _publish(self, status: str, reason: str) -> None:
+        now = time.perf_counter()
+        clock, step0, elapsed0 = self._mark
+        trained = self._elapsed - elapsed0
+        rate = (self.step_count - step0) * self._samples_per_step() / trained if trained > 0 else 0.0
+        if self.step_count > step0:
+            self._mark = (now, self.step_count, self._elapsed)
+        elif self._latest is not None:
+            rate = self._latest.samples_per_s
+        cfg = self.config
+        if self._last_terms is None:
+            losses, rho_hat = {}, np.full(self.model.config.n_hidden, np.nan)
+        else:
+            losses = dict(zip(LOSS_TERMS, self._terms_to_floats(self._last_terms)))
+            rho_hat = self._last_terms["rho_hat"].detach().numpy().copy()
+        snap = Snapshot(
+            step=self.step_count, epoch=self.step_count / self.steps_per_epoch, losses=losses, rho_hat=rho_hat,
+            weights={k: v.detach().numpy().copy() for k, v in self.model.state_dict().items()},
+            hyper={k: getattr(cfg, k) for k in TrainConfig.LIVE_FIELDS}, samples_per_s=rate,
+            elapsed=self._elapsed, status=status, reason=reason,
+            version=0 if self._latest is None else self._latest.version + 1)
+        self._status, self._reason = status, reason
+        self._latest = snap
+        if self.on_snapshot is not None:
+            self.on_snapshot(snap)
+
+    def _samples_per_step(self) -> int:
+        return len(self.X) if self.config.optimizer == "lbfgs" else self.batch_size
+
+
+def _as_tensor(X) -> torch.Tensor:
+    X = torch.as_tensor(np.asarray(X, dtype=np.float32)).contiguous() if not isinstance(X, torch.Tensor) \
+        else X.detach().to(torch.float32).contiguous()
+    if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
+        raise ConfigError(f"training data must be a 2-D array (samples x features), got shape {tuple(X.shape)}.")
+    if not torch.isfinite(X).all():
+        raise ConfigError("training data contain NaN or infinite values.")
+    return X
+
+
+def _check_compatible(model: ModelConfig, cfg: TrainConfig, n_features: int) -> None:
+    if model.n_inputs != n_features:
+        raise ConfigError(f"the model expects {model.n_inputs} inputs but the data have {n_features} features.")
+    if cfg.penalty == "kl" and model.activation == "relu":
+        raise ConfigError("the KL penalty needs activations in [0, 1]; ReLU units are unbounded: "
+                          "use the L1 or TopK penalty with ReLU.")
+    if cfg.penalty == "topk" and not model.topk:
+        raise ConfigError("the TopK penalty needs a model built with topk=k.")
+
+
+def _load_flat(model: torch.nn.Module, theta: torch.Tensor) -> None:
+    """Copy a flat parameter vector (p,) into the model's parameters, in parameters() order."""
+    with torch.no_grad():
+        offset = 0
+        for p in model.parameters():
+            p.copy_(theta[offset:offset + p.numel()].view_as(p))
+            offset += p.numel()
