@@ -94,3 +94,17 @@ class SparseAutoencoder(nn.Module):
 def unit_activity(a: Tensor, activation: str) -> Tensor:
     """Map hidden activations to [0, 1] for measuring rho_hat: (a + 1) / 2 for tanh, a otherwise."""
     return (a + 1.0) / 2.0 if activation == "tanh" else a
+
+
+def flat_parameters(model: nn.Module) -> Tensor:
+    """All parameters as one flat vector (p,), in ``parameters()`` order (a copy)."""
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def load_flat_parameters(model: nn.Module, theta: Tensor) -> None:
+    """Copy a flat vector theta (p,) into the model's parameters, in ``parameters()`` order."""
+    with torch.no_grad():
+        offset = 0
+        for p in model.parameters():
+            p.copy_(theta[offset:offset + p.numel()].view_as(p))
+            offset += p.numel()

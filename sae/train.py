@@ -22,13 +22,12 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch.nn.utils import parameters_to_vector
 
 from .config import ConfigError, ModelConfig, TrainConfig
 from .history import History
 from .loss import LOSS_TERMS, sparse_autoencoder_loss
 from .lbfgs import LBFGS
-from .model import SparseAutoencoder
+from .model import SparseAutoencoder, flat_parameters, load_flat_parameters
 
 HISTORY_COLUMNS = ("step", "epoch", "time", *LOSS_TERMS, "rho_hat_mean", "rho_hat_std",
                    "rho_hat_min", "rho_hat_max", "rho", "beta", "weight_decay", "lr")
@@ -111,7 +110,8 @@ class Trainer:
         self._evaluated: list[tuple[float, dict[str, torch.Tensor]]] = []
         self._terms_here: dict[str, torch.Tensor] = {}
         self._latest: Snapshot | None = None
-        self._good_weights: dict[str, torch.Tensor] | None = None
+        self._good: Snapshot | None = None  # restored if the loss becomes NaN or infinite
+        self._best = np.inf
         self._mark = (time.perf_counter(), 0, 0.0)  # (clock, step, elapsed) at the last publication
         self._publish(IDLE, "")
 
@@ -295,14 +295,14 @@ class Trainer:
     def _lbfgs_iteration(self) -> dict[str, torch.Tensor]:
         """One full-batch L-BFGS iteration. Returns the loss terms at the point it started from."""
         if self._lbfgs is None:
-            self._lbfgs = LBFGS(self._objective, parameters_to_vector(self.model.parameters()))
+            self._lbfgs = LBFGS(self._objective, flat_parameters(self.model))
             self._terms_here = self._evaluated[-1][1]
         terms = self._terms_here
         if not torch.isfinite(terms["total"]):
             return terms
         self._evaluated.clear()
         self._lbfgs.iterate()
-        _load_flat(self.model, self._lbfgs.x)
+        load_flat_parameters(self.model, self._lbfgs.x)
         self._terms_here = next((t for f, t in reversed(self._evaluated) if f == self._lbfgs.f),
                                 self._terms_here)
         return terms
@@ -310,7 +310,7 @@ class Trainer:
     def _objective(self, theta: torch.Tensor) -> tuple[float, torch.Tensor]:
         """The full-batch loss and its gradient at flat parameters theta (p,)."""
         cfg = self.config
-        _load_flat(self.model, theta)
+        load_flat_parameters(self.model, theta)
         self.model.zero_grad(set_to_none=True)
         terms = sparse_autoencoder_loss(self.model, self.X, cfg.rho, cfg.beta, cfg.weight_decay, cfg.penalty)
         terms["total"].backward()
@@ -326,8 +326,8 @@ class Trainer:
         return self.X[self._order[start:start + self.batch_size]]
 
     def _diverged(self, terms: dict[str, torch.Tensor]) -> bool:
-        bad = {k: float(terms[k]) for k in LOSS_TERMS}
-        snap = self._latest
+        bad = {k: float(terms[k].detach()) for k in LOSS_TERMS}
+        snap = self._good  # the latest snapshot whose loss was finite and near the best seen
         with torch.no_grad():
             for name, p in self.model.named_parameters():
                 p.copy_(torch.from_numpy(snap.weights[name]))  # type: ignore[union-attr]
@@ -337,7 +337,7 @@ class Trainer:
         what = "NaN" if any(np.isnan(v) for v in bad.values()) else "infinite"
         self._publish(DIVERGED, f"diverged: the loss became {what} at step {self.step_count} "
                                 f"(learning rate {self.config.lr:g} too high?). Kept the weights of step "
-                                f"{snap.step}, the last with a finite loss; lower the rate and resume.")
+                                f"{snap.step}, the last with a sound loss; lower the rate and resume.")
         return False
 
     # ---------------------------------------------------------------- helpers
@@ -383,6 +383,10 @@ class Trainer:
             version=0 if self._latest is None else self._latest.version + 1)
         self._status, self._reason = status, reason
         self._latest = snap
+        total = losses.get("total")
+        if self._good is None or (total is not None and np.isfinite(total) and total <= 10 * self._best):
+            self._good = snap
+            self._best = min(self._best, total if total is not None else np.inf)
         if self.on_snapshot is not None:
             self.on_snapshot(snap)
 
@@ -409,11 +413,3 @@ def _check_compatible(model: ModelConfig, cfg: TrainConfig, n_features: int) -> 
     if cfg.penalty == "topk" and not model.topk:
         raise ConfigError("the TopK penalty needs a model built with topk=k.")
 
-
-def _load_flat(model: torch.nn.Module, theta: torch.Tensor) -> None:
-    """Copy a flat parameter vector (p,) into the model's parameters, in parameters() order."""
-    with torch.no_grad():
-        offset = 0
-        for p in model.parameters():
-            p.copy_(theta[offset:offset + p.numel()].view_as(p))
-            offset += p.numel()

@@ -1,0 +1,64 @@
+import math
+
+import pytest
+import torch
+
+from sae import ConfigError, ModelConfig, SparseAutoencoder
+
+
+def test_shapes_and_layers():
+    model = SparseAutoencoder(64, 25)
+    x = torch.rand(10, 64)
+    x_hat, a = model(x)
+    assert x_hat.shape == (10, 64) and a.shape == (10, 25)
+    assert isinstance(model.encoder, torch.nn.Linear) and isinstance(model.decoder, torch.nn.Linear)
+    assert model.encoder.weight.shape == (25, 64) and model.decoder.weight.shape == (64, 25)
+    torch.testing.assert_close(model.decode(model.encode(x)), x_hat)
+
+
+def test_ufldl_initialisation():
+    model = SparseAutoencoder(64, 25)
+    r = math.sqrt(6 / (64 + 25 + 1))
+    for layer in (model.encoder, model.decoder):
+        assert layer.weight.abs().max() <= r
+        assert layer.weight.abs().max() > 0.9 * r  # uniform over the whole range
+        assert (layer.bias == 0).all()
+
+
+def test_seeded_init_reproducible():
+    a, b = SparseAutoencoder(8, 4), SparseAutoencoder(8, 4)
+    a.reset_parameters(torch.Generator().manual_seed(3))
+    b.reset_parameters(torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a.encoder.weight, b.encoder.weight)
+
+
+@pytest.mark.parametrize("activation,low,high", [("sigmoid", 0, 1), ("tanh", -1, 1), ("relu", 0, math.inf)])
+def test_activation_ranges(activation, low, high):
+    model = SparseAutoencoder(8, 16, activation=activation)
+    a = model.encode(torch.randn(50, 8) * 5)
+    assert a.min() >= low and a.max() <= high
+
+
+def test_linear_decoder_unbounded():
+    model = SparseAutoencoder(4, 3, decoder_activation="linear")
+    with torch.no_grad():
+        model.decoder.bias.fill_(5.0)
+    assert model(torch.rand(2, 4))[0].min() > 1.0
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(n_inputs=0, n_hidden=3), "n_inputs"),
+    (dict(n_inputs=4, n_hidden=0), "n_hidden"),
+    (dict(n_inputs=4, n_hidden=10**6), "n_hidden"),
+    (dict(n_inputs=4, n_hidden=3, activation="softmax"), "activation"),
+    (dict(n_inputs=4, n_hidden=3, decoder_activation="softmax"), "decoder"),
+    (dict(n_inputs=4, n_hidden=3, topk=5), "TopK"),
+    (dict(n_inputs=4.5, n_hidden=3), "whole number"),
+])
+def test_bad_model_config(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        ModelConfig(**kwargs)
+
+
+def test_repr_names_the_shape():
+    assert "n_hidden=25" in repr(SparseAutoencoder(64, 25))

@@ -1,0 +1,210 @@
+"""The Trainer: learning, control from another thread, live changes, divergence, determinism."""
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from sae import ConfigError, ModelConfig, TrainConfig, Trainer
+from sae.train import DIVERGED, FINISHED, PAUSED, RUNNING, STOPPED
+
+
+@pytest.fixture(scope="module")
+def X():
+    g = torch.Generator().manual_seed(0)
+    # low-rank data in [0, 1]: learnable by a small model
+    basis = torch.rand(6, 32, generator=g)
+    codes = torch.rand(600, 6, generator=g)
+    return ((codes @ basis) / 6).numpy()
+
+
+def wait_for(predicate, timeout=20.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.mark.parametrize("optimizer,lr", [("adam", 1e-2), ("sgd", 0.5), ("lbfgs", 1.0)])
+def test_loss_falls(X, optimizer, lr):
+    trainer = Trainer(X, ModelConfig(32, 16), TrainConfig(optimizer=optimizer, lr=lr, epochs=30, max_iter=60,
+                                                          batch_size=64, rho=0.1))
+    snap = trainer.run()
+    hist = trainer.history()
+    assert snap.status == FINISHED
+    assert hist["total"][-1] < 0.5 * hist["total"][0]
+    assert np.isfinite(hist["total"]).all()
+
+
+def test_snapshot_contents(X):
+    trainer = Trainer(X, ModelConfig(32, 8), TrainConfig(epochs=2, batch_size=100))
+    snap = trainer.run()
+    assert snap.step == trainer.total_steps == 12 and snap.epoch == pytest.approx(2.0)
+    assert set(snap.losses) == {"total", "reconstruction", "sparsity", "weight_decay"}
+    assert snap.losses["total"] == pytest.approx(sum(snap.losses[k] for k in ("reconstruction", "sparsity", "weight_decay")))
+    assert snap.rho_hat.shape == (8,)
+    assert snap.weights["encoder.weight"].shape == (8, 32)
+    # the snapshot holds copies, not views of the live parameters
+    snap.weights["encoder.weight"][:] = 0
+    assert trainer.model.encoder.weight.abs().sum() > 0
+    assert snap.samples_per_s > 0 and snap.elapsed > 0
+    assert "finished" in snap.reason
+
+
+def test_background_pause_resume_step_stop(X):
+    trainer = Trainer(X, ModelConfig(32, 8), TrainConfig(epochs=10_000, batch_size=32), snapshot_interval=0.02)
+    trainer.start()
+    assert wait_for(lambda: trainer.step_count > 20)
+    trainer.pause()
+    assert wait_for(lambda: trainer.latest().status == PAUSED)
+    paused_at = trainer.step_count
+    time.sleep(0.3)
+    assert trainer.step_count == paused_at  # pause stops the steps
+    trainer.step(3)
+    assert wait_for(lambda: trainer.step_count == paused_at + 3)
+    time.sleep(0.2)
+    assert trainer.step_count == paused_at + 3 and trainer.latest().status == PAUSED
+    trainer.resume()
+    assert wait_for(lambda: trainer.step_count > paused_at + 20)
+    assert trainer.latest().status == RUNNING
+    trainer.stop()
+    trainer.join(5)
+    assert not trainer.is_alive
+    assert trainer.latest().status == STOPPED and "user" in trainer.latest().reason
+
+
+def test_live_beta_change_takes_effect(X):
+    trainer = Trainer(X, ModelConfig(32, 8), TrainConfig(epochs=10_000, batch_size=64, beta=0.0, rho=0.05),
+                      snapshot_interval=0.01)
+    trainer.start()
+    assert wait_for(lambda: trainer.step_count > 5)
+    assert trainer.latest().losses.get("sparsity", 0.0) == 0.0 or trainer.latest().hyper["beta"] == 0.0
+    trainer.set_hyperparameters(beta=5.0, lr=0.02)
+    assert wait_for(lambda: trainer.latest().hyper["beta"] == 5.0 and trainer.latest().losses["sparsity"] > 0)
+    assert trainer.optimizer.param_groups[0]["lr"] == 0.02
+    trainer.stop()
+    trainer.join(5)
+    hist = trainer.history()
+    assert hist["beta"][0] == 0.0 and hist["beta"][-1] == 5.0
+    assert (hist["sparsity"][hist["beta"] == 0.0] == 0).all()
+    assert (hist["sparsity"][hist["beta"] == 5.0] > 0).all()
+
+
+def test_live_change_drives_rho_hat_towards_new_target(X):
+    trainer = Trainer(X, ModelConfig(32, 8), TrainConfig(epochs=60, batch_size=64, rho=0.3, beta=3.0, lr=0.02))
+    trainer.run(steps=300)
+    high = trainer.latest().rho_hat.mean()
+    trainer.set_hyperparameters(rho=0.02)
+    trainer.run(steps=400)
+    assert trainer.latest().rho_hat.mean() < 0.5 * high
+
+
+@pytest.mark.parametrize("change,match", [(dict(rho=0.0), "rho"), (dict(beta=-1.0), "beta"),
+                                          (dict(lr=0.0), "learning rate"), (dict(n_hidden=5), "restart")])
+def test_bad_live_change_refused_and_nothing_changes(X, change, match):
+    trainer = Trainer(X, ModelConfig(32, 8), TrainConfig())
+    with pytest.raises(ConfigError, match=match):
+        trainer.set_hyperparameters(**change)
+    assert trainer.config == TrainConfig()
+
+
+def test_divergence_stops_and_keeps_last_finite_weights(X):
+    trainer = Trainer(X * 50, ModelConfig(32, 8, decoder_activation="linear"),
+                      TrainConfig(optimizer="sgd", lr=10.0, momentum=0.9, epochs=100, batch_size=64, beta=0.0),
+                      snapshot_interval=0.0)
+    trainer.start()
+    assert wait_for(lambda: trainer.latest().status == DIVERGED)
+    snap = trainer.latest()
+    assert "diverged" in snap.reason and "learning rate" in snap.reason
+    for name, p in trainer.model.named_parameters():
+        assert torch.isfinite(p).all()
+        np.testing.assert_array_equal(p.detach().numpy(), snap.weights[name])
+    assert trainer.is_alive  # waiting: the user may lower the rate and resume
+    trainer.set_hyperparameters(lr=1e-4)
+    step = trainer.step_count
+    trainer.resume()
+    assert wait_for(lambda: trainer.step_count > step + 20)
+    assert np.isfinite(trainer.latest().losses["total"])
+    trainer.stop()
+    trainer.join(5)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_seed_makes_runs_reproducible(X, optimizer):
+    def run(seed):
+        trainer = Trainer(X, ModelConfig(32, 8), TrainConfig(optimizer=optimizer, epochs=3, max_iter=15, seed=seed))
+        trainer.run()
+        return trainer.model.encoder.weight.detach().clone(), trainer.history()["total"]
+
+    (w1, h1), (w2, h2), (w3, _) = run(1), run(1), run(2)
+    torch.testing.assert_close(w1, w2, rtol=0, atol=0)
+    np.testing.assert_array_equal(h1, h2)
+    assert not torch.equal(w1, w3)
+
+
+def test_history_stays_bounded_over_a_long_run(X):
+    trainer = Trainer(X, ModelConfig(32, 4), TrainConfig(epochs=1000, batch_size=600), history_capacity=100)
+    trainer.run()
+    hist = trainer.history()
+    assert len(hist["step"]) <= 100
+    assert hist["step"][0] == 0 and hist["step"][-1] > 900  # spans the whole run
+    assert np.all(np.diff(hist["step"]) > 0)
+
+
+def test_ema_rho_hat_option(X):
+    trainer = Trainer(X, ModelConfig(32, 8), TrainConfig(epochs=5, batch_size=32, rho_hat="ema", ema_decay=0.9))
+    snap = trainer.run()
+    assert np.isfinite(snap.losses["total"]) and snap.rho_hat.shape == (8,)
+
+
+def test_lbfgs_converges_to_torch_lbfgs_cost(X):
+    """Our one-iteration-at-a-time L-BFGS reaches the cost of torch.optim.LBFGS from the same start."""
+    cfg = TrainConfig(optimizer="lbfgs", max_iter=200, rho=0.1, beta=3.0, weight_decay=1e-3)
+    ours = Trainer(X, ModelConfig(32, 8), cfg)
+    ref_model = ModelConfig(32, 8)
+    reference = Trainer(X, ref_model, cfg).model
+    ours.run()
+    from sae import sparse_autoencoder_loss
+    opt = torch.optim.LBFGS(reference.parameters(), lr=1, max_iter=200, history_size=100,
+                            line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
+    Xt = torch.as_tensor(X)
+
+    def closure():
+        opt.zero_grad()
+        loss = sparse_autoencoder_loss(reference, Xt, 0.1, 3.0, 1e-3)["total"]
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    ours_cost = sparse_autoencoder_loss(ours.model, Xt, 0.1, 3.0, 1e-3)["total"].item()
+    ref_cost = closure().item()
+    assert ours_cost == pytest.approx(ref_cost, rel=2e-2)
+
+
+def test_incompatible_configs_refused(X):
+    with pytest.raises(ConfigError, match="ReLU"):
+        Trainer(X, ModelConfig(32, 8, activation="relu"), TrainConfig(penalty="kl"))
+    with pytest.raises(ConfigError, match="inputs"):
+        Trainer(X, ModelConfig(10, 8), TrainConfig())
+    with pytest.raises(ConfigError, match="NaN"):
+        Trainer(np.full((4, 32), np.nan), ModelConfig(32, 8), TrainConfig())
+    with pytest.raises(ConfigError, match="2-D"):
+        Trainer(np.zeros(32), ModelConfig(32, 8), TrainConfig())
+
+
+def test_batch_larger_than_data_is_capped(X):
+    trainer = Trainer(X[:50], ModelConfig(32, 8), TrainConfig(batch_size=10_000, epochs=3))
+    assert trainer.batch_size == 50 and trainer.run().step == 3
+
+
+def test_on_snapshot_callback_receives_increasing_versions(X):
+    seen = []
+    trainer = Trainer(X, ModelConfig(32, 8), TrainConfig(epochs=20, batch_size=32), on_snapshot=seen.append,
+                      snapshot_interval=0.0)
+    trainer.run()
+    versions = [s.version for s in seen]
+    assert versions == sorted(versions) and len(set(versions)) == len(versions)
+    assert seen[-1].status == FINISHED
