@@ -395,7 +395,7 @@ class Trainer:
 
 
 def _as_tensor(X) -> torch.Tensor:
-    X = torch.as_tensor(np.asarray(X, dtype=np.float32)).contiguous() if not isinstance(X, torch.Tensor) \
+    X = torch.from_numpy(np.array(X, dtype=np.float32, order="C", copy=True)) if not isinstance(X, torch.Tensor) \
         else X.detach().to(torch.float32).contiguous()
     if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
         raise ConfigError(f"training data must be a 2-D array (samples x features), got shape {tuple(X.shape)}.")
