@@ -26,6 +26,8 @@ import torch
 from .config import ConfigError, ModelConfig, TrainConfig
 from .history import History
 from .loss import LOSS_TERMS, sparse_autoencoder_loss
+from .fused import FusedObjective
+from .fused import supports as fused_supports
 from .lbfgs import LBFGS
 from .model import SparseAutoencoder, flat_parameters, load_flat_parameters
 
@@ -66,11 +68,13 @@ class Trainer:
         on_snapshot: called with every published Snapshot (from the training thread).
         snapshot_interval: seconds between publications while running.
         history_capacity: rows kept per history column (bounded memory).
+        fused: use the hand-derived forward/backward pass (sae.fused) and fused optimiser kernels
+            where they cover the model; False forces autograd (same results within rounding).
     """
 
     def __init__(self, X, model_config: ModelConfig | None = None, config: TrainConfig | None = None, *,
                  model: SparseAutoencoder | None = None, on_snapshot: Callable[[Snapshot], None] | None = None,
-                 snapshot_interval: float = 0.1, history_capacity: int = 2000) -> None:
+                 snapshot_interval: float = 0.1, history_capacity: int = 2000, fused: bool = True) -> None:
         self.config = config or TrainConfig()
         self.X = _as_tensor(X)
         m, n = self.X.shape
@@ -91,6 +95,9 @@ class Trainer:
         self._generator = torch.Generator()
         if self.config.seed is not None:
             self._generator.manual_seed(self.config.seed)
+        self.fused = fused
+        self._fused = FusedObjective(model, self.config.penalty) if fused and fused_supports(
+            model, self.config.penalty, self.config.rho_hat) else None
         self.optimizer = self._make_optimizer()
         self._order = torch.empty(0, dtype=torch.long)
         self._rho_hat_ema: torch.Tensor | None = None
@@ -262,12 +269,16 @@ class Trainer:
             terms = self._lbfgs_iteration()
         else:
             x = self._next_batch()
-            prior = self._rho_hat_ema if cfg.rho_hat == "ema" else None
-            terms = sparse_autoencoder_loss(self.model, x, cfg.rho, cfg.beta, cfg.weight_decay, cfg.penalty,
-                                            rho_hat_prior=prior, ema_decay=cfg.ema_decay)
+            if self._fused is not None:
+                terms = self._fused.loss_and_grad(x, cfg.rho, cfg.beta, cfg.weight_decay)
+            else:
+                prior = self._rho_hat_ema if cfg.rho_hat == "ema" else None
+                terms = sparse_autoencoder_loss(self.model, x, cfg.rho, cfg.beta, cfg.weight_decay, cfg.penalty,
+                                                rho_hat_prior=prior, ema_decay=cfg.ema_decay)
+                if torch.isfinite(terms["total"]):
+                    self.optimizer.zero_grad(set_to_none=True)
+                    terms["total"].backward()
             if torch.isfinite(terms["total"]):
-                self.optimizer.zero_grad(set_to_none=True)
-                terms["total"].backward()
                 self.optimizer.step()
         if not torch.isfinite(terms["total"]):
             return self._diverged(terms)
@@ -311,9 +322,12 @@ class Trainer:
         """The full-batch loss and its gradient at flat parameters theta (p,)."""
         cfg = self.config
         load_flat_parameters(self.model, theta)
-        self.model.zero_grad(set_to_none=True)
-        terms = sparse_autoencoder_loss(self.model, self.X, cfg.rho, cfg.beta, cfg.weight_decay, cfg.penalty)
-        terms["total"].backward()
+        if self._fused is not None:
+            terms = self._fused.loss_and_grad(self.X, cfg.rho, cfg.beta, cfg.weight_decay)
+        else:
+            self.model.zero_grad(set_to_none=True)
+            terms = sparse_autoencoder_loss(self.model, self.X, cfg.rho, cfg.beta, cfg.weight_decay, cfg.penalty)
+            terms["total"].backward()
         f = float(terms["total"].detach())
         self._evaluated.append((f, {k: v.detach() for k, v in terms.items()}))
         return f, torch.cat([p.grad.reshape(-1) for p in self.model.parameters()])
@@ -343,9 +357,10 @@ class Trainer:
     # ---------------------------------------------------------------- helpers
     def _make_optimizer(self) -> torch.optim.Optimizer:
         cfg, params = self.config, list(self.model.parameters())
+        fused = self._fused is not None or None  # fused kernels: the same update, fewer calls
         if cfg.optimizer == "adam":
-            return torch.optim.Adam(params, lr=cfg.lr)
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)  # unused by lbfgs (see LBFGS)
+            return torch.optim.Adam(params, lr=cfg.lr, fused=fused)
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, fused=fused)  # unused by lbfgs
 
     def _apply_pending(self) -> None:
         """Apply queued live changes (caller holds the lock)."""

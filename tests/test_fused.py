@@ -1,0 +1,73 @@
+"""The fast path equals autograd: gradients, training runs, and the gradient check."""
+
+import numpy as np
+import pytest
+import torch
+
+from sae import ModelConfig, SparseAutoencoder, TrainConfig, Trainer, sparse_autoencoder_loss
+from sae.fused import FusedObjective, supports
+from sae.gradcheck import numerical_gradient, relative_difference
+from sae.model import flat_parameters, load_flat_parameters
+
+CASES = [("sigmoid", "sigmoid", "kl"), ("sigmoid", "linear", "kl"), ("tanh", "sigmoid", "kl"),
+         ("tanh", "linear", "l1"), ("relu", "linear", "l1"), ("sigmoid", "sigmoid", "l1")]
+
+
+def make(activation, decoder, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    model = SparseAutoencoder(12, 7, activation, decoder).to(dtype)
+    model.reset_parameters(g)
+    with torch.no_grad():
+        model.encoder.bias.uniform_(-0.3, 0.3, generator=g)
+        model.decoder.bias.uniform_(-0.3, 0.3, generator=g)
+    return model, torch.rand(20, 12, generator=g, dtype=dtype)
+
+
+@pytest.mark.parametrize("activation,decoder,penalty", CASES)
+def test_fused_terms_and_gradients_equal_autograd(activation, decoder, penalty):
+    model, x = make(activation, decoder)
+    ref = sparse_autoencoder_loss(model, x, 0.1, 3.0, 1e-3, penalty)
+    ref["total"].backward()
+    ref_grads = {k: p.grad.clone() for k, p in model.named_parameters()}
+    got = FusedObjective(model, penalty).loss_and_grad(x, 0.1, 3.0, 1e-3)
+    for k in ("total", "reconstruction", "sparsity", "weight_decay", "rho_hat"):
+        torch.testing.assert_close(got[k], ref[k].detach(), rtol=1e-12, atol=1e-14)
+    for k, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, ref_grads[k], rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("activation,decoder,penalty", CASES)
+def test_fused_gradient_check_below_1e9(activation, decoder, penalty):
+    model, x = make(activation, decoder, seed=3)
+    fused = FusedObjective(model, penalty)
+    theta0 = flat_parameters(model)
+
+    def loss(theta):
+        load_flat_parameters(model, theta)
+        return fused.loss_and_grad(x, 0.1, 3.0, 1e-3)["total"]
+
+    loss(theta0)
+    g = torch.cat([p.grad.reshape(-1).clone() for p in model.parameters()])
+    assert relative_difference(numerical_gradient(loss, theta0), g) < 1e-9
+
+
+def test_supports():
+    assert supports(SparseAutoencoder(4, 3), "kl")
+    assert not supports(SparseAutoencoder(4, 3, "relu", topk=2), "topk")
+    assert not supports(SparseAutoencoder(4, 3), "kl", rho_hat_mode="ema")
+
+
+@pytest.mark.parametrize("optimizer,lr,steps", [("adam", 1e-2, None), ("sgd", 0.3, None), ("lbfgs", 1.0, 10)])
+def test_fused_training_run_matches_autograd_run(optimizer, lr, steps):
+    """Same runs within float32 rounding. L-BFGS amplifies rounding over many iterations (its path is
+    chaotic), so it is compared over its first 10 iterations."""
+    X = np.random.default_rng(0).random((500, 16), dtype=np.float32)
+    cfg = TrainConfig(optimizer=optimizer, lr=lr, epochs=5, max_iter=steps or 30, batch_size=50, rho=0.1)
+    runs = []
+    for fused in (True, False):
+        trainer = Trainer(X, ModelConfig(16, 6), cfg, fused=fused)
+        assert (trainer._fused is not None) == fused
+        trainer.run()
+        runs.append((trainer.model.encoder.weight.detach(), trainer.history()["total"]))
+    torch.testing.assert_close(runs[0][0], runs[1][0], rtol=1e-3, atol=2e-4)
+    np.testing.assert_allclose(runs[0][1], runs[1][1], rtol=1e-4)
