@@ -1,0 +1,158 @@
+"""Minibatch training throughput: the trainer as the dashboard runs it vs a plain PyTorch loop.
+
+    python bench/throughput.py [--repeats 5] [--seconds 1.5] [--compile]
+
+Same data, same batches (one seeded permutation per epoch, as sae.Trainer draws them), batch 256,
+Adam, sigmoid units, the KL penalty; MNIST 784->196 (the 5,000 real digits) and whitened 8x8
+natural-image patches 64->25. Contenders, interleaved round by round (median of the rounds):
+
+  plain loop            nn.Linear + autograd + torch.optim.Adam, nothing else (the reference)
+  plain + fused Adam    the same with Adam(fused=True): what the optimiser kernel alone buys
+  hand-derived grads    sae.fused.FusedObjective + plain Adam: what the hand-derived pass alone buys
+  compiled loss         torch.compile of the plain loss (with --compile; compiling takes a while)
+  dashboard (autograd)  sae.Trainer(fused=False) in its background thread, a consumer reading snapshots
+                        twice a second as the UI does
+  dashboard (fast)      sae.Trainer() as the dashboard runs it: hand-derived pass + fused Adam
+
+Prints samples/s, the ratio to the plain loop and the fraction of this machine's float32 matmul peak
+(a step costs about 12 b n s FLOPs: three matmuls of 2 b n s each way), and writes bench/results/throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import interleaved, matmul_peak_gflops, median, print_table, save_json  # noqa: E402
+from sae import ModelConfig, TrainConfig, Trainer  # noqa: E402
+from sae.data import load_dataset  # noqa: E402
+from sae.fused import FusedObjective  # noqa: E402
+from sae.model import SparseAutoencoder  # noqa: E402
+
+RHO, BETA, LAMBDA, LR, BATCH, SEED = 0.1, 3.0, 3e-3, 1e-3, 256, 0
+
+
+def batches(X: torch.Tensor, steps: int):
+    """The trainer's batch order: a fresh seeded permutation each epoch."""
+    g = torch.Generator().manual_seed(SEED)
+    per_epoch = -(-len(X) // BATCH)
+    order = None
+    for step in range(steps):
+        start = (step % per_epoch) * BATCH
+        if start == 0:
+            order = torch.randperm(len(X), generator=g)
+        yield X[order[start:start + BATCH]]
+
+
+def plain_loop(X: torch.Tensor, n_hidden: int, steps: int, fused_adam: bool = False, compiled: bool = False) -> float:
+    n = X.shape[1]
+    torch.manual_seed(SEED)
+    enc, dec = torch.nn.Linear(n, n_hidden), torch.nn.Linear(n_hidden, n)
+    opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=LR, fused=fused_adam or None)
+
+    def loss_fn(x):
+        a = torch.sigmoid(enc(x))
+        x_hat = torch.sigmoid(dec(a))
+        rho_hat = a.mean(0)
+        kl = (RHO * torch.log(RHO / rho_hat) + (1 - RHO) * torch.log((1 - RHO) / (1 - rho_hat))).sum()
+        return 0.5 * (x_hat - x).pow(2).sum() / x.shape[0] + BETA * kl + \
+            0.5 * LAMBDA * (enc.weight.pow(2).sum() + dec.weight.pow(2).sum())
+
+    if compiled:
+        loss_fn = torch.compile(loss_fn)
+        for x in batches(X, 3):  # compile outside the timing
+            loss_fn(x).backward()
+    t = time.perf_counter()
+    for x in batches(X, steps):
+        loss = loss_fn(x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return steps * BATCH / (time.perf_counter() - t)
+
+
+def hand_derived(X: torch.Tensor, n_hidden: int, steps: int) -> float:
+    model = SparseAutoencoder(X.shape[1], n_hidden)
+    objective = FusedObjective(model, "kl")
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    t = time.perf_counter()
+    for x in batches(X, steps):
+        objective.loss_and_grad(x, RHO, BETA, LAMBDA)
+        opt.step()
+    return steps * BATCH / (time.perf_counter() - t)
+
+
+def dashboard_trainer(X: torch.Tensor, n_hidden: int, steps: int, fused: bool) -> float:
+    """sae.Trainer in its thread; a consumer polls the latest snapshot every 0.5 s like the UI fragment."""
+    epochs = steps / -(-len(X) // BATCH)
+    trainer = Trainer(X, ModelConfig(X.shape[1], n_hidden),
+                      TrainConfig(rho=RHO, beta=BETA, weight_decay=LAMBDA, lr=LR, batch_size=BATCH, epochs=epochs,
+                                  seed=SEED), fused=fused)
+    done = threading.Event()
+
+    def consumer():
+        while not done.wait(0.5):
+            snap = trainer.latest()
+            snap.rho_hat.mean(), snap.weights["encoder.weight"].shape  # what a page reads
+
+    reader = threading.Thread(target=consumer, daemon=True)
+    reader.start()
+    t = time.perf_counter()
+    trainer.start()
+    trainer.join()
+    elapsed = time.perf_counter() - t
+    done.set()
+    reader.join()
+    assert trainer.latest().status == "finished", trainer.latest().reason
+    return trainer.step_count * BATCH / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (median reported)")
+    parser.add_argument("--seconds", type=float, default=1.5, help="target seconds per contender per round")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile of the plain loss")
+    args = parser.parse_args()
+
+    peak = matmul_peak_gflops()
+    print(f"float32 matmul peak of this process: {peak:.0f} GFLOP/s ({torch.get_num_threads()} threads)")
+    results = {"peak_gflops": peak, "models": {}}
+    for name, dataset, n_hidden in (("MNIST 784->196", "mnist", 196), ("patches 64->25", "patches", 25)):
+        X = torch.from_numpy(load_dataset(dataset).X.copy())
+        probe = plain_loop(X, n_hidden, 50)  # warm-up and size the runs to ~--seconds
+        steps = max(100, int(args.seconds * probe / BATCH))
+        contenders = {
+            "plain loop": lambda: plain_loop(X, n_hidden, steps),
+            "plain + fused Adam": lambda: plain_loop(X, n_hidden, steps, fused_adam=True),
+            "hand-derived grads": lambda: hand_derived(X, n_hidden, steps),
+            "dashboard (autograd)": lambda: dashboard_trainer(X, n_hidden, steps, fused=False),
+            "dashboard (fast)": lambda: dashboard_trainer(X, n_hidden, steps, fused=True),
+        }
+        if args.compile:
+            contenders["compiled loss"] = lambda: plain_loop(X, n_hidden, steps, compiled=True)
+        runs = interleaved(contenders, args.repeats)
+        base = median(runs["plain loop"])
+        flops = 12 * BATCH * X.shape[1] * n_hidden
+        rows, model_out = [], {}
+        for label, values in runs.items():
+            rate = median(values)
+            ratios = [v / p for v, p in zip(values, runs["plain loop"])]
+            rows.append([label, rate, rate / base, median(ratios), rate / BATCH * flops / 1e9 / peak])
+            model_out[label] = {"samples_per_s": rate, "ratio_to_plain": rate / base,
+                                "median_paired_ratio": median(ratios), "fraction_of_peak": rate / BATCH * flops / 1e9 / peak,
+                                "runs": values}
+        print_table(f"{name}, batch {BATCH}, {steps} steps x {args.repeats} rounds",
+                    ["contender", "samples/s", "x plain", "x plain (paired)", "of matmul peak"], rows)
+        results["models"][name] = model_out
+    save_json("throughput", results)
+
+
+if __name__ == "__main__":
+    main()
