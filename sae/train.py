@@ -29,14 +29,16 @@ from .loss import LOSS_TERMS, sparse_autoencoder_loss
 from .fused import FusedObjective
 from .fused import supports as fused_supports
 from .lbfgs import LBFGS
+from .slots import TrainingSlots
 from .model import SparseAutoencoder, flat_parameters, load_flat_parameters
 
 HISTORY_COLUMNS = ("step", "epoch", "time", *LOSS_TERMS, "rho_hat_mean", "rho_hat_std",
                    "rho_hat_min", "rho_hat_max", "rho", "beta", "weight_decay", "lr")
 
-# Trainer states. "diverged" behaves like "paused" (resume after lowering the rate);
-# "finished" and "stopped" are final.
-IDLE, RUNNING, PAUSED, DIVERGED, FINISHED, STOPPED = "idle", "running", "paused", "diverged", "finished", "stopped"
+# Trainer states. "queued": waiting for a training slot (see sae.slots); "diverged" behaves like
+# "paused" (resume after lowering the rate); "finished" and "stopped" are final.
+IDLE, QUEUED, RUNNING, PAUSED, DIVERGED, FINISHED, STOPPED = (
+    "idle", "queued", "running", "paused", "diverged", "finished", "stopped")
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class Snapshot:
     hyper: dict[str, float]  # rho, beta, weight_decay, lr in effect
     samples_per_s: float  # training throughput since the previous snapshot (paused time excluded)
     elapsed: float  # seconds spent training (paused time excluded)
-    status: str  # idle, running, paused, diverged, finished, stopped
+    status: str  # idle, queued, running, paused, diverged, finished, stopped
     reason: str = ""  # why training stopped or paused, for the status line
     version: int = 0  # increases with every publication
     created: float = field(default_factory=time.time)
@@ -68,13 +70,15 @@ class Trainer:
         on_snapshot: called with every published Snapshot (from the training thread).
         snapshot_interval: seconds between publications while running.
         history_capacity: rows kept per history column (bounded memory).
+        slots: a TrainingSlots shared by the trainers of one server: steps are taken only while holding one.
         fused: use the hand-derived forward/backward pass (sae.fused) and fused optimiser kernels
             where they cover the model; False forces autograd (same results within rounding).
     """
 
     def __init__(self, X, model_config: ModelConfig | None = None, config: TrainConfig | None = None, *,
                  model: SparseAutoencoder | None = None, on_snapshot: Callable[[Snapshot], None] | None = None,
-                 snapshot_interval: float = 0.1, history_capacity: int = 2000, fused: bool = True) -> None:
+                 snapshot_interval: float = 0.1, history_capacity: int = 2000, fused: bool = True,
+                 slots: TrainingSlots | None = None) -> None:
         self.config = config or TrainConfig()
         self.X = _as_tensor(X)
         m, n = self.X.shape
@@ -96,6 +100,7 @@ class Trainer:
         if self.config.seed is not None:
             self._generator.manual_seed(self.config.seed)
         self.fused = fused
+        self.slots = slots
         self._fused = FusedObjective(model, self.config.penalty) if fused and fused_supports(
             model, self.config.penalty, self.config.rho_hat) else None
         self.optimizer = self._make_optimizer()
@@ -216,11 +221,20 @@ class Trainer:
         return self._latest  # type: ignore[return-value]
 
     def _loop(self) -> None:
+        try:
+            self._steps_until_done()
+        finally:
+            if self.slots is not None:
+                self.slots.release(self)
+
+    def _steps_until_done(self) -> None:
         self._mark = (time.perf_counter(), self.step_count, self._elapsed)
         last = time.perf_counter()
         while True:
             with self._cond:
                 if self._pause and self._requested_steps == 0 and self._stop_reason is None:
+                    if self.slots is not None:
+                        self.slots.release(self)
                     if self._status not in (PAUSED, DIVERGED):
                         self._publish(PAUSED, "paused")
                     while self._pause and self._requested_steps == 0 and self._stop_reason is None:
@@ -229,6 +243,9 @@ class Trainer:
                 if self._stop_reason is not None:
                     self._publish(STOPPED, self._stop_reason)
                     return
+            if not self._hold_slot():
+                continue
+            with self._cond:
                 if self._requested_steps:
                     self._requested_steps -= 1
                 self._apply_pending()
@@ -250,6 +267,23 @@ class Trainer:
             if now - last >= self.snapshot_interval:
                 last = now
                 self._publish(RUNNING, "")
+
+    def _hold_slot(self) -> bool:
+        """Wait in line for a training slot (status "queued"). False if paused or stopped meanwhile."""
+        if self.slots is None:
+            return True
+        while not self.slots.acquire(self, timeout=0.25):
+            with self._cond:
+                if self._stop_reason is not None or (self._pause and not self._requested_steps):
+                    self.slots.release(self)
+                    return False
+            ahead = self.slots.position(self) - 1
+            reason = (f"queued: all {self.slots.capacity} training slots of this server are busy; "
+                      f"{ahead} run{'s' if ahead != 1 else ''} ahead of this one")
+            if self._status != QUEUED or self._reason != reason:
+                self._publish(QUEUED, reason)
+        self._mark = (time.perf_counter(), self.step_count, self._elapsed)  # queued time is not training time
+        return True
 
     def _is_done(self) -> bool:
         return self.step_count >= self.total_steps or bool(self._lbfgs is not None and self._lbfgs.converged)

@@ -208,3 +208,42 @@ def test_on_snapshot_callback_receives_increasing_versions(X):
     versions = [s.version for s in seen]
     assert versions == sorted(versions) and len(set(versions)) == len(versions)
     assert seen[-1].status == FINISHED
+
+
+def test_slots_cap_concurrent_runs_and_queue_the_rest(X):
+    from sae.slots import TrainingSlots
+    from sae.train import QUEUED
+
+    slots = TrainingSlots(1)
+    first = Trainer(X, ModelConfig(32, 8), TrainConfig(epochs=10_000, batch_size=32), slots=slots)
+    second = Trainer(X, ModelConfig(32, 8), TrainConfig(epochs=10_000, batch_size=32), slots=slots)
+    first.start()
+    assert wait_for(lambda: first.step_count > 5)
+    second.start()
+    assert wait_for(lambda: second.latest().status == QUEUED)
+    assert "0 runs ahead" in second.latest().reason and second.step_count == 0
+    first.pause()  # a paused run gives its slot back
+    assert wait_for(lambda: second.step_count > 5)
+    assert slots.running == 1 and slots.position(second) == 0
+    first.resume()
+    assert wait_for(lambda: first.latest().status == QUEUED)
+    second.stop()
+    second.join(5)
+    assert wait_for(lambda: first.latest().status == RUNNING)
+    first.stop()
+    first.join(5)
+    assert slots.running == 0 and slots.waiting == 0
+
+
+def test_stop_while_queued_leaves_the_line(X):
+    from sae.slots import TrainingSlots
+
+    slots = TrainingSlots(1)
+    holder = object()
+    slots.acquire(holder)
+    trainer = Trainer(X, ModelConfig(32, 8), TrainConfig(epochs=10), slots=slots)
+    trainer.start()
+    assert wait_for(lambda: slots.waiting == 1)
+    trainer.stop()
+    trainer.join(5)
+    assert not trainer.is_alive and slots.waiting == 0 and trainer.latest().status == STOPPED
