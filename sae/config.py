@@ -16,6 +16,7 @@ DECODER_ACTIVATIONS = ("sigmoid", "linear")
 PENALTIES = ("kl", "l1", "topk")
 OPTIMIZERS = ("adam", "sgd", "lbfgs")
 RHO_HAT_MODES = ("batch", "ema")
+NOISES = ("none", "gaussian", "masking")
 
 MAX_HIDDEN = 4096  # wider than any model here needs; a 784x4096 layer is already 13 MB
 MAX_INPUTS = 65536
@@ -82,6 +83,8 @@ class TrainConfig:
     rho_hat: str = "batch"  # batch: rho_hat from the current minibatch; ema: exponential moving average
     ema_decay: float = 0.9  # decay of the rho_hat moving average (ema mode)
     seed: int | None = 0  # seeds init and batch order; None for a fresh random run
+    noise: str = "none"  # denoising: corrupt inputs with "gaussian" or "masking" noise, reconstruct the clean x
+    noise_level: float = 0.0  # gaussian: std of the added noise (0.4 classic); masking: fraction of inputs zeroed
 
     def __post_init__(self) -> None:
         rho = _finite("rho", self.rho)
@@ -103,6 +106,12 @@ class TrainConfig:
                f"max_iter must be a whole number >= 1, got {self.max_iter!r}.")
         _check(self.rho_hat in RHO_HAT_MODES, f"rho_hat must be one of {', '.join(RHO_HAT_MODES)}.")
         _check(0.0 <= _finite("ema_decay", self.ema_decay) < 1.0, f"ema_decay must be in [0, 1), got {self.ema_decay}.")
+        _check(self.noise in NOISES, f"noise must be one of {', '.join(NOISES)}; got {self.noise!r}.")
+        level = _finite("noise level", self.noise_level)
+        _check(0.0 <= level <= (1.0 if self.noise == "masking" else 10.0),
+               f"noise level must be in [0, {1 if self.noise == 'masking' else 10}], got {level:g}.")
+        _check(self.noise == "none" or self.optimizer != "lbfgs",
+               "denoising draws fresh noise every step: use adam or sgd, not the full-batch lbfgs.")
         _check(self.seed is None or (isinstance(self.seed, int) and self.seed >= 0),
                f"seed must be a whole number >= 0 or None, got {self.seed!r}.")
 
@@ -128,4 +137,4 @@ def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
 
 
 __all__ = ["ModelConfig", "TrainConfig", "ConfigError", "config_to_dict", "config_from_dict", "replace",
-           "ACTIVATIONS", "DECODER_ACTIVATIONS", "PENALTIES", "OPTIMIZERS", "RHO_HAT_MODES"]
+           "ACTIVATIONS", "DECODER_ACTIVATIONS", "PENALTIES", "OPTIMIZERS", "RHO_HAT_MODES", "NOISES"]

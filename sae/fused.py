@@ -62,7 +62,9 @@ class FusedObjective:
         self._m = m
 
     @torch.no_grad()
-    def loss_and_grad(self, x: Tensor, rho: float, beta: float, weight_decay: float) -> dict[str, Tensor]:
+    def loss_and_grad(self, x: Tensor, rho: float, beta: float, weight_decay: float,
+                      target: Tensor | None = None) -> dict[str, Tensor]:
+        """Terms of J on x (m, n) (reconstructing ``target`` if given); gradients land in each ``p.grad``."""
         m = x.shape[0]
         self._buffers(m, x.dtype)
         W1, b1 = self.model.encoder.weight, self.model.encoder.bias
@@ -83,7 +85,7 @@ class FusedObjective:
         torch.addmm(b2, A, W2.t(), out=Xh)
         if not self.linear_decoder:
             Xh.sigmoid_()
-        torch.sub(Xh, x, out=D3)
+        torch.sub(Xh, x if target is None else target, out=D3)
         reconstruction = D3.pow(2).sum() * (0.5 / m)   # 1/(2m) sum ||x_hat - x||^2
         if not self.linear_decoder:
             D3.mul_(Xh).mul_(1.0 - Xh)  # g'(Z2) = X_hat (1 - X_hat)

@@ -51,7 +51,7 @@ def mean_activation(a: Tensor, activation: str = "sigmoid") -> Tensor:
 
 
 def sparse_autoencoder_loss(model: SparseAutoencoder, x: Tensor, rho: float, beta: float,
-                            weight_decay: float, penalty: str = "kl", *,
+                            weight_decay: float, penalty: str = "kl", *, target: Tensor | None = None,
                             rho_hat_prior: Tensor | None = None, ema_decay: float = 0.0) -> dict[str, Tensor]:
     r"""The objective J on a batch x (m, n), split into named terms.
 
@@ -63,6 +63,7 @@ def sparse_autoencoder_loss(model: SparseAutoencoder, x: Tensor, rho: float, bet
         weight_decay: lambda.
         penalty: ``kl`` -> beta sum_j KL(rho||rho_hat_j); ``l1`` -> beta (1/m) sum_i sum_j |a_ij|;
             ``topk`` -> 0 (sparsity comes from the model's TopK codes).
+        target: (m, n) what x_hat should reproduce, if not x itself (denoising: x is the corrupted input).
         rho_hat_prior: (s,) a running estimate of rho_hat; if given, the KL uses
             rho_hat = ema_decay * rho_hat_prior + (1 - ema_decay) * rho_hat_batch (gradient through the batch part).
 
@@ -72,7 +73,7 @@ def sparse_autoencoder_loss(model: SparseAutoencoder, x: Tensor, rho: float, bet
     """
     x_hat, a = model(x)
     m = x.shape[0]
-    reconstruction = 0.5 * (x_hat - x).pow(2).sum() / m
+    reconstruction = 0.5 * (x_hat - (x if target is None else target)).pow(2).sum() / m
     rho_hat = mean_activation(a, model.activation)
     if rho_hat_prior is not None:
         rho_hat = ema_decay * rho_hat_prior.detach() + (1.0 - ema_decay) * rho_hat

@@ -29,6 +29,7 @@ from .loss import LOSS_TERMS, sparse_autoencoder_loss
 from .fused import FusedObjective
 from .fused import supports as fused_supports
 from .lbfgs import LBFGS
+from .noise import corrupt
 from .slots import TrainingSlots
 from .model import SparseAutoencoder, flat_parameters, load_flat_parameters
 
@@ -100,6 +101,7 @@ class Trainer:
         if self.config.seed is not None:
             self._generator.manual_seed(self.config.seed)
         self.fused = fused
+        self._data_range = (float(self.X.min()), float(self.X.max()))
         self.slots = slots
         self._fused = FusedObjective(model, self.config.penalty) if fused and fused_supports(
             model, self.config.penalty, self.config.rho_hat) else None
@@ -303,12 +305,13 @@ class Trainer:
             terms = self._lbfgs_iteration()
         else:
             x = self._next_batch()
+            x_in, target = (x, None) if cfg.noise == "none" else (self._corrupt(x), x)
             if self._fused is not None:
-                terms = self._fused.loss_and_grad(x, cfg.rho, cfg.beta, cfg.weight_decay)
+                terms = self._fused.loss_and_grad(x_in, cfg.rho, cfg.beta, cfg.weight_decay, target)
             else:
                 prior = self._rho_hat_ema if cfg.rho_hat == "ema" else None
-                terms = sparse_autoencoder_loss(self.model, x, cfg.rho, cfg.beta, cfg.weight_decay, cfg.penalty,
-                                                rho_hat_prior=prior, ema_decay=cfg.ema_decay)
+                terms = sparse_autoencoder_loss(self.model, x_in, cfg.rho, cfg.beta, cfg.weight_decay, cfg.penalty,
+                                                target=target, rho_hat_prior=prior, ema_decay=cfg.ema_decay)
                 if torch.isfinite(terms["total"]):
                     self.optimizer.zero_grad(set_to_none=True)
                     terms["total"].backward()
@@ -365,6 +368,10 @@ class Trainer:
         f = float(terms["total"].detach())
         self._evaluated.append((f, {k: v.detach() for k, v in terms.items()}))
         return f, torch.cat([p.grad.reshape(-1) for p in self.model.parameters()])
+
+    def _corrupt(self, x: torch.Tensor) -> torch.Tensor:
+        """The denoising input: x corrupted by the configured noise, clipped to the data's range."""
+        return corrupt(x, self.config.noise, self.config.noise_level, self._generator, clip=self._data_range)
 
     def _next_batch(self) -> torch.Tensor:
         """The next minibatch (b, n) of a fresh random permutation each epoch."""

@@ -71,3 +71,15 @@ def test_fused_training_run_matches_autograd_run(optimizer, lr, steps):
         runs.append((trainer.model.encoder.weight.detach(), trainer.history()["total"]))
     torch.testing.assert_close(runs[0][0], runs[1][0], rtol=1e-3, atol=2e-4)
     np.testing.assert_allclose(runs[0][1], runs[1][1], rtol=1e-4)
+
+
+def test_fused_with_denoising_target_equals_autograd():
+    model, x = make("sigmoid", "sigmoid")
+    target = torch.rand_like(x)
+    ref = sparse_autoencoder_loss(model, x, 0.1, 3.0, 1e-3, target=target)
+    ref["total"].backward()
+    ref_grads = {k: p.grad.clone() for k, p in model.named_parameters()}
+    got = FusedObjective(model).loss_and_grad(x, 0.1, 3.0, 1e-3, target)
+    torch.testing.assert_close(got["total"], ref["total"].detach())
+    for k, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, ref_grads[k])
