@@ -33,6 +33,7 @@ from .noise import corrupt
 from .slots import TrainingSlots
 from .model import SparseAutoencoder, flat_parameters, load_flat_parameters
 
+LossFunction = Callable[..., dict[str, torch.Tensor]]
 HISTORY_COLUMNS = ("step", "epoch", "time", *LOSS_TERMS, "rho_hat_mean", "rho_hat_std",
                    "rho_hat_min", "rho_hat_max", "rho", "beta", "weight_decay", "lr")
 
@@ -71,6 +72,8 @@ class Trainer:
         on_snapshot: called with every published Snapshot (from the training thread).
         snapshot_interval: seconds between publications while running.
         history_capacity: rows kept per history column (bounded memory).
+        loss: the objective, with the signature and named terms of ``sae.loss.sparse_autoencoder_loss``
+            (the default); another function (e.g. a deliberately wrong variant from ``sae.mistakes``) uses autograd.
         slots: a TrainingSlots shared by the trainers of one server: steps are taken only while holding one.
         fused: use the hand-derived forward/backward pass (sae.fused) and fused optimiser kernels
             where they cover the model; False forces autograd (same results within rounding).
@@ -79,7 +82,7 @@ class Trainer:
     def __init__(self, X, model_config: ModelConfig | None = None, config: TrainConfig | None = None, *,
                  model: SparseAutoencoder | None = None, on_snapshot: Callable[[Snapshot], None] | None = None,
                  snapshot_interval: float = 0.1, history_capacity: int = 2000, fused: bool = True,
-                 slots: TrainingSlots | None = None) -> None:
+                 slots: TrainingSlots | None = None, loss: LossFunction = sparse_autoencoder_loss) -> None:
         self.config = config or TrainConfig()
         self.X = _as_tensor(X)
         m, n = self.X.shape
@@ -103,8 +106,9 @@ class Trainer:
         self.fused = fused
         self._data_range = (float(self.X.min()), float(self.X.max()))
         self.slots = slots
-        self._fused = FusedObjective(model, self.config.penalty) if fused and fused_supports(
-            model, self.config.penalty, self.config.rho_hat) else None
+        self.loss = loss
+        self._fused = FusedObjective(model, self.config.penalty) if fused and loss is sparse_autoencoder_loss \
+            and fused_supports(model, self.config.penalty, self.config.rho_hat) else None
         self.optimizer = self._make_optimizer()
         self._order = torch.empty(0, dtype=torch.long)
         self._rho_hat_ema: torch.Tensor | None = None
@@ -310,7 +314,7 @@ class Trainer:
                 terms = self._fused.loss_and_grad(x_in, cfg.rho, cfg.beta, cfg.weight_decay, target)
             else:
                 prior = self._rho_hat_ema if cfg.rho_hat == "ema" else None
-                terms = sparse_autoencoder_loss(self.model, x_in, cfg.rho, cfg.beta, cfg.weight_decay, cfg.penalty,
+                terms = self.loss(self.model, x_in, cfg.rho, cfg.beta, cfg.weight_decay, cfg.penalty,
                                                 target=target, rho_hat_prior=prior, ema_decay=cfg.ema_decay)
                 if torch.isfinite(terms["total"]):
                     self.optimizer.zero_grad(set_to_none=True)
@@ -363,7 +367,7 @@ class Trainer:
             terms = self._fused.loss_and_grad(self.X, cfg.rho, cfg.beta, cfg.weight_decay)
         else:
             self.model.zero_grad(set_to_none=True)
-            terms = sparse_autoencoder_loss(self.model, self.X, cfg.rho, cfg.beta, cfg.weight_decay, cfg.penalty)
+            terms = self.loss(self.model, self.X, cfg.rho, cfg.beta, cfg.weight_decay, cfg.penalty)
             terms["total"].backward()
         f = float(terms["total"].detach())
         self._evaluated.append((f, {k: v.detach() for k, v in terms.items()}))
