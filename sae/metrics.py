@@ -15,7 +15,8 @@ from .model import SparseAutoencoder, unit_activity
 
 
 def _tensor(X) -> torch.Tensor:
-    return X.detach().float() if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X, dtype=np.float32))
+    """A float32 tensor of X; numpy input is copied (data sets are read-only arrays)."""
+    return X.detach().float() if isinstance(X, torch.Tensor) else torch.from_numpy(np.array(X, dtype=np.float32))
 
 
 @torch.no_grad()

@@ -10,7 +10,11 @@ from torch import Tensor, nn
 from .config import ModelConfig
 
 _HIDDEN = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
-_OUTPUT = {"sigmoid": torch.sigmoid, "linear": lambda z: z}
+def _identity(z: Tensor) -> Tensor:
+    return z
+
+
+_OUTPUT = {"sigmoid": torch.sigmoid, "linear": _identity}
 
 
 def keep_topk(a: Tensor, k: int) -> Tensor:

@@ -35,7 +35,7 @@ from .model import SparseAutoencoder, flat_parameters, load_flat_parameters
 
 LossFunction = Callable[..., dict[str, torch.Tensor]]
 HISTORY_COLUMNS = ("step", "epoch", "time", *LOSS_TERMS, "rho_hat_mean", "rho_hat_std",
-                   "rho_hat_min", "rho_hat_max", "rho", "beta", "weight_decay", "lr")
+                   "rho_hat_min", "rho_hat_max", "rho", "beta", "lambda", "lr")  # the last four: settings in effect
 
 # Trainer states. "queued": waiting for a training slot (see sae.slots); "diverged" behaves like
 # "paused" (resume after lowering the rate); "finished" and "stopped" are final.

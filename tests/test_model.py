@@ -62,3 +62,10 @@ def test_bad_model_config(kwargs, match):
 
 def test_repr_names_the_shape():
     assert "n_hidden=25" in repr(SparseAutoencoder(64, 25))
+
+
+def test_models_pickle_for_sklearn_clone_and_joblib():
+    import pickle
+    model = SparseAutoencoder(4, 3, decoder_activation="linear")
+    copy = pickle.loads(pickle.dumps(model))
+    torch.testing.assert_close(copy(torch.ones(1, 4))[0], model(torch.ones(1, 4))[0])

@@ -247,3 +247,13 @@ def test_stop_while_queued_leaves_the_line(X):
     trainer.stop()
     trainer.join(5)
     assert not trainer.is_alive and slots.waiting == 0 and trainer.latest().status == STOPPED
+
+
+def test_history_keeps_loss_terms_and_settings_apart(X):
+    trainer = Trainer(X, ModelConfig(32, 8), TrainConfig(epochs=2, batch_size=100, weight_decay=1e-2))
+    trainer.run()
+    hist = trainer.history()
+    assert (hist["lambda"] == 1e-2).all()
+    assert (hist["weight_decay"] > 0).all() and not np.allclose(hist["weight_decay"], 1e-2)
+    np.testing.assert_allclose(hist["total"], hist["reconstruction"] + hist["sparsity"] + hist["weight_decay"],
+                               rtol=1e-5)

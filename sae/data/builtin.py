@@ -24,6 +24,8 @@ def load_dataset(name: str, *, seed: int = 0, n_samples: int | None = None, patc
     key = str(name).strip().lower()
     if key not in DATASETS:
         raise DataError(f"Unknown data set {name!r}; choose one of: {', '.join(DATASETS)}.")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise DataError(f"seed must be a whole number >= 0, got {seed!r}.")
     if n_samples is not None and (not isinstance(n_samples, (int, np.integer)) or n_samples < 1):
         raise DataError(f"n_samples must be a positive integer, got {n_samples!r}.")
     if key == "patches":

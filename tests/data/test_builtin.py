@@ -86,3 +86,10 @@ def test_load_dataset_subsets_fixed_sets():
         D.load_dataset("toy", n_samples=5)
     with pytest.raises(DataError, match="positive integer"):
         D.load_dataset("digits", n_samples=0)
+
+
+def test_bad_seed_is_a_data_error():
+    import pytest
+    from sae.data import DataError, load_dataset
+    with pytest.raises(DataError, match="seed"):
+        load_dataset("patches", seed=-1)

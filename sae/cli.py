@@ -1,0 +1,231 @@
+"""The command line: ``python -m sae train ...`` and ``python -m sae gradcheck``.
+
+Exit codes: 0 success; 1 training diverged or a gradient check failed; 2 a bad flag, value, data
+or file (one line ``error: ...`` on stderr, never a traceback); 130 interrupted (Ctrl-C).
+
+Example (UFLDL's exercise, a few seconds):
+    python -m sae train --dataset patches --hidden 25 --rho 0.01 --beta 3 --weight-decay 1e-4 \\
+        --optimizer lbfgs --max-iter 400 --seed 0 --out runs/ufldl
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from .config import ACTIVATIONS, DECODER_ACTIVATIONS, OPTIMIZERS, PENALTIES, ConfigError, TrainConfig
+
+_DEFAULTS = TrainConfig()
+FILTER_CELL_PIXELS = 32  # filters.png is upscaled so each filter is at least this many pixels wide
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line ``error: ...`` on stderr and exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .data import DATASETS
+
+    parser = _Parser(prog="python -m sae", description="The Sparse Autoencoder Lab: train the classic "
+                     "KL-sparsity autoencoder (UFLDL / CS294A) or check its gradients.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    train = commands.add_parser(
+        "train", help="train a sparse autoencoder and save the run",
+        description="Train a sparse autoencoder a = f(W1 x + b1), x_hat = g(W2 a + b2) minimising "
+                    "J = mean 1/2||x_hat - x||^2 + lambda/2 (||W1||^2 + ||W2||^2) + beta sum_j KL(rho||rho_hat_j).",
+        epilog="Example (UFLDL's exercise, oriented edge filters in a few seconds): python -m sae train "
+               "--dataset patches --hidden 25 --rho 0.01 --beta 3 --weight-decay 1e-4 --optimizer lbfgs "
+               "--max-iter 400 --seed 0 --out runs/ufldl")
+    source = train.add_mutually_exclusive_group()
+    source.add_argument("--dataset", default="patches", choices=DATASETS,
+                        help="built-in data set: patches = 10,000 whitened 8x8 natural-image patches, "
+                             "mnist = 5,000 28x28 digits, digits = scikit-learn's 1,797 8x8 digits, "
+                             "toy = the 4x4 one-hot set (default: %(default)s)")
+    source.add_argument("--data", metavar="PATH",
+                        help="train on your own CSV or NPY file instead (one sample per row; "
+                             "square rows of >= 16 values are shown as images)")
+    model = train.add_argument_group("model")
+    model.add_argument("--hidden", type=int, default=25, metavar="S",
+                       help="number of hidden units (features learned) (default: %(default)s)")
+    model.add_argument("--activation", default="sigmoid", choices=ACTIVATIONS,
+                       help="hidden activation f; relu needs --penalty l1 or topk (default: %(default)s)")
+    model.add_argument("--decoder", default="auto", choices=("auto", *DECODER_ACTIVATIONS),
+                       help="output activation g; auto = sigmoid when the data lie in [0, 1], "
+                            "else linear (default: %(default)s)")
+    model.add_argument("--topk", type=int, default=None, metavar="K",
+                       help="keep only the K largest activations per sample; needed by --penalty topk "
+                            "(default: off)")
+    objective = train.add_argument_group("objective")
+    objective.add_argument("--penalty", default=_DEFAULTS.penalty, choices=PENALTIES,
+                           help="sparsity penalty: kl = beta sum_j KL(rho||rho_hat_j), l1 = beta mean "
+                                "sum_j |a_j|, topk = none besides the TopK codes (default: %(default)s)")
+    objective.add_argument("--rho", type=float, default=_DEFAULTS.rho,
+                           help="target mean activation rho of each hidden unit, in (0, 1) (default: %(default)s)")
+    objective.add_argument("--beta", type=float, default=_DEFAULTS.beta,
+                           help="weight beta of the sparsity penalty (default: %(default)s)")
+    objective.add_argument("--weight-decay", type=float, default=_DEFAULTS.weight_decay, metavar="LAMBDA",
+                           help="L2 weight decay lambda on W1 and W2 (default: %(default)s)")
+    optim = train.add_argument_group("optimisation")
+    optim.add_argument("--optimizer", default=_DEFAULTS.optimizer, choices=OPTIMIZERS,
+                       help="adam or sgd on minibatches, or full-batch lbfgs as in UFLDL (default: %(default)s)")
+    optim.add_argument("--lr", type=float, default=_DEFAULTS.lr,
+                       help="learning rate for adam / sgd; lbfgs ignores it (default: %(default)s)")
+    optim.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size,
+                       help="minibatch size for adam / sgd (default: %(default)s)")
+    optim.add_argument("--epochs", type=float, default=_DEFAULTS.epochs,
+                       help="passes over the data for adam / sgd (default: %(default)s)")
+    optim.add_argument("--max-iter", type=int, default=_DEFAULTS.max_iter,
+                       help="iterations for lbfgs (default: %(default)s)")
+    optim.add_argument("--seed", type=int, default=0,
+                       help="seeds the initial weights, the batch order and which patches are cut "
+                            "(default: %(default)s)")
+    output = train.add_argument_group("output")
+    output.add_argument("--out", metavar="DIR", default=None,
+                        help="write the run here: config.json, model.safetensors, history.npz and, for "
+                             "image data, filters.png (default: nothing is saved)")
+    output.add_argument("--quiet", action="store_true", help="no progress bar (the summary is still printed)")
+    train.set_defaults(handler=cmd_train)
+
+    grad = commands.add_parser(
+        "gradcheck", help="check backpropagation against numerical gradients",
+        description="Compare the analytic gradient of J with central differences in float64 for every "
+                    "supported (activation, penalty, decoder); UFLDL's measure ||g_num - g|| / ||g_num + g|| "
+                    "must be below 1e-9. Exits 1 if any combination fails.")
+    grad.add_argument("--seed", type=int, default=0, help="seed of the random model and data (default: %(default)s)")
+    grad.set_defaults(handler=cmd_gradcheck)
+    return parser
+
+
+# --------------------------------------------------------------------------- train
+
+def _load_data(args):
+    from .data import load_array, load_dataset
+
+    if args.data:
+        data = load_array(args.data)
+        return data, f"file:{Path(args.data).name}"
+    data = load_dataset(args.dataset, seed=args.seed)
+    return data, data.name
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from .config import ModelConfig
+    from .images import save_png, tile_filters
+    from .loss import sparse_autoencoder_loss
+    from .metrics import summarize
+    from .persistence import save_run
+    from .train import DIVERGED, Trainer
+
+    if args.penalty == "topk" and args.topk is None:
+        raise ConfigError("--penalty topk needs --topk K (how many units stay active per sample).")
+    config = TrainConfig(rho=args.rho, beta=args.beta, weight_decay=args.weight_decay, penalty=args.penalty,
+                         optimizer=args.optimizer, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
+                         max_iter=args.max_iter, seed=args.seed)
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out} exists and is not a directory.")
+    data, dataset_name = _load_data(args)
+    decoder = args.decoder if args.decoder != "auto" else ("sigmoid" if data.in_unit_interval else "linear")
+    model_config = ModelConfig(data.n_features, args.hidden, args.activation, decoder, args.topk)
+    X = torch.tensor(data.X)  # a writable copy: data.X is read-only
+    trainer = Trainer(X, model_config, config)
+    if not args.quiet:
+        print(f"{dataset_name}: {data.n_samples:,} samples x {data.n_features} features -> {args.hidden} hidden units "
+              f"({args.activation}/{decoder}, {args.penalty} penalty, {args.optimizer})", file=sys.stderr)
+
+    unit = "it" if config.optimizer == "lbfgs" else "step"
+    bar = tqdm(total=trainer.total_steps, unit=unit, disable=args.quiet, file=sys.stderr, leave=False)
+
+    def progress(snap) -> None:
+        bar.update(snap.step - bar.n)
+        if snap.losses:
+            bar.set_postfix(loss=f"{snap.losses['total']:.4g}", rho_hat=f"{float(np.mean(snap.rho_hat)):.3g}",
+                            refresh=False)
+
+    wall = time.perf_counter()
+    try:
+        snapshot = trainer.run(progress=progress)
+    finally:
+        bar.close()
+    wall = time.perf_counter() - wall
+
+    model = trainer.model.eval()
+    with torch.no_grad():
+        terms = sparse_autoencoder_loss(model, X, config.rho, config.beta, config.weight_decay, config.penalty)
+    summary = summarize(model, X)
+    print(snapshot.reason)
+    print(f"loss (all data): total {float(terms['total']):.6g} = reconstruction {float(terms['reconstruction']):.6g}"
+          f" + sparsity {float(terms['sparsity']):.6g} + weight decay {float(terms['weight_decay']):.6g}")
+    active = {"relu": "a > 0", "tanh": "(a+1)/2 > 0.1"}.get(args.activation, "a > 0.1")
+    print(f"mean rho_hat {summary.rho_hat_mean:.4g} (target {config.rho:g}, std {summary.rho_hat_std:.3g}); "
+          f"dead units {summary.dead_units}/{args.hidden}; active units per sample {summary.l0_mean:.3g} "
+          f"(active: {active})")
+    print(f"time {snapshot.elapsed:.2f} s training, {wall:.2f} s wall; {trainer.step_count} {unit}s")
+
+    if args.out:
+        out = save_run(args.out, model, config, trainer.history(), dataset_name)
+        files = ["config.json", "model.safetensors", "history.npz"]
+        if data.image_shape is not None:
+            scale = max(1, math.ceil(FILTER_CELL_PIXELS / max(data.image_shape)))
+            image = tile_filters(model.encoder.weight.detach().numpy(), data.image_shape)
+            try:
+                save_png(image, out / "filters.png", scale=scale)
+            except OSError as exc:
+                raise ConfigError(f"cannot write {out / 'filters.png'}: {exc.strerror or exc}.") from None
+            files.append("filters.png")
+        print(f"saved {out}: {', '.join(files)}")
+    if snapshot.status == DIVERGED:
+        print(f"error: {snapshot.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --------------------------------------------------------------------------- gradcheck
+
+def cmd_gradcheck(args: argparse.Namespace) -> int:
+    from .gradcheck import gradient_check_all
+
+    if args.seed < 0:
+        raise ConfigError(f"seed must be >= 0, got {args.seed}.")
+    results = gradient_check_all(seed=args.seed)
+    print(f"{'activation':<11} {'penalty':<8} {'decoder':<8} {'||g_num-g||/||g_num+g||':>24}  result")
+    for r in results:
+        print(f"{r.activation:<11} {r.penalty:<8} {r.decoder:<8} {r.difference:>24.3e}  "
+              f"{'ok' if r.passed else 'FAIL (>= 1e-9)'}")
+    failed = sum(not r.passed for r in results)
+    print(f"{len(results) - failed}/{len(results)} passed")
+    return 1 if failed else 0
+
+
+# --------------------------------------------------------------------------- entry point
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (argparse usage errors exit 2 through SystemExit)."""
+    from .data import DataError
+    from .images import ImageError
+    from .persistence import RunFileError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ConfigError, DataError, RunFileError, ImageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; nothing saved", file=sys.stderr)
+        return 130
+
+
+__all__ = ["main", "build_parser"]

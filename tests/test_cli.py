@@ -1,0 +1,135 @@
+"""The command line: help, gradcheck, a tiny real training run, and clean errors (exit 2, no traceback)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sae import cli
+from sae.gradcheck import GradCheck
+from sae.persistence import load_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "sae", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_help_explains_every_flag_with_its_default():
+    top = run_cli("--help")
+    assert top.returncode == 0 and "train" in top.stdout and "gradcheck" in top.stdout
+    text = cli.build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    flags = ["--dataset", "--data", "--hidden", "--activation", "--decoder", "--penalty", "--topk", "--rho", "--beta",
+             "--weight-decay", "--optimizer", "--lr", "--batch-size", "--epochs", "--max-iter", "--seed", "--out",
+             "--quiet"]
+    for flag in flags:
+        assert flag in text, flag
+    flat = " ".join(text.split())
+    for default in ("(default: patches)", "(default: 25)", "(default: 0.05)", "(default: 3.0)", "(default: 0.0001)",
+                    "(default: adam)", "(default: 400)", "(default: auto)", "(default: kl)"):
+        assert default in flat, default
+
+
+def test_gradcheck_passes():
+    result = run_cli("gradcheck")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(" ok") == 8 and "8/8 passed" in result.stdout
+
+
+def test_gradcheck_failure_exits_nonzero(monkeypatch, capsys):
+    import sae.gradcheck
+
+    monkeypatch.setattr(sae.gradcheck, "gradient_check_all",
+                        lambda seed=0: [GradCheck("sigmoid", "kl", "sigmoid", 1e-11),
+                                        GradCheck("tanh", "kl", "sigmoid", 2e-9)])
+    assert cli.main(["gradcheck"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "1/2 passed" in out
+
+
+def test_train_digits_writes_a_loadable_run(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("train", "--dataset", "digits", "--hidden", "16", "--optimizer", "lbfgs", "--max-iter", "15",
+                     "--rho", "0.1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    for word in ("loss (all data): total", "reconstruction", "sparsity", "weight decay", "mean rho_hat",
+                 "dead units", "s training", f"saved {out}"):
+        assert word in result.stdout, word
+    assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "history.npz", "filters.png"}
+    run = load_run(out)
+    assert run.dataset == "digits" and run.model_config.n_inputs == 64 and run.model_config.n_hidden == 16
+    assert run.train_config.max_iter == 15 and run.train_config.optimizer == "lbfgs"
+    assert 1 <= len(run.history["step"]) <= 15
+    png = Image.open(out / "filters.png")
+    assert png.size == ((4 * 9 + 1) * 4, (4 * 9 + 1) * 4)  # 4x4 grid of 8x8 filters, 1-pixel borders, scale 4
+
+
+def test_train_user_csv_in_process(tmp_path, capsys):
+    data = tmp_path / "points.csv"
+    rng = np.random.default_rng(0)
+    np.savetxt(data, rng.normal(size=(40, 5)), delimiter=",")
+    out = tmp_path / "csv-run"
+    code = cli.main(["train", "--data", str(data), "--hidden", "3", "--epochs", "2", "--quiet", "--out", str(out)])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""  # --quiet: no progress bar
+    run = load_run(out)
+    assert run.dataset == "file:points.csv"
+    assert run.model_config.decoder_activation == "linear"  # auto: the data are not in [0, 1]
+    assert not (out / "filters.png").exists()  # 5 features: not images
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "--rho", "1.5"], "rho (target activation) must lie strictly between 0 and 1"),
+    (["train", "--beta", "-1"], "beta"),
+    (["train", "--lr", "0"], "learning rate"),
+    (["train", "--hidden", "0"], "n_hidden must be between 1"),
+    (["train", "--hidden", "many"], "argument --hidden: invalid int value"),
+    (["train", "--dataset", "cifar"], "invalid choice: 'cifar'"),
+    (["train", "--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
+    (["train", "--activation", "relu"], "use the L1 or TopK penalty with ReLU"),
+    (["train", "--penalty", "topk"], "--penalty topk needs --topk"),
+    (["train", "--dataset", "toy", "--hidden", "2", "--topk", "3"], "TopK k must be between 1 and the hidden size 2"),
+    (["train", "--data", "/no/such/file.csv"], "Cannot read /no/such/file.csv"),
+    (["train", "--dataset", "toy", "--data", "x.csv"], "not allowed with argument"),
+    (["train", "--epochs", "0"], "epochs must be > 0"),
+    (["train", "--seed", "-1"], "seed must be a whole number >= 0"),
+    (["train", "--unknown-flag"], "unrecognized arguments"),
+    ([], "required: COMMAND"),
+])
+def test_bad_values_exit_2_with_one_error_line(args, message, capsys):
+    try:
+        code = cli.main(args)
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert message in err
+
+
+def test_bad_inputs_files(tmp_path, capsys):
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("1,2,3\n4,oops,6\n")
+    assert cli.main(["train", "--data", str(bad_csv), "--quiet"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    a_file = tmp_path / "taken"
+    a_file.write_text("x")
+    assert cli.main(["train", "--dataset", "toy", "--quiet", "--out", str(a_file)]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+def test_subprocess_error_has_no_traceback():
+    result = run_cli("train", "--dataset", "toy", "--rho", "0")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: rho") and "Traceback" not in result.stderr
