@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -75,6 +76,8 @@ class Trainer:
         loss: the objective, with the signature and named terms of ``sae.loss.sparse_autoencoder_loss``
             (the default); another function (e.g. a deliberately wrong variant from ``sae.mistakes``) uses autograd.
         slots: a TrainingSlots shared by the trainers of one server: steps are taken only while holding one.
+        start_step, history: continue a saved run: its step count and its history columns (a new
+            optimiser starts, so Adam's moments are not restored).
         fused: use the hand-derived forward/backward pass (sae.fused) and fused optimiser kernels
             where they cover the model; False forces autograd (same results within rounding).
     """
@@ -82,7 +85,8 @@ class Trainer:
     def __init__(self, X, model_config: ModelConfig | None = None, config: TrainConfig | None = None, *,
                  model: SparseAutoencoder | None = None, on_snapshot: Callable[[Snapshot], None] | None = None,
                  snapshot_interval: float = 0.1, history_capacity: int = 2000, fused: bool = True,
-                 slots: TrainingSlots | None = None, loss: LossFunction = sparse_autoencoder_loss) -> None:
+                 slots: TrainingSlots | None = None, loss: LossFunction = sparse_autoencoder_loss,
+                 start_step: int = 0, history: dict[str, np.ndarray] | None = None) -> None:
         self.config = config or TrainConfig()
         self.X = _as_tensor(X)
         m, n = self.X.shape
@@ -95,6 +99,7 @@ class Trainer:
         self.model = model
         _check_compatible(model.config, self.config, n)
         self.on_snapshot = on_snapshot
+        self.callback_error: Exception | None = None  # the last exception raised by on_snapshot
         self.snapshot_interval = snapshot_interval
         self.batch_size = min(self.config.batch_size, m)
         self.steps_per_epoch = 1 if self.config.optimizer == "lbfgs" else -(-m // self.batch_size)
@@ -121,8 +126,13 @@ class Trainer:
         self._stop_reason: str | None = None
         self._thread: threading.Thread | None = None
         self._status, self._reason = IDLE, ""
-        self.step_count = 0
+        self.step_count = int(start_step)
         self._elapsed = 0.0
+        if history:
+            self._history.load({c: history[c] for c in HISTORY_COLUMNS if c in history} if
+                               all(c in history for c in HISTORY_COLUMNS) else _missing_columns(history))
+            times = history.get("time")
+            self._elapsed = float(times[-1]) if times is not None and len(times) else 0.0
         self._last_terms: dict[str, torch.Tensor] | None = None
         self._lbfgs: LBFGS | None = None
         self._evaluated: list[tuple[float, dict[str, torch.Tensor]]] = []
@@ -238,17 +248,21 @@ class Trainer:
         last = time.perf_counter()
         while True:
             with self._cond:
-                if self._pause and self._requested_steps == 0 and self._stop_reason is None:
-                    if self.slots is not None:
-                        self.slots.release(self)
-                    if self._status not in (PAUSED, DIVERGED):
-                        self._publish(PAUSED, "paused")
+                stop = self._stop_reason
+                wait = self._pause and self._requested_steps == 0 and stop is None
+            if wait:  # publish (and so call back) outside the lock: a slow callback must not block the UI
+                if self.slots is not None:
+                    self.slots.release(self)
+                if self._status not in (PAUSED, DIVERGED):
+                    self._publish(PAUSED, "paused")
+                with self._cond:
                     while self._pause and self._requested_steps == 0 and self._stop_reason is None:
                         self._cond.wait(0.5)
-                    self._mark = (time.perf_counter(), self.step_count, self._elapsed)
-                if self._stop_reason is not None:
-                    self._publish(STOPPED, self._stop_reason)
-                    return
+                    stop = self._stop_reason
+                self._mark = (time.perf_counter(), self.step_count, self._elapsed)
+            if stop is not None:
+                self._publish(STOPPED, stop)
+                return
             if not self._hold_slot():
                 continue
             with self._cond:
@@ -448,7 +462,12 @@ class Trainer:
             self._good = snap
             self._best = min(self._best, total if total is not None else np.inf)
         if self.on_snapshot is not None:
-            self.on_snapshot(snap)
+            try:
+                self.on_snapshot(snap)
+            except Exception as exc:  # a broken observer must not kill training
+                if self.callback_error is None:
+                    warnings.warn(f"on_snapshot callback failed: {exc!r}", RuntimeWarning, stacklevel=2)
+                self.callback_error = exc
 
     def _samples_per_step(self) -> int:
         return len(self.X) if self.config.optimizer == "lbfgs" else self.batch_size
@@ -473,3 +492,8 @@ def _check_compatible(model: ModelConfig, cfg: TrainConfig, n_features: int) -> 
     if cfg.penalty == "topk" and not model.topk:
         raise ConfigError("the TopK penalty needs a model built with topk=k.")
 
+
+
+def _missing_columns(history: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    missing = sorted(set(HISTORY_COLUMNS) - set(history))
+    raise ConfigError(f"the saved history lacks the column(s) {', '.join(missing)}.")

@@ -257,3 +257,46 @@ def test_history_keeps_loss_terms_and_settings_apart(X):
     assert (hist["weight_decay"] > 0).all() and not np.allclose(hist["weight_decay"], 1e-2)
     np.testing.assert_allclose(hist["total"], hist["reconstruction"] + hist["sparsity"] + hist["weight_decay"],
                                rtol=1e-5)
+
+
+def test_continue_a_saved_run_keeps_step_and_history(X):
+    first = Trainer(X, ModelConfig(32, 8), TrainConfig(epochs=2, batch_size=100))
+    first.run()
+    saved = first.history()
+    second = Trainer(X, ModelConfig(32, 8), TrainConfig(epochs=4, batch_size=100), model=first.model,
+                     start_step=first.step_count, history=saved)
+    second.run()
+    hist = second.history()
+    assert second.step_count == 24
+    np.testing.assert_array_equal(hist["step"][:len(saved["step"])], saved["step"])
+    assert hist["step"][-1] == 23
+    with pytest.raises(ConfigError, match="lacks"):
+        Trainer(X, ModelConfig(32, 8), TrainConfig(), history={"step": np.arange(3.0)})
+
+
+def test_a_failing_callback_does_not_kill_training(X):
+    def broken(snapshot):
+        raise RuntimeError("observer bug")
+
+    with pytest.warns(RuntimeWarning, match="observer bug"):
+        trainer = Trainer(X, ModelConfig(32, 8), TrainConfig(epochs=3, batch_size=100), on_snapshot=broken)
+    trainer.start()
+    trainer.join(20)
+    assert trainer.latest().status == FINISHED and isinstance(trainer.callback_error, RuntimeError)
+
+
+def test_a_slow_callback_does_not_block_control_calls(X):
+    def slow(snapshot):
+        if snapshot.status == PAUSED:
+            time.sleep(1.0)
+
+    trainer = Trainer(X, ModelConfig(32, 8), TrainConfig(epochs=10_000, batch_size=32), on_snapshot=slow)
+    trainer.start()
+    assert wait_for(lambda: trainer.step_count > 5)
+    trainer.pause()
+    assert wait_for(lambda: trainer.latest().status == PAUSED)  # published before the callback runs
+    t = time.perf_counter()
+    trainer.history()
+    trainer.stop()
+    assert time.perf_counter() - t < 0.5
+    trainer.join(5)
