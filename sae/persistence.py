@@ -21,6 +21,7 @@ import io
 import json
 import os
 import struct
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,9 +233,16 @@ def model_from_bytes(data: bytes, expect: ModelConfig | None = None, *, what: st
 
 def _write_atomic(path: Path, data: bytes) -> None:
     """Write via a temporary file and a rename, so a crash never leaves a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _history_arrays(history: dict[str, Any], what: str) -> dict[str, np.ndarray]:
