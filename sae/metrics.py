@@ -147,3 +147,32 @@ def probe_codes_vs_raw(model: SparseAutoencoder, X, labels, test_size: float = 0
     """Linear-probe accuracy on the codes a (m, s) against the raw inputs X (m, n), same split."""
     return {"codes": linear_probe(hidden_activations(model, X), labels, test_size, seed),
             "raw": linear_probe(np.asarray(X), labels, test_size, seed)}
+
+
+PROBE_SAMPLES = 2000  # the final linear probe of evaluate_run fits on at most this many samples (speed)
+
+
+def evaluate_run(model: SparseAutoencoder, X, labels=None, *, probe: bool = True, probe_samples: int = PROBE_SAMPLES,
+                 seed: int = 0) -> tuple[dict[str, float], np.ndarray]:
+    """Final metrics of a model on its data, as recorded with a finished run (sae.recorder.RunRecorder).
+
+    Returns ({reconstruction, rho_hat_mean, rho_hat_std, dead_units, dense_units, l0_mean,
+    probe_accuracy (only with labels and ``probe``)}, rho_hat (n_hidden,) on all of X).
+    The probe (logistic regression on the codes, :func:`linear_probe`) fits on at most
+    ``probe_samples`` samples drawn with ``seed``.
+    """
+    X = np.asarray(X, dtype=np.float32)
+    A = hidden_activations(model, X)
+    act = model.activation
+    rho = rho_hat(A, act).astype(np.float64)
+    out = {"reconstruction": float(reconstruction_errors(model, X).mean()), "rho_hat_mean": float(rho.mean()),
+           "rho_hat_std": float(rho.std()), "dead_units": float(len(dead_units(A, act))),
+           "dense_units": float(len(dense_units(A, act))), "l0_mean": float(l0_per_sample(A, act).mean())}
+    if probe and labels is not None:
+        labels = np.asarray(labels)
+        index = np.arange(len(X))
+        if len(index) > probe_samples:
+            index = np.sort(np.random.default_rng(seed).choice(len(X), probe_samples, replace=False))
+        if len(np.unique(labels[index])) >= 2:
+            out["probe_accuracy"] = linear_probe(A[index], labels[index], seed=seed)
+    return out, rho
