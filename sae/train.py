@@ -408,9 +408,17 @@ class Trainer:
         self._rho_hat_ema = None
         self._lbfgs = None
         what = "NaN" if any(np.isnan(v) for v in bad.values()) else "infinite"
-        self._publish(DIVERGED, f"diverged: the loss became {what} at step {self.step_count} "
-                                f"(learning rate {self.config.lr:g} too high?). Kept the weights of step "
-                                f"{snap.step}, the last with a sound loss; lower the rate and resume.")
+        terms = ", ".join(f"{k} {v:g}" for k, v in bad.items() if k != "total")
+        if self.step_count == 0:
+            why = ("the objective is undefined at the initial weights, so no learning rate can help: "
+                   "check the data and the model")
+        elif self.config.optimizer == "lbfgs":
+            why = "the line search left the region where the loss is finite; try a larger lambda or a minibatch optimizer"
+        else:
+            why = f"the learning rate {self.config.lr:g} is probably too high: lower it and resume"
+        kept = f"Kept the weights of step {snap.step}, the last with a sound loss." if self.step_count else ""
+        self._publish(DIVERGED, f"diverged: the loss became {what} at step {self.step_count} ({terms}); "
+                                f"{why}. {kept}".strip())
         return False
 
     # ---------------------------------------------------------------- helpers
