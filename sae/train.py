@@ -97,7 +97,7 @@ class Trainer:
             if self.config.seed is not None:
                 model.reset_parameters(torch.Generator().manual_seed(self.config.seed))
         self.model = model
-        _check_compatible(model.config, self.config, n)
+        check_compatible(model.config, self.config, n)
         self.on_snapshot = on_snapshot
         self.callback_error: Exception | None = None  # the last exception raised by on_snapshot
         self.snapshot_interval = snapshot_interval
@@ -149,6 +149,11 @@ class Trainer:
         return self._status
 
     @property
+    def started(self) -> bool:
+        """Whether start() was called (the background thread exists or existed)."""
+        return self._thread is not None
+
+    @property
     def is_alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
@@ -182,9 +187,13 @@ class Trainer:
             self._cond.notify_all()
 
     def stop(self, reason: str = "stopped by the user") -> None:
+        """End training; final. A trainer that never started publishes its stopped state at once."""
         with self._cond:
             self._stop_reason = reason
             self._cond.notify_all()
+            started = self._thread is not None
+        if not started and self._status not in (FINISHED, STOPPED):
+            self._publish(STOPPED, reason)
 
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
@@ -491,7 +500,8 @@ def _as_tensor(X) -> torch.Tensor:
     return X
 
 
-def _check_compatible(model: ModelConfig, cfg: TrainConfig, n_features: int) -> None:
+def check_compatible(model: ModelConfig, cfg: TrainConfig, n_features: int) -> None:
+    """Refuse a model, objective and data that cannot train together (ConfigError with the reason)."""
     if model.n_inputs != n_features:
         raise ConfigError(f"the model expects {model.n_inputs} inputs but the data have {n_features} features.")
     if cfg.penalty == "kl" and model.activation == "relu":

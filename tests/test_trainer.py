@@ -300,3 +300,10 @@ def test_a_slow_callback_does_not_block_control_calls(X):
     trainer.stop()
     assert time.perf_counter() - t < 0.5
     trainer.join(5)
+
+
+def test_stop_before_start_publishes_the_stop(X):
+    trainer = Trainer(X, ModelConfig(32, 8), TrainConfig())
+    assert not trainer.started
+    trainer.stop("reset by the user")
+    assert trainer.latest().status == STOPPED and trainer.latest().reason == "reset by the user"

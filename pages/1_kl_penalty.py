@@ -1,0 +1,61 @@
+"""KL penalty: the curve KL(ρ‖ρ̂) and every hidden unit's current ρ̂ⱼ on it."""
+
+import inspect
+
+import numpy as np
+import streamlit as st
+
+import sae.loss
+from sae import figures
+from sae.ui import page, what_to_look_for
+from sae.ui.live import live
+
+job = page("KL penalty", ":material/function:",
+           "The sparsity penalty of each hidden unit as a function of its mean activation ρ̂ⱼ.")
+
+st.latex(r"\mathrm{KL}(\rho\,\Vert\,\hat\rho_j)=\rho\log\frac{\rho}{\hat\rho_j}+(1-\rho)\log\frac{1-\rho}{1-\hat\rho_j}"
+         r"\qquad\frac{\partial\,\mathrm{KL}}{\partial\hat\rho_j}=-\frac{\rho}{\hat\rho_j}+\frac{1-\rho}{1-\hat\rho_j}")
+c1, c2, c3 = st.columns([1, 1, 2])
+scaled = c1.toggle("Scale by β", value=True, key="kl_scaled", persist_state="session")
+derivative = c2.toggle("Show the derivative", value=False, key="kl_derivative", persist_state="session",
+                       help="β·dKL/dρ̂ⱼ: what backprop adds to unit j's delta (before f′).")
+compare = c3.multiselect("Compare with ρ =", [0.01, 0.05, 0.1, 0.2, 0.3, 0.5], default=[0.2], key="kl_compare",
+                         persist_state="session", help="UFLDL draws the classic figure for ρ = 0.2.")
+
+
+def draw(job) -> None:
+    snap = job.latest()
+    rho, beta = snap.hyper["rho"], snap.hyper["beta"]
+    rho_hat = snap.rho_hat if np.isfinite(snap.rho_hat).all() else job.derived().rho_hat
+    scale = beta if scaled else 1.0
+    if job.settings.penalty != "kl":
+        st.info(f"This run uses the {job.settings.penalty.upper()} penalty: the KL curve is drawn for reference; "
+                "it does not act on the units.", icon=":material/info:")
+    left, right = st.columns([3, 2], gap="medium")
+    with left:
+        st.plotly_chart(figures.kl_curve(rho, scale, rho_hat, derivative=derivative, compare=compare,
+                                         title="Over all of (0, 1)"), key="kl_curve")
+    with right:
+        finite = rho_hat[np.isfinite(rho_hat)]
+        hi = float(min(1.0, max(3 * rho, 1.25 * finite.max() if finite.size else 0.0, 0.02)))
+        st.plotly_chart(figures.kl_curve(rho, scale, rho_hat, derivative=derivative, compare=compare,
+                                         x_range=(0.0, hi), title=f"Zoom on ρ̂ ≤ {hi:.2g}, where the units are"),
+                        key="kl_zoom")
+    per_unit = scale * figures.kl_values(rho, np.clip(rho_hat, 0, 1))
+    c = st.columns(4)
+    c[0].metric("β·Σⱼ KL(ρ‖ρ̂ⱼ)" if scaled else "Σⱼ KL(ρ‖ρ̂ⱼ)", f"{per_unit.sum():.4g}",
+                help="The sparsity term of J, from the ρ̂ⱼ of the last minibatch.")
+    c[1].metric("Units above ρ", int((rho_hat > rho).sum()))
+    c[2].metric("Units below ρ", int((rho_hat < rho).sum()))
+    worst = int(np.argmax(per_unit)) if len(per_unit) else 0
+    c[3].metric("Most penalised unit", f"#{worst}", help=f"ρ̂ = {rho_hat[worst]:.4f}, penalty {per_unit[worst]:.4g}")
+    what_to_look_for("the orange points (one per hidden unit) sliding down the curve into its minimum at ρ. "
+                     "The curve is steep on the right: a unit that fires too often pays much more than one "
+                     "that fires too rarely. Change ρ in the sidebar and watch the valley move and the units follow.")
+
+
+live(draw)
+
+with st.expander("The source of the KL function used in training", icon=":material/code:"):
+    st.code(inspect.getsource(sae.loss.kl_divergence), language="python")
+    st.code(inspect.getsource(sae.loss.kl_divergence_grad), language="python")

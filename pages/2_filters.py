@@ -1,0 +1,91 @@
+"""Filters: each hidden unit's weights as an image (UFLDL's display normalisation)."""
+
+import numpy as np
+import streamlit as st
+
+from sae import figures
+from sae.ui import page, what_to_look_for
+from sae.ui.live import live
+
+job = page("Filters", ":material/grid_view:",
+           "Row j of W₁ is what hidden unit j looks for in an input. Grey is a zero weight, white excites the "
+           "unit, black inhibits it; every filter is scaled to full contrast (UFLDL's display_network).")
+
+c1, c2, c3 = st.columns([1.2, 1.2, 1])
+which = c1.radio("Weights", ["encoder W₁", "decoder W₂ᵀ"], horizontal=True, key="flt_which", persist_state="session")
+sort = c2.radio("Order", ["unit", "ρ̂ (high first)", "weight norm (high first)"], horizontal=True, key="flt_sort",
+                persist_state="session")
+normalize = c3.radio("Contrast", ["ufldl", "per_filter"], horizontal=True, key="flt_norm", persist_state="session",
+                     help="ufldl: subtract the global mean, scale each filter by its max |w| (grey = 0). "
+                          "per_filter: stretch each filter's min..max.")
+
+
+def _select_unit() -> None:
+    """A click on a filter selects its unit (the tile's invisible marker carries the unit index)."""
+    event = st.session_state.get("filters_chart")
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError):
+        return
+    if points:
+        custom = points[0].get("customdata")
+        if isinstance(custom, dict):  # typed arrays may come back as {"0": ..., "1": ...}
+            custom = [custom[k] for k in sorted(custom, key=int)]
+        if custom:
+            st.session_state["flt_unit"] = int(custom[0])
+
+
+def draw(job) -> None:
+    snap, d, data = job.latest(), job.derived(), job.data
+    W = snap.weights["encoder.weight"] if which.startswith("encoder") else snap.weights["decoder.weight"].T
+    s = len(W)
+    rho_hat, norms = d.rho_hat, np.linalg.norm(W, axis=1)
+    order = np.arange(s)
+    if sort.startswith("ρ̂"):
+        order = np.argsort(-rho_hat, kind="stable")
+    elif sort.startswith("weight"):
+        order = np.argsort(-norms, kind="stable")
+    if st.session_state.get("flt_unit", 0) >= s:
+        st.session_state["flt_unit"] = 0
+    left, right = st.columns([3, 2], gap="medium")
+    with right:
+        unit = st.number_input("Unit (or click a filter)", 0, s - 1, key="flt_unit", step=1)
+    with left:
+        if data.image_shape is not None:
+            fig = figures.filters_figure(W, data.image_shape, order=order, dead=d.dead, rho_hat=rho_hat,
+                                         norms=norms, selected=unit, normalize=normalize, height=560)
+            st.plotly_chart(fig, key="filters_chart", on_select=_select_unit, selection_mode="points",
+                            config={"displayModeBar": False})
+        else:
+            st.plotly_chart(figures.weights_heatmap(W[order], dead=d.dead,
+                                                    title=f"{which}: {data.n_features} inputs, no image shape"),
+                            key="filters_heatmap")
+        dead = len(d.dead)
+        what_to_look_for("oriented edges (patches) or pen strokes (digits) appearing out of noise. "
+                         + (f"{dead} dead unit{'s' if dead != 1 else ''} (never active) outlined in red: "
+                            "raise ρ or lower β to revive them." if dead else
+                            "No dead units right now; a unit that never fires would be outlined in red."))
+    with right:
+        a = d.A[:, unit]
+        c = st.columns(3)
+        c[0].metric("ρ̂ⱼ", f"{rho_hat[unit]:.4f}", help="Mean activation of this unit over the subset.")
+        c[1].metric("‖wⱼ‖", f"{norms[unit]:.3f}")
+        c[2].metric("Status", "dead" if unit in set(d.dead.tolist()) else "alive")
+        rng = (-1.0, 1.0) if d.activation == "tanh" else (0.0, 1.0) if d.activation == "sigmoid" else None
+        counts, edges = figures.binned(a, 40, rng)
+        st.plotly_chart(figures.histogram_figure(counts, edges, f"activation of unit {unit} on {len(a):,} samples", "samples",
+                                                 f"Activations of unit {unit}", color="#ff7f0e", log_y=True,
+                                                 vlines={"ρ̂ⱼ": float(rho_hat[unit]),
+                                                         "ρ": snap.hyper["rho"]}, height=260),
+                        key="unit_hist")
+        top = np.argsort(-a, kind="stable")[:12]
+        st.markdown(f"**Inputs that activate unit {unit} most** (a = {a[top[0]]:.3f} … {a[top[-1]]:.3f})")
+        if data.image_shape is not None:
+            st.plotly_chart(figures.image_grid_figure(d.X[top], data.image_shape, columns=6, height=170,
+                                                      normalize=not data.in_unit_interval),
+                            key="unit_top", config={"displayModeBar": False})
+        else:
+            st.dataframe({"sample": d.subset[top], "a": a[top]}, hide_index=True)
+
+
+live(draw)

@@ -1,0 +1,53 @@
+"""Activations: how sparse the hidden code is, and how its distribution moves during training."""
+
+import streamlit as st
+
+from sae import figures
+from sae.ui import page, what_to_look_for
+from sae.ui.live import live
+
+job = page("Activations", ":material/bar_chart:",
+           "Hidden activations aᵢⱼ on a fixed subset of up to 1,000 samples, recomputed from each snapshot.")
+st.latex(r"\hat\rho_j=\frac{1}{m}\sum_{i=1}^{m}a_j(x_i)\qquad L_0(x_i)=\#\{j:\ a_j(x_i)>0.1\}")
+log_y = st.toggle("Log-scale counts", value=True, key="act_log", persist_state="session")
+
+
+def draw(job) -> None:
+    snap, d = job.latest(), job.derived()
+    rho = snap.hyper["rho"]
+    c1, c2 = st.columns(2)
+    with c1:
+        st.plotly_chart(figures.activation_histogram(d.A, d.activation, log_y=log_y), key="act_hist")
+        what_to_look_for("a tall spike near 0 and a thin tail: most units are silent on most inputs.")
+    with c2:
+        st.plotly_chart(figures.rho_hat_histogram(d.rho_hat, rho), key="rho_hist")
+        what_to_look_for("the units' ρ̂ⱼ bunching at the red target line ρ.")
+    c3, c4 = st.columns(2)
+    with c3:
+        st.plotly_chart(figures.l0_histogram(d.l0, d.A.shape[1]), key="l0_hist")
+        what_to_look_for("few active units per sample; it grows when you raise ρ.")
+    with c4:
+        st.plotly_chart(figures.activation_heatmap(d.A, d.labels, d.activation), key="act_heatmap")
+        what_to_look_for("a few bright cells per row; with labels, units that light up for one class.")
+    trace = job.trace.arrays()
+    c5, c6 = st.columns(2)
+    with c5:
+        st.plotly_chart(figures.distribution_over_time(trace["step"], trace["rho"], trace["rho_edges"],
+                                                       "ρ̂ⱼ (log scale)",
+                                                       "Distribution of ρ̂ⱼ over training (minibatch)",
+                                                       target=rho, log_y=True, colorscale="Oranges"),
+                        key="rho_time")
+        what_to_look_for("the ρ̂ⱼ distribution dropping from ~0.5 (sigmoid units start half on) onto the "
+                         "target line within the first few hundred steps, then tightening around it.")
+    with c6:
+        relu = d.activation == "relu"  # unbounded: each row is binned on [0, that snapshot's max]
+        y_title = ("aᵢⱼ / max aᵢⱼ" if relu else "aᵢⱼ") + (" (log scale)" if trace["act_log"] else "")
+        st.plotly_chart(figures.distribution_over_time(trace["step"], trace["act"], trace["act_edges"], y_title,
+                                                       "Distribution of all activations over training",
+                                                       log_y=trace["act_log"]),
+                        key="act_time")
+        what_to_look_for("the bulk of the activations sinking by decades while a few stay near 1: "
+                         "that is a sparse code.")
+
+
+live(draw)

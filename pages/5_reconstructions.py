@@ -1,0 +1,51 @@
+"""Reconstructions: originals beside what the autoencoder gives back, each with its own error."""
+
+import numpy as np
+import streamlit as st
+
+from sae import figures
+from sae.ui import page, what_to_look_for
+from sae.ui.live import live
+
+job = page("Reconstructions", ":material/compare:",
+           "Left of each pair the input x, right the reconstruction x̂ = g(W₂a + b₂), above it the sample's own "
+           "error ½‖x̂ − x‖² (a per-sample score, not the batch mean).")
+c1, c2 = st.columns([2, 1])
+n = c1.slider("Samples shown", 4, 32, 16, step=4, key="rec_n", persist_state="session")
+pick = c2.radio("Which", ["fixed", "worst", "best"], horizontal=True, key="rec_pick", persist_state="session")
+
+
+def draw(job) -> None:
+    d, data = job.derived(), job.data
+    errors = d.errors
+    if pick == "worst":
+        idx = np.argsort(-errors, kind="stable")[:n]
+    elif pick == "best":
+        idx = np.argsort(errors, kind="stable")[:n]
+    else:
+        idx = np.arange(min(n, len(errors)))
+    left, right = st.columns([3, 2], gap="medium")
+    # digits and MNIST fill [0, 1] and are shown as they are; other data (e.g. whitened patches in
+    # [0.1, 0.9]) are stretched per pair, the same scale for the input and its reconstruction
+    stretch = not (float(d.X.min()) == 0.0 and float(d.X.max()) == 1.0)
+    with left:
+        if data.image_shape is not None:
+            st.plotly_chart(figures.reconstruction_figure(d.X[idx], d.X_hat[idx], errors[idx], data.image_shape,
+                                                          index=d.subset[idx], columns=4,
+                                                          normalize=stretch),
+                            key="rec_pairs", config={"displayModeBar": False})
+        else:
+            st.plotly_chart(figures.matrix_pair_figure(d.X[idx], d.X_hat[idx], index=d.subset[idx]), key="rec_pairs")
+    with right:
+        c = st.columns(2)
+        c[0].metric("Mean error ½‖x̂−x‖²", f"{errors.mean():.4g}", help=f"Over {len(errors):,} samples.")
+        c[1].metric("Worst sample", f"{errors.max():.4g}")
+        counts, edges = figures.binned(errors, 40)
+        st.plotly_chart(figures.histogram_figure(counts, edges, "½‖x̂ᵢ − xᵢ‖² per sample", "samples",
+                                                 "Reconstruction error per sample", color="#9467bd",
+                                                 vlines={"mean": float(errors.mean())}, height=320), key="rec_hist")
+    what_to_look_for("blurry blobs sharpening into the inputs. Raise β or lower ρ: codes get sparser and "
+                     "reconstructions worse — the trade-off the objective balances.")
+
+
+live(draw)

@@ -1,0 +1,413 @@
+"""The control panel: the same sidebar on every page.
+
+Every setting is a widget whose key is its URL query parameter, so a link reproduces a
+configuration; values equal to their default stay out of the URL. The URL is kept by this
+module (``st.query_params``) rather than by ``bind="query-params"``: in Streamlit 1.67 bound
+parameters belong to the page whose script created the widget and are dropped on a page switch
+(and widget values seeded from a URL do not survive the switch), so the panel, drawn by every
+page, does it itself:
+
+- a URL the panel did not write (first load, a pasted link, back/forward) sets the widgets;
+- on a page switch the widgets get the session's last settings back;
+- after the widgets are drawn the URL is rewritten from them, and the page links carry the
+  same parameters.
+
+What a change does:
+- rho, beta, lambda, learning rate: applied to the running trainer at once
+  (``Trainer.set_hyperparameters``); the charts show the effect.
+- anything else (data set, hidden size, activation, ...): an untouched (idle) job is rebuilt
+  silently; a job that has trained asks before restarting.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+
+import streamlit as st
+
+from sae.config import ACTIVATIONS, OPTIMIZERS, ConfigError
+from sae.data import DATASETS, DataError
+
+from . import state
+from .session import ACTIVE, DIVERGED, FINISHED, IDLE, PAUSED, QUEUED, RUNNING, STOPPED, Job, Settings
+
+POLL_SECONDS = 0.5  # how often live views redraw while training (>= 2 per second)
+
+RHO_OPTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
+BETA_OPTIONS = (0.0, 0.03, 0.1, 0.3, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0)
+LAMBDA_OPTIONS = (0.0, 1e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+LR_OPTIONS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0)
+BATCH_OPTIONS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+# Option labels are what the URL holds (see url_params): keep them short.
+PENALTY_LABELS = {"kl": "KL", "l1": "L1", "topk": "TopK"}
+PENALTY_HELP = ("KL: β·Σⱼ KL(ρ‖ρ̂ⱼ), the classic (needs activations in [0, 1]). L1: β·(1/m)·Σᵢ Σⱼ |aᵢⱼ|. "
+                "TopK: keep the k largest activations of each sample, no penalty term.")
+DATASET_LABELS = {"patches": "8×8 whitened natural-image patches (10,000)",
+                  "mnist": "MNIST handwritten digits, 28×28 (5,000)",
+                  "digits": "scikit-learn digits, 8×8 (1,797)",
+                  "toy": "four one-hot vectors: the 4-2-4 problem"}
+FIELD_LABELS = {"dataset": "data set", "n_hidden": "hidden size", "activation": "activation",
+                "penalty": "penalty", "topk": "k", "optimizer": "optimizer", "batch_size": "batch size",
+                "epochs": "epochs", "max_iter": "iterations", "seed": "seed"}
+
+# widget key (= URL query parameter) -> Settings field
+KEYS = {"data": "dataset", "hidden": "n_hidden", "act": "activation", "penalty": "penalty", "k": "topk",
+        "opt": "optimizer", "rho": "rho", "beta": "beta", "lambda": "weight_decay", "lr": "lr",
+        "batch": "batch_size", "epochs": "epochs", "iters": "max_iter", "seed": "seed"}
+DEFAULTS = Settings()
+
+PAGES = (  # (script, label, icon); the entry file is the Train page
+    ("dashboard.py", "Train", ":material/model_training:"),
+    ("pages/1_kl_penalty.py", "KL penalty", ":material/function:"),
+    ("pages/2_filters.py", "Filters", ":material/grid_view:"),
+    ("pages/3_activations.py", "Activations", ":material/bar_chart:"),
+    ("pages/4_codes.py", "Codes (PCA)", ":material/scatter_plot:"),
+    ("pages/5_reconstructions.py", "Reconstructions", ":material/compare:"),
+)
+
+
+def fmt(x: float) -> str:
+    """Compact number for sliders: 0.0001 -> 1e-4, 0.05 -> 0.05."""
+    if x == 0:
+        return "0"
+    if abs(x) < 1e-3 or abs(x) >= 1e4:
+        mantissa, exponent = f"{x:.0e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
+    return f"{x:g}"
+
+
+def _common(key: str) -> dict:
+    return {"key": key, "persist_state": "session"}
+
+
+def _nearest(options: tuple, value: float) -> float:
+    """The option closest to value on a log scale (zero only matches zero-ish values)."""
+    def distance(o: float) -> float:
+        if o == 0 or value == 0:
+            return 0.0 if o == value else abs(o - value) + (1e9 if value > 0 and o == 0 and value > 1e-7 else 0)
+        return abs(math.log(o) - math.log(value))
+    return min(options, key=distance)
+
+
+def parse_url(params: dict[str, str]) -> Settings:
+    """Settings from query parameters; unknown or invalid values fall back to the defaults."""
+    values = DEFAULTS.as_dict()
+    for key, name in KEYS.items():
+        raw = params.get(key)
+        if raw is None:
+            continue
+        try:
+            if name == "dataset":
+                value = raw.strip().lower()
+                ok = value in DATASETS
+            elif name == "activation":
+                value, ok = raw.strip().lower(), raw.strip().lower() in ACTIVATIONS
+            elif name == "optimizer":
+                value, ok = raw.strip().lower(), raw.strip().lower() in OPTIMIZERS
+            elif name == "penalty":
+                value = raw.strip().lower()
+                ok = value in PENALTY_LABELS
+            elif name in ("rho", "beta", "weight_decay", "lr"):
+                options = {"rho": RHO_OPTIONS, "beta": BETA_OPTIONS, "weight_decay": LAMBDA_OPTIONS,
+                           "lr": LR_OPTIONS}[name]
+                number = float(raw)
+                ok = math.isfinite(number) and number >= 0
+                value = _nearest(options, number) if ok else None
+            elif name == "batch_size":
+                value = _nearest(BATCH_OPTIONS, float(raw))
+                ok = True
+            elif name == "epochs":
+                value = float(min(100_000, max(1, int(float(raw)))))
+                ok = True
+            else:  # n_hidden, topk, max_iter, seed
+                limits = {"n_hidden": (1, 1024), "topk": (1, 1024), "max_iter": (1, 100_000), "seed": (0, 2**31 - 1)}
+                lo, hi = limits[name]
+                value, ok = min(hi, max(lo, int(float(raw)))), True
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if ok:
+            values[name] = value
+    return Settings(**values)
+
+
+def _widget_values(settings: Settings) -> dict:
+    """Settings -> {widget key: widget value}."""
+    out = {}
+    for key, name in KEYS.items():
+        value = getattr(settings, name)
+        out[key] = int(value) if name == "epochs" else value
+    return out
+
+
+def sync_widgets(page_id: str) -> None:
+    """Before the widgets are drawn: take the URL's settings if the URL is new to us, or the
+    session's last settings after a page switch (see the module docstring)."""
+    url = {k: v for k, v in st.query_params.to_dict().items() if k in KEYS}
+    last_url = st.session_state.get("sae_url")
+    memory = st.session_state.get("sae_settings")
+    target = None
+    if last_url is None or url != last_url:
+        target = parse_url(url)
+    elif st.session_state.get("sae_page") != page_id and memory is not None:
+        target = memory
+    if target is not None:
+        for key, value in _widget_values(target).items():
+            st.session_state[key] = value
+    st.session_state["sae_page"] = page_id
+
+
+def sync_url(settings: Settings) -> None:
+    """After the widgets: write the settings into the URL (only what differs from the defaults)."""
+    params = url_params(settings)
+    current = st.query_params.to_dict()
+    if {k: v for k, v in current.items() if k in KEYS} != params:
+        st.query_params.from_dict({k: v for k, v in current.items() if k not in KEYS} | params)
+    st.session_state["sae_url"] = params
+    st.session_state["sae_settings"] = settings
+
+
+def settings_widgets() -> Settings:
+    """Draw the settings widgets (in the current container) and return what they say."""
+    d = DEFAULTS
+    st.markdown("**Data and model**")
+    dataset = st.selectbox("Data set", DATASETS, index=DATASETS.index(d.dataset), **_common("data"),
+                           help="Built-in, offline. Changing it starts a new run.")
+    st.caption(DATASET_LABELS.get(dataset, ""))
+    n_hidden = st.number_input("Hidden units", 1, 1024, d.n_hidden, step=1, **_common("hidden"),
+                               help="Number of features the autoencoder learns. Changing it starts a new run.")
+    activation = st.selectbox("Activation f", ACTIVATIONS, index=ACTIVATIONS.index(d.activation),
+                              **_common("act"), help="sigmoid is the classic. tanh: ρ̂ is measured on (a+1)/2. "
+                              "ReLU activations are unbounded: use the L1 or TopK penalty.")
+    penalty = st.selectbox("Sparsity penalty", tuple(PENALTY_LABELS), index=0,
+                           format_func=PENALTY_LABELS.get, **_common("penalty"), help=PENALTY_HELP)
+    topk = d.topk
+    if penalty == "topk":
+        topk = st.number_input("k (active units per sample)", 1, 1024, d.topk, step=1, **_common("k"))
+
+    st.markdown("**Objective** · applies live")
+    rho = st.select_slider("ρ: target mean activation", RHO_OPTIONS, d.rho, format_func=fmt,
+                           **_common("rho"), help="Each hidden unit j should fire on average ρ̂ⱼ ≈ ρ.")
+    beta = st.select_slider("β: sparsity weight", BETA_OPTIONS, d.beta, format_func=fmt, **_common("beta"))
+    weight_decay = st.select_slider("λ: weight decay", LAMBDA_OPTIONS, d.weight_decay, format_func=fmt,
+                                    **_common("lambda"))
+
+    st.markdown("**Optimiser**")
+    optimizer = st.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(d.optimizer), **_common("opt"),
+                             help="adam / sgd on minibatches; lbfgs: full batch with a line search (UFLDL's minFunc).")
+    lr = st.select_slider("Learning rate · applies live", LR_OPTIONS, d.lr, format_func=fmt, **_common("lr"),
+                          disabled=optimizer == "lbfgs", help="L-BFGS uses its line search instead.")
+    epochs, max_iter, batch = d.epochs, d.max_iter, d.batch_size
+    if optimizer == "lbfgs":
+        max_iter = st.number_input("Iterations", 1, 100_000, d.max_iter, step=50, **_common("iters"))
+    else:
+        batch = st.select_slider("Batch size", BATCH_OPTIONS, d.batch_size, **_common("batch"))
+        epochs = st.number_input("Epochs", 1, 100_000, int(d.epochs), step=10, **_common("epochs"))
+    seed = st.number_input("Seed", 0, 2**31 - 1, d.seed, step=1, **_common("seed"))
+    return Settings(dataset=dataset, n_hidden=int(n_hidden), activation=activation, penalty=penalty,
+                    topk=int(topk), optimizer=optimizer, rho=float(rho), beta=float(beta),
+                    weight_decay=float(weight_decay), lr=float(lr), batch_size=int(batch),
+                    epochs=float(epochs), max_iter=int(max_iter), seed=int(seed))
+
+
+def url_params(settings: Settings) -> dict[str, str]:
+    """The query parameters that reproduce ``settings`` (defaults left out), formatted as the widgets
+    show them (parse_url reads them back). Page links carry them so the URL keeps the configuration
+    across pages."""
+    out = {}
+    for key, name in KEYS.items():
+        value, default = getattr(settings, name), getattr(DEFAULTS, name)
+        if value == default:
+            continue
+        if name == "topk" and settings.penalty != "topk":
+            continue
+        if name == "max_iter" and settings.optimizer != "lbfgs" or name in ("epochs", "batch_size") \
+                and settings.optimizer == "lbfgs":
+            continue
+        if name == "penalty":
+            out[key] = PENALTY_LABELS[value]
+        elif name in ("rho", "beta", "weight_decay", "lr"):
+            out[key] = fmt(value)
+        elif isinstance(value, float):
+            out[key] = f"{value:g}"
+        else:
+            out[key] = str(value)
+    return out
+
+
+def settings_from_state() -> Settings:
+    """The panel's settings as stored in session state (inside button callbacks)."""
+    values = {}
+    for key, name in KEYS.items():
+        if key in st.session_state:
+            values[name] = st.session_state[key]
+    base = DEFAULTS.as_dict() | values
+    types = {f.name: type(getattr(DEFAULTS, f.name)) for f in fields(Settings)}
+    return Settings(**{k: types[k](v) for k, v in base.items()})
+
+
+# ---------------------------------------------------------------------------------- buttons
+
+def _report(exc: Exception) -> None:
+    st.session_state["sae_error"] = str(exc)
+
+
+def _fresh_job(start: bool) -> None:
+    try:
+        job = state.set_job(state.new_job(settings_from_state()))
+    except (ConfigError, DataError) as exc:
+        _report(exc)
+        return
+    if start:
+        job.start()
+
+
+def on_train() -> None:
+    job = state.current_job()
+    settings = settings_from_state()
+    if job is None or job.final or job.settings.changes(settings)[1]:
+        _fresh_job(start=True)
+    else:
+        job.start()
+
+
+def on_pause_resume() -> None:
+    job = state.current_job()
+    if job is None:
+        return
+    if job.status in ACTIVE:
+        job.pause()
+    elif job.status in (PAUSED, DIVERGED):
+        job.resume()
+
+
+def on_step() -> None:
+    job = state.current_job()
+    if job is not None and not job.final:
+        job.step(1)
+
+
+def on_stop() -> None:
+    job = state.current_job()
+    if job is not None:
+        job.stop()
+
+
+def on_reset() -> None:
+    _fresh_job(start=False)
+
+
+# ---------------------------------------------------------------------------------- status
+
+def status_text(job: Job) -> str:
+    """One line: state, step, epoch, samples/s, elapsed, and why it stopped."""
+    snap = job.latest()
+    icon = {RUNNING: ":green[●]", QUEUED: ":orange[◔]", PAUSED: ":orange[❚❚]", DIVERGED: ":red[▲]",
+            FINISHED: ":blue[■]", STOPPED: ":gray[■]", IDLE: ":gray[○]"}.get(snap.status, "")
+    rate = snap.samples_per_s
+    rate_text = f"{rate / 1000:,.0f}k samples/s" if rate >= 1000 else f"{rate:,.0f} samples/s"
+    line = (f"{icon} **{snap.status}** · step {snap.step:,} · epoch {snap.epoch:,.1f} · "
+            f"{rate_text} · {snap.elapsed:,.1f} s")
+    why = job.note if job.note and snap.status in (PAUSED, STOPPED) else snap.reason
+    if why and why != snap.status:
+        line += f"  \n{why}"
+    return line
+
+
+def status_line(job: Job) -> None:
+    """The live status line (its own small fragment in the sidebar)."""
+
+    @st.fragment(run_every=POLL_SECONDS if job.status in ACTIVE else None)
+    def _status() -> None:
+        current = state.current_job()
+        if current is None:
+            return
+        current.beat()
+        st.caption(status_text(current), width="stretch")
+        if current is not job or current.status != job_status_at_render:
+            st.rerun(scope="app")  # buttons and polling depend on the status: redraw everything
+
+    job_status_at_render = job.status
+    _status()
+
+
+# ---------------------------------------------------------------------------------- the panel
+
+def navigation(settings: Settings | None) -> None:
+    """Links to every page, carrying the configuration in their query parameters."""
+    params = url_params(settings) if settings is not None else {}
+    for script, label, icon in PAGES:
+        st.page_link(script, label=label, icon=icon, query_params=params or None)
+
+
+def buttons(job: Job, settings: Settings | None) -> None:
+    status = job.status
+    valid = settings is not None
+    row1 = st.columns(2, gap="small")
+    row1[0].button("Train", type="primary", icon=":material/play_arrow:", on_click=on_train,
+                   disabled=not valid or status in (RUNNING, QUEUED, PAUSED, DIVERGED), width="stretch",
+                   key="btn_train", help="Start a run with these settings.")
+    pausing = status in ACTIVE
+    row1[1].button("Pause" if pausing else "Resume", icon=":material/pause:" if pausing else ":material/resume:",
+                   on_click=on_pause_resume, disabled=status not in (RUNNING, QUEUED, PAUSED, DIVERGED),
+                   width="stretch", key="btn_pause")
+    row2 = st.columns(3, gap="small")
+    row2[0].button("Step", on_click=on_step, disabled=status in (RUNNING, QUEUED, FINISHED, STOPPED), width="stretch",
+                   key="btn_step", help="One optimiser step, then pause.")
+    row2[1].button("Stop", on_click=on_stop, disabled=status in (IDLE, FINISHED, STOPPED), width="stretch",
+                   key="btn_stop", help="End the run; its model stays on view.")
+    row2[2].button("Reset", on_click=on_reset, width="stretch", key="btn_reset",
+                   help="Discard the run: a fresh untrained model with the panel's settings.")
+
+
+def panel(page_id: str = "") -> Job:
+    """Draw the sidebar (navigation, buttons, status, settings) and return the session's job,
+    with live changes applied. ``page_id`` names the calling page (page switches are detected)."""
+    sync_widgets(page_id)
+    with st.sidebar:
+        st.markdown("**Sparse Autoencoder Lab** · :gray[UFLDL / CS294A]")
+        nav = st.container()
+        st.divider()
+        top = st.container()
+        with st.container():
+            settings = settings_widgets()
+        sync_url(settings)
+
+        error = st.session_state.pop("sae_error", None)
+        invalid = None
+        try:
+            state.validate(settings)
+        except (ConfigError, DataError) as exc:
+            invalid = str(exc)
+        job = state.get_job(settings if invalid is None else Settings())
+
+        live, structural = job.settings.changes(settings)
+        if live and invalid is None:
+            job.apply_live(**live)
+        if structural and invalid is None and not job.started:
+            job = state.set_job(state.new_job(settings))  # nothing trained yet: rebuild silently
+            structural = {}
+
+        with nav:
+            navigation(settings)
+        with top:
+            buttons(job, None if invalid else settings)
+            status_line(job)
+            if error:
+                st.error(error)
+            if invalid:
+                st.error(invalid, icon=":material/error:")
+            elif structural:
+                changed = ", ".join(f"{FIELD_LABELS.get(k, k)} → {_show(v)}" for k, v in structural.items())
+                st.warning(f"Changed {changed}: this needs a new run.", icon=":material/restart_alt:")
+                st.button("Restart with these settings", on_click=_fresh_job, kwargs={"start": True},
+                          key="btn_restart", width="stretch", type="primary")
+    return job
+
+
+def _show(v) -> str:
+    return fmt(v) if isinstance(v, float) and not math.isnan(v) else str(v)
+
+
+__all__ = ["panel", "status_text", "settings_widgets", "settings_from_state", "PAGES", "POLL_SECONDS",
+           "DEFAULTS", "KEYS", "fmt"]

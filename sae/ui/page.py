@@ -1,0 +1,46 @@
+"""Page scaffolding shared by the home page and every page in ``pages/``."""
+
+from __future__ import annotations
+
+import threading
+
+import streamlit as st
+import torch
+
+from . import controls
+from .session import Job
+
+APP = "Sparse Autoencoder Lab"
+TORCH_THREADS = 1  # per process: one trainer thread per session, one core left for the server
+
+_configured = False
+_configure_lock = threading.Lock()
+
+
+def configure_process() -> None:
+    """Once per process: torch uses TORCH_THREADS intra-op threads (see the package docstring)."""
+    global _configured
+    with _configure_lock:
+        if not _configured:
+            torch.set_num_threads(TORCH_THREADS)
+            _configured = True
+
+
+def page(title: str, icon: str, subtitle: str | None = None) -> Job:
+    """Set the page config, draw the control panel, the title; return the session's job."""
+    configure_process()
+    st.set_page_config(page_title=f"{title} · {APP}", page_icon=icon, layout="wide",
+                       initial_sidebar_state="expanded")
+    job = controls.panel(page_id=title)
+    st.title(f"{icon} {title}", anchor=False)
+    if subtitle:
+        st.caption(subtitle)
+    return job
+
+
+def what_to_look_for(text: str) -> None:
+    """The one line on each view that says what to look for."""
+    st.markdown(f":material/visibility: **What to look for:** {text}")
+
+
+__all__ = ["page", "what_to_look_for", "configure_process", "APP", "TORCH_THREADS"]

@@ -1,0 +1,131 @@
+"""sae.ui: the per-session job, its cleanup (disconnect, heartbeat, garbage collection) and the URL round trip."""
+
+import gc
+import time
+
+import numpy as np
+import pytest
+
+from sae.data import load_dataset
+from sae.ui import session
+from sae.ui.controls import DEFAULTS, parse_url, url_params
+from sae.ui.session import Job, Settings, subset_indices
+
+
+def wait_for(predicate, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.fixture
+def job():
+    data = load_dataset("digits")
+    j = Job(Settings(dataset="digits", n_hidden=9, epochs=1000), data, subset_indices(data.n_samples))
+    yield j
+    j.stop("test over")
+
+
+def test_settings_changes_split_live_and_structural():
+    a = Settings()
+    live, structural = a.changes(Settings(beta=5.0, lr=0.1, n_hidden=49, dataset="mnist"))
+    assert live == {"beta": 5.0, "lr": 0.1}
+    assert structural == {"n_hidden": 49, "dataset": "mnist"}
+    assert a.changes(Settings(topk=7)) == ({}, {})  # k only matters under TopK
+    assert a.changes(Settings(max_iter=10)) == ({}, {})  # iterations only matter for L-BFGS
+
+
+def test_url_round_trip_and_defaults_stay_out():
+    assert url_params(DEFAULTS) == {}
+    s = Settings(dataset="mnist", n_hidden=196, rho=0.1, beta=3.0, weight_decay=3e-3, penalty="l1", seed=4)
+    params = url_params(s)
+    assert params == {"data": "mnist", "hidden": "196", "rho": "0.1", "lambda": "0.003", "penalty": "L1", "seed": "4"}
+    assert parse_url(params) == s
+    bad = parse_url({"rho": "nonsense", "hidden": "-3", "data": "nope", "lr": "0.02"})
+    assert bad.rho == DEFAULTS.rho and bad.n_hidden == 1 and bad.dataset == DEFAULTS.dataset
+    assert bad.lr == 0.03  # snapped to the nearest slider option (log scale)
+
+
+def test_job_controls(job):
+    assert job.status == session.IDLE and not job.started
+    job.step(3)
+    assert wait_for(lambda: job.latest().step == 3 and job.status == session.PAUSED)
+    job.start()
+    assert job.status in session.ACTIVE
+    job.apply_live(beta=7.0)
+    assert wait_for(lambda: job.latest().hyper["beta"] == 7.0) and job.settings.beta == 7.0
+    job.pause()
+    assert job.status == session.PAUSED
+    job.stop()
+    assert job.status == session.STOPPED and job.final and not job.trainer.is_alive
+
+
+def test_stop_an_idle_job():
+    data = load_dataset("toy")
+    j = Job(Settings(dataset="toy", n_hidden=2), data, subset_indices(data.n_samples))
+    j.stop()
+    assert j.status == session.STOPPED
+
+
+def test_disconnect_pauses_and_reconnect_resumes(job):
+    job.start()
+    job.disconnected()
+    assert wait_for(lambda: job.status == session.PAUSED) and "disconnected" in job.note
+    job.reconnected()
+    assert job.status in session.ACTIVE
+
+
+def test_reaper_pauses_a_job_nobody_watches_and_stops_one_whose_session_ended(job):
+    job.start()
+    assert session.reap() == []
+    job.last_beat -= session.HEARTBEAT_PAUSE + 1
+    assert (job.id, "pause") in session.reap()
+    assert job.status == session.PAUSED and "no page polled" in job.note
+    job.beat()
+    job.session_alive = lambda: False
+    now = time.monotonic()
+    assert session.reap(now) == []  # the session just went away: grace period
+    assert (job.id, "stop") in session.reap(now + session.SESSION_GONE_STOP + 1)
+    assert job.status == session.STOPPED and not job.trainer.is_alive
+
+
+def test_a_dropped_job_stops_its_thread():
+    data = load_dataset("digits")
+    j = Job(Settings(dataset="digits", n_hidden=9, epochs=1000), data, subset_indices(data.n_samples))
+    j.start()
+    trainer = j.trainer
+    assert trainer.is_alive
+    del j
+    gc.collect()
+    assert wait_for(lambda: not trainer.is_alive)
+    assert trainer.latest().status == session.STOPPED
+    assert "session ended" in trainer.latest().reason
+
+
+def test_distribution_trace_records_and_stays_bounded(job):
+    job.trace.rows = 8
+    job.start()
+    assert wait_for(lambda: len(job.trace.arrays()["step"]) >= 4)
+    arrays = job.trace.arrays()
+    assert arrays["rho"].shape[1] == len(arrays["rho_edges"]) - 1
+    assert np.allclose(arrays["rho"].sum(1), 1.0) and np.allclose(arrays["act"].sum(1), 1.0)
+    assert wait_for(lambda: job.trace._stride > 1, timeout=10)
+    assert len(job.trace.arrays()["step"]) <= 8 + 1
+
+
+def test_derived_views_are_cached_per_snapshot(job):
+    d = job.derived()
+    assert job.derived() is d
+    assert d.A.shape == (len(job.subset), 9) and d.errors.shape == (len(job.subset),)
+    assert d.headline()["dead"] >= 0
+    job.step(1)
+    assert wait_for(lambda: job.latest().version != d.snapshot.version)
+    assert job.derived() is not d
+
+
+def test_training_slots_cap_concurrent_runs(monkeypatch):
+    slots = session.training_slots()
+    assert slots.capacity >= 1
