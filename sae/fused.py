@@ -6,12 +6,14 @@ autograd graph. For a batch X (m, n), W1 (s, n), W2 (n, s):
 
     Z1 = X W1^T + b1,    A = f(Z1)                        (m, s)
     Z2 = A W2^T + b2,    X_hat = g(Z2)                    (m, n)
-    D3 = (X_hat - X) * g'(Z2) / m                         (m, n)   output deltas
-    sparsity_delta_j = beta (-rho / rho_hat_j + (1 - rho) / (1 - rho_hat_j)) * d(activity)/da / m     (KL)
-                     = beta sign(a_ij) / m                                                             (L1)
-    D2 = (D3 W2 + sparsity_delta) * f'(Z1)                (m, s)   hidden deltas
-    dJ/dW2 = D3^T A + lambda W2,   dJ/db2 = sum_i D3
-    dJ/dW1 = D2^T X + lambda W1,   dJ/db1 = sum_i D2
+    D3 = (X_hat - X) * g'(Z2)                             (m, n)   output deltas (times m)
+    sparsity_delta_j = beta (-rho / rho_hat_j + (1 - rho) / (1 - rho_hat_j)) * d(activity)/da         (KL)
+                     = beta sign(a_ij)                                                                 (L1)
+    D2 = (D3 W2 + sparsity_delta) * f'(Z1)                (m, s)   hidden deltas (times m)
+    dJ/dW2 = D3^T A / m + lambda W2,   dJ/db2 = sum_i D3 / m
+    dJ/dW1 = D2^T X / m + lambda W1,   dJ/db1 = sum_i D2 / m
+
+f' and g' are applied with ATen's fused sigmoid/tanh/threshold backward kernels, in place.
 
 Results equal autograd's within float32 rounding (tests/test_fused.py) and pass the float64
 gradient check. Supported: sigmoid / tanh / relu hidden units, sigmoid / linear decoders,
@@ -55,7 +57,6 @@ class FusedObjective:
             return
         s, n = self.model.encoder.weight.shape
         self._A = torch.empty(m, s, dtype=dtype)   # hidden activations
-        self._fp = torch.empty(m, s, dtype=dtype)  # f'(Z1)
         self._D2 = torch.empty(m, s, dtype=dtype)  # hidden deltas
         self._Xh = torch.empty(m, n, dtype=dtype)  # reconstruction
         self._D3 = torch.empty(m, n, dtype=dtype)  # output deltas
@@ -69,49 +70,53 @@ class FusedObjective:
         self._buffers(m, x.dtype)
         W1, b1 = self.model.encoder.weight, self.model.encoder.bias
         W2, b2 = self.model.decoder.weight, self.model.decoder.bias
-        A, fp, D2, Xh, D3 = self._A, self._fp, self._D2, self._Xh, self._D3
-
+        A, D2, Xh, D3 = self._A, self._D2, self._Xh, self._D3
+        aten = torch.ops.aten
+        # Deltas are kept unscaled; the 1/m is applied inside the gradient matmuls (addmm's alpha).
         torch.addmm(b1, x, W1.t(), out=A)
         if self.activation == "sigmoid":
             A.sigmoid_()
-            fp.copy_(A).neg_().add_(1.0).mul_(A)  # f' = a (1 - a)
         elif self.activation == "tanh":
             A.tanh_()
-            torch.mul(A, A, out=fp).neg_().add_(1.0)  # f' = 1 - a^2
-        else:  # relu
+        else:
             A.clamp_(min=0.0)
-            torch.sign(A, out=fp)  # f' = 1 where a > 0, else 0
 
         torch.addmm(b2, A, W2.t(), out=Xh)
         if not self.linear_decoder:
             Xh.sigmoid_()
-        torch.sub(Xh, x if target is None else target, out=D3)
-        reconstruction = D3.pow(2).sum() * (0.5 / m)   # 1/(2m) sum ||x_hat - x||^2
+        torch.sub(Xh, x if target is None else target, out=D3)  # x_hat - x
+        flat = D3.view(-1)
+        reconstruction = flat.dot(flat) * (0.5 / m)  # 1/(2m) sum_i ||x_hat_i - x_i||^2
         if not self.linear_decoder:
-            D3.mul_(Xh).mul_(1.0 - Xh)  # g'(Z2) = X_hat (1 - X_hat)
-        D3.mul_(1.0 / m)
+            aten.sigmoid_backward.grad_input(D3, Xh, grad_input=D3)  # * g'(z2) = x_hat (1 - x_hat)
 
-        activity = (A + 1.0) * 0.5 if self.activation == "tanh" else A
-        rho_hat = activity.mean(dim=0)
+        rho_hat = A.mean(dim=0)
+        if self.activation == "tanh":
+            rho_hat = (rho_hat + 1.0) * 0.5  # measured on (a + 1) / 2
         torch.mm(D3, W2, out=D2)
         if self.penalty == "kl":
             sparsity = beta * kl_divergence(rho, rho_hat).sum()
             eps = torch.finfo(x.dtype).eps
             r = rho_hat.clamp(eps, 1.0 - eps)
-            dkl = (-rho / r + (1.0 - rho) / (1.0 - r)) * (beta / m)
+            dkl = (-rho / r + (1.0 - rho) / (1.0 - r)) * beta  # per unit; times m relative to J's 1/m
             if self.activation == "tanh":
                 dkl.mul_(0.5)  # d((a+1)/2)/da
             dkl.masked_fill_((rho_hat <= eps) | (rho_hat >= 1.0 - eps), 0.0)  # clamped: flat
             D2.add_(dkl)
         else:  # l1: beta/m sum |a|, d/da = beta/m sign(a)
             sparsity = beta * A.abs().sum() / m
-            D2.add_(torch.sign(A), alpha=beta / m)
-        D2.mul_(fp)
+            D2.add_(torch.sign(A), alpha=beta)
+        if self.activation == "sigmoid":
+            aten.sigmoid_backward.grad_input(D2, A, grad_input=D2)  # * a (1 - a)
+        elif self.activation == "tanh":
+            aten.tanh_backward.grad_input(D2, A, grad_input=D2)  # * (1 - a^2)
+        else:
+            aten.threshold_backward.grad_input(D2, A, 0.0, grad_input=D2)  # * [a > 0]
 
-        torch.mm(D3.t(), A, out=W2.grad).add_(W2, alpha=weight_decay)
-        torch.sum(D3, dim=0, out=b2.grad)
-        torch.mm(D2.t(), x, out=W1.grad).add_(W1, alpha=weight_decay)
-        torch.sum(D2, dim=0, out=b1.grad)
+        torch.addmm(W2, D3.t(), A, beta=weight_decay, alpha=1.0 / m, out=W2.grad)  # D3'A/m + lambda W2
+        torch.sum(D3, dim=0, out=b2.grad).mul_(1.0 / m)
+        torch.addmm(W1, D2.t(), x, beta=weight_decay, alpha=1.0 / m, out=W1.grad)  # D2'X/m + lambda W1
+        torch.sum(D2, dim=0, out=b1.grad).mul_(1.0 / m)
         decay = 0.5 * weight_decay * (W1.pow(2).sum() + W2.pow(2).sum())
         return {"total": reconstruction + sparsity + decay, "reconstruction": reconstruction,
                 "sparsity": sparsity, "weight_decay": decay, "rho_hat": rho_hat}
