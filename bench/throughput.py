@@ -6,13 +6,17 @@ Same data, same batches (one seeded permutation per epoch, as sae.Trainer draws 
 Adam, sigmoid units, the KL penalty; MNIST 784->196 (the 5,000 real digits) and whitened 8x8
 natural-image patches 64->25. Contenders, interleaved round by round (median of the rounds):
 
-  plain loop            nn.Linear + autograd + torch.optim.Adam, nothing else (the reference)
+  plain loop            nn.Linear + autograd + torch.optim.Adam, nothing else (the reference), at torch's
+                        default thread count and at 1 thread
   plain + fused Adam    the same with Adam(fused=True): what the optimiser kernel alone buys
   hand-derived grads    sae.fused.FusedObjective + plain Adam: what the hand-derived pass alone buys
   compiled loss         torch.compile of the plain loss (with --compile; compiling takes a while)
   dashboard (autograd)  sae.Trainer(fused=False) in its background thread, a consumer reading snapshots
                         twice a second as the UI does
-  dashboard (fast)      sae.Trainer() as the dashboard runs it: hand-derived pass + fused Adam
+  dashboard (fast)      sae.Trainer() as the dashboard runs it: hand-derived pass + fused Adam, 1 torch
+                        thread (the dashboard's setting: one core per run, the other for the page)
+
+torch.set_num_threads is process-wide, so each contender sets its thread count before it runs.
 
 Prints samples/s, the ratio to the plain loop and the fraction of this machine's float32 matmul peak
 (a step costs about 12 b n s FLOPs: three matmuls of 2 b n s each way), and writes bench/results/throughput.json.
@@ -121,35 +125,47 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also time torch.compile of the plain loss")
     args = parser.parse_args()
 
+    threads = torch.get_num_threads()
     peak = matmul_peak_gflops()
     print(f"float32 matmul peak of this process: {peak:.0f} GFLOP/s ({torch.get_num_threads()} threads)")
     results = {"peak_gflops": peak, "models": {}}
     for name, dataset, n_hidden in (("MNIST 784->196", "mnist", 196), ("patches 64->25", "patches", 25)):
         X = torch.from_numpy(load_dataset(dataset).X.copy())
-        probe = plain_loop(X, n_hidden, 50)  # warm-up and size the runs to ~--seconds
-        steps = max(100, int(args.seconds * probe / BATCH))
-        contenders = {
-            "plain loop": lambda: plain_loop(X, n_hidden, steps),
-            "plain + fused Adam": lambda: plain_loop(X, n_hidden, steps, fused_adam=True),
-            "hand-derived grads": lambda: hand_derived(X, n_hidden, steps),
-            "dashboard (autograd)": lambda: dashboard_trainer(X, n_hidden, steps, fused=False),
-            "dashboard (fast)": lambda: dashboard_trainer(X, n_hidden, steps, fused=True),
+        plain_loop(X, n_hidden, 50)  # warm-up
+        probe = plain_loop(X, n_hidden, 200)  # size the runs to ~--seconds
+        steps = max(1000, int(args.seconds * probe / BATCH))
+        contenders = {  # label -> (torch threads, run)
+            f"plain loop, {threads} threads": (threads, lambda: plain_loop(X, n_hidden, steps)),
+            "plain loop, 1 thread": (1, lambda: plain_loop(X, n_hidden, steps)),
+            "plain + fused Adam, 1 thread": (1, lambda: plain_loop(X, n_hidden, steps, fused_adam=True)),
+            "hand-derived grads, 1 thread": (1, lambda: hand_derived(X, n_hidden, steps)),
+            "dashboard (autograd), 1 thread": (1, lambda: dashboard_trainer(X, n_hidden, steps, fused=False)),
+            "dashboard (fast), 1 thread": (1, lambda: dashboard_trainer(X, n_hidden, steps, fused=True)),
+            f"dashboard (fast), {threads} threads": (threads, lambda: dashboard_trainer(X, n_hidden, steps, fused=True)),
         }
         if args.compile:
-            contenders["compiled loss"] = lambda: plain_loop(X, n_hidden, steps, compiled=True)
-        runs = interleaved(contenders, args.repeats)
-        base = median(runs["plain loop"])
+            contenders["compiled loss, 1 thread"] = (1, lambda: plain_loop(X, n_hidden, steps, compiled=True))
+
+        def with_threads(n, run):
+            def call():
+                torch.set_num_threads(n)
+                return run()
+            return call
+
+        runs = interleaved({k: with_threads(*v) for k, v in contenders.items()}, args.repeats)
+        torch.set_num_threads(threads)
+        ref1, ref_n = runs["plain loop, 1 thread"], runs[f"plain loop, {threads} threads"]
         flops = 12 * BATCH * X.shape[1] * n_hidden
         rows, model_out = [], {}
         for label, values in runs.items():
             rate = median(values)
-            ratios = [v / p for v, p in zip(values, runs["plain loop"])]
-            rows.append([label, rate, rate / base, median(ratios), rate / BATCH * flops / 1e9 / peak])
-            model_out[label] = {"samples_per_s": rate, "ratio_to_plain": rate / base,
-                                "median_paired_ratio": median(ratios), "fraction_of_peak": rate / BATCH * flops / 1e9 / peak,
-                                "runs": values}
-        print_table(f"{name}, batch {BATCH}, {steps} steps x {args.repeats} rounds",
-                    ["contender", "samples/s", "x plain", "x plain (paired)", "of matmul peak"], rows)
+            vs1 = median([v / p for v, p in zip(values, ref1)])
+            vs_n = median([v / p for v, p in zip(values, ref_n)])
+            rows.append([label, rate, vs1, vs_n, rate / BATCH * flops / 1e9 / peak])
+            model_out[label] = {"samples_per_s": rate, "x_plain_1_thread": vs1, f"x_plain_{threads}_threads": vs_n,
+                                "fraction_of_peak": rate / BATCH * flops / 1e9 / peak, "runs": values}
+        print_table(f"{name}, batch {BATCH}, {steps} steps x {args.repeats} rounds (ratios: median of paired rounds)",
+                    ["contender", "samples/s", "x plain 1t", f"x plain {threads}t", "of matmul peak"], rows)
         results["models"][name] = model_out
     save_json("throughput", results)
 

@@ -229,7 +229,8 @@ class Trainer:
         while self.step_count < target and not self._is_done() and self._stop_reason is None:
             with self._cond:
                 self._apply_pending()
-            if not self._train_step():
+            if not self._train_step(self._history.wants(self.step_count) or self.step_count + 1 >= target
+                                    or time.perf_counter() - last >= self.snapshot_interval):
                 return self._latest  # type: ignore[return-value]
             now = time.perf_counter()
             if now - last >= self.snapshot_interval:
@@ -281,7 +282,8 @@ class Trainer:
             if self._status != RUNNING:
                 self._publish(RUNNING, "")
             try:
-                ok = self._train_step()
+                ok = self._train_step(self._history.wants(self.step_count) or self._is_last_step()
+                                      or time.perf_counter() - last >= self.snapshot_interval)
             except Exception as exc:  # keep the thread's death visible to the UI
                 self._publish(STOPPED, f"training failed: {type(exc).__name__}: {exc}")
                 return
@@ -314,6 +316,9 @@ class Trainer:
         self._mark = (time.perf_counter(), self.step_count, self._elapsed)  # queued time is not training time
         return True
 
+    def _is_last_step(self) -> bool:
+        return self.step_count + 1 >= self.total_steps
+
     def _is_done(self) -> bool:
         return self.step_count >= self.total_steps or bool(self._lbfgs is not None and self._lbfgs.converged)
 
@@ -324,27 +329,36 @@ class Trainer:
         return f"finished: {self.step_count / self.steps_per_epoch:g} epochs ({self.step_count} steps)"
 
     # ---------------------------------------------------------------- one step (training thread only)
-    def _train_step(self) -> bool:
-        """One optimiser step. Returns False (and restores the last good weights) on a non-finite loss."""
+    def _train_step(self, values: bool = True) -> bool:
+        """One optimiser step. Returns False (and restores the last good weights) on a non-finite loss.
+
+        ``values=False`` lets the fused pass skip the values of the sparsity and weight-decay terms
+        (not needed for the gradient); callers ask for them on the steps they record or publish.
+        """
         t0 = time.perf_counter()
         cfg = self.config
         if cfg.optimizer == "lbfgs":
             terms = self._lbfgs_iteration()
+            finite = bool(torch.isfinite(terms["total"]))
         else:
             x = self._next_batch()
             x_in, target = (x, None) if cfg.noise == "none" else (self._corrupt(x), x)
             if self._fused is not None:
-                terms = self._fused.loss_and_grad(x_in, cfg.rho, cfg.beta, cfg.weight_decay, target)
+                terms = self._fused.loss_and_grad(x_in, cfg.rho, cfg.beta, cfg.weight_decay, target, values)
+                finite = bool(torch.isfinite(terms["reconstruction"]))  # NaN weights show in every term
+                if finite and "total" in terms:  # huge finite weights: their decay term overflows first
+                    finite = bool(torch.isfinite(terms["total"]))
             else:
                 prior = self._rho_hat_ema if cfg.rho_hat == "ema" else None
                 terms = self.loss(self.model, x_in, cfg.rho, cfg.beta, cfg.weight_decay, cfg.penalty,
-                                                target=target, rho_hat_prior=prior, ema_decay=cfg.ema_decay)
-                if torch.isfinite(terms["total"]):
+                                  target=target, rho_hat_prior=prior, ema_decay=cfg.ema_decay)
+                finite = bool(torch.isfinite(terms["total"]))
+                if finite:
                     self.optimizer.zero_grad(set_to_none=True)
                     terms["total"].backward()
-            if torch.isfinite(terms["total"]):
+            if finite:
                 self.optimizer.step()
-        if not torch.isfinite(terms["total"]):
+        if not finite:
             return self._diverged(terms)
         rho_hat = terms["rho_hat"].detach()
         if cfg.rho_hat == "ema" and cfg.optimizer != "lbfgs":
@@ -352,6 +366,8 @@ class Trainer:
         step = self.step_count
         self.step_count += 1
         self._elapsed += time.perf_counter() - t0
+        if "total" not in terms:  # a step without values: nothing to record
+            return True
         self._last_terms = terms
         if self._history.wants(step):
             values = self._terms_to_floats(terms)
@@ -362,10 +378,10 @@ class Trainer:
 
     @staticmethod
     def _terms_to_floats(terms: dict[str, torch.Tensor]) -> list[float]:
-        """The loss terms and rho_hat's mean, std, min, max, with a single tensor-to-Python copy."""
-        rho_hat = terms["rho_hat"].detach()
-        return torch.stack([terms[k].detach() for k in LOSS_TERMS] +
-                           [rho_hat.mean(), rho_hat.std(unbiased=False), rho_hat.min(), rho_hat.max()]).tolist()
+        """The loss terms and rho_hat's mean, std, min, max as Python floats (numpy: cheaper than torch ops here)."""
+        rho_hat = terms["rho_hat"].detach().numpy()
+        return [float(terms[k].detach()) for k in LOSS_TERMS] + [float(rho_hat.mean()), float(rho_hat.std()),
+                                                          float(rho_hat.min()), float(rho_hat.max())]
 
     def _lbfgs_iteration(self) -> dict[str, torch.Tensor]:
         """One full-batch L-BFGS iteration. Returns the loss terms at the point it started from."""
@@ -408,7 +424,7 @@ class Trainer:
         return self.X[self._order[start:start + self.batch_size]]
 
     def _diverged(self, terms: dict[str, torch.Tensor]) -> bool:
-        bad = {k: float(terms[k].detach()) for k in LOSS_TERMS}
+        bad = {k: float(terms[k].detach()) for k in LOSS_TERMS if k in terms}
         snap = self._good  # the latest snapshot whose loss was finite and near the best seen
         with torch.no_grad():
             for name, p in self.model.named_parameters():
