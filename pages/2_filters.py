@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from sae import figures
-from sae.ui import page, what_to_look_for
+from sae.ui import page, share, what_to_look_for
 from sae.ui.live import live
 
 job = page("Filters", ":material/grid_view:",
@@ -56,6 +56,13 @@ def draw(job) -> None:
                                          norms=norms, selected=unit, normalize=normalize, height=560)
             st.plotly_chart(fig, key="filters_chart", on_select=_select_unit, selection_mode="points",
                             config={"displayModeBar": False})
+            dl = st.columns([1, 1, 4], vertical_alignment="center")
+            with dl[0]:
+                share.filters_download(W[order], data.image_shape, f"filters-step{snap.step}", key="dl_filters_png",
+                                       normalize=normalize)
+            with dl[1]:
+                share.figure_download(fig, f"filters-step{snap.step}", key="dl_filters_html")
+            dl[2].caption("Download these filters as a picture or an interactive page.")
         else:
             st.plotly_chart(figures.weights_heatmap(W[order], dead=d.dead,
                                                     title=f"{which}: {data.n_features} inputs, no image shape"),

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,13 +41,15 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server():
-    """`streamlit run dashboard.py` on a free loopback port; killed (its whole process group) at the end."""
+def server(tmp_path_factory):
+    """`streamlit run dashboard.py` on a free loopback port; killed (its whole process group) at the end.
+    Its run store is a temporary directory (SAE_LAB_DATA), never the user's."""
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard.py"), "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     log = open(os.devnull, "wb")
-    env = dict(os.environ, SAE_TRAINING_SLOTS="1")  # one run at a time: a leaked run would queue the next
+    env = dict(os.environ, SAE_TRAINING_SLOTS="1",  # one run at a time: a leaked run would queue the next
+               SAE_LAB_DATA=str(tmp_path_factory.mktemp("sae-lab-data")))
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -231,3 +234,213 @@ def test_closing_the_tab_releases_its_training(server, browser):
         pg.wait_for_function("() => document.body.innerText.includes('stopped by the user')", timeout=15_000)
     finally:
         second.close()
+
+
+EXPERIMENT_PAGES = [("denoising", "Denoising"), ("anomaly_detection", "Anomaly detection"),
+                    ("self_taught", "Self-taught features"), ("common_mistakes", "Common mistakes")]
+
+
+def open_experiment_page(pg, url: str, label: str) -> None:
+    """Open an experiment page and wait for its title and its Run button (its charts come after a run)."""
+    pg.goto(url)
+    pg.wait_for_selector("[data-testid='stApp']")
+    pg.wait_for_function("t => [...document.querySelectorAll('h1')].some(h => h.innerText.includes(t))", arg=label,
+                         timeout=60_000)
+    pg.get_by_role("button", name="Run", exact=True).wait_for(timeout=30_000)
+
+
+@pytest.mark.parametrize("path,label", EXPERIMENT_PAGES)
+def test_every_experiment_page_opens_by_its_link(server, page, path, label):
+    open_experiment_page(page, f"{server}/{path}?data=digits&hidden=16", label)
+    assert page.title() == f"{label} · {APP}"
+    page.get_by_role("link", name=label, exact=True).wait_for(timeout=15_000)  # the sidebar links to it
+    no_exception(page)
+
+
+def test_experiments_run_in_the_background_and_draw_their_results(server, page):
+    """The polling fragment in a real browser: a run's progress, then its charts, without touching the page."""
+    pg = page
+    # the common-mistakes page starts its (one-second) comparison by itself
+    open_experiment_page(pg, server + "/common_mistakes", "Common mistakes")
+    pg.wait_for_function("() => document.body.innerText.includes('Finished in')", timeout=60_000)
+    wait_charts(pg, 5)
+    assert "with the mistake" in pg.locator("[data-testid='stTable']").first.inner_text()
+    no_exception(pg)
+
+    # denoising on the small digits set: press Run, the page fills in when the thread is done
+    open_experiment_page(pg, server + "/denoising", "Denoising")
+    pg.get_by_text("scikit-learn digits 8×8 (1,797)").click()
+    pg.wait_for_timeout(500)
+    pg.get_by_role("button", name="Run", exact=True).click()
+    pg.wait_for_function("() => document.body.innerText.includes('Finished in')", timeout=90_000)
+    wait_charts(pg, 2)
+    assert "dB" in pg.locator("[data-testid='stMetric']").first.inner_text()
+    no_exception(pg)
+
+
+# ----------------------------------------------------------------------------- runs, sweeps, share
+
+def overlaid_traces(pg) -> list[str]:
+    """Names of the curves on the Runs page's overlaid loss chart ([] while it is not drawn)."""
+    return pg.evaluate("""() => { for (const g of document.querySelectorAll("[data-testid='stPlotlyChart'] .js-plotly-plot")) {
+        const t = g._fullLayout && g._fullLayout.title && g._fullLayout.title.text;
+        if (t && t.includes('runs overlaid') && t.includes('loss')) return g._fullData.map(d => d.name); }
+        return []; }""")
+
+
+def train_until_finished(pg, url: str) -> None:
+    open_page(pg, url)
+    pg.get_by_role("button", name="Train", exact=True).click()
+    pg.wait_for_function("() => document.body.innerText.includes('finished:')", timeout=60_000)
+
+
+def click_heatmap_cell(pg, title: str, row: int, column: int, rows: int, columns: int) -> None:
+    """A real mouse click in the middle of one cell of the sweep heatmap titled ``title``."""
+    box = pg.evaluate("""t => { for (const g of document.querySelectorAll("[data-testid='stPlotlyChart'] .js-plotly-plot")) {
+        const L = g._fullLayout; if (!L || !L.title || !String(L.title.text).includes(t)) continue;
+        const r = g.getBoundingClientRect();
+        return {x: r.left + L.xaxis._offset, y: r.top + L.yaxis._offset, w: L.xaxis._length, h: L.yaxis._length}; }
+        return null; }""", title)
+    assert box, f"no heatmap titled {title!r}"
+    pg.mouse.click(box["x"] + box["w"] * (column + 0.5) / columns, box["y"] + box["h"] * (row + 0.5) / rows)
+
+
+def test_runs_are_compared_and_a_sweep_opens_its_cells(server, page):
+    """Two short runs, compared on the Runs page; a 3 x 3 sweep trained in the background on the Sweep page;
+    a click on a heatmap cell opens that run, which joins the comparison."""
+    pg = page
+    train_until_finished(pg, server + "/?data=digits&hidden=16&epochs=20")
+    train_until_finished(pg, server + "/?data=digits&hidden=16&epochs=20&beta=10")
+
+    # the Runs page: a new session compares the two latest finished runs by default
+    deadline = time.monotonic() + 30
+    while True:
+        open_page(pg, server + "/runs?data=digits&hidden=16&epochs=20")
+        pg.wait_for_timeout(1000)
+        names = overlaid_traces(pg)
+        if len(names) == 2:
+            break
+        assert time.monotonic() < deadline, f"the two runs are not compared: {names}"
+    assert any("β=10" in n for n in names) and any("β=3" in n for n in names), names
+    assert pg.title() == f"Runs · {APP}"
+    wait_charts(pg, 3)  # curves, ρ̂ histograms, filters side by side
+    no_exception(pg)
+
+    # the Sweep page: the default 3 x 3 grid over rho x beta, 5 epochs a cell
+    pg.get_by_role("link", name="Sweep", exact=True).click()
+    pg.wait_for_function("t => document.title.startsWith(t)", arg="Sweep", timeout=30_000)
+    epochs = pg.get_by_role("spinbutton", name="Epochs per cell")
+    epochs.fill("5")
+    pg.get_by_role("button", name="Start sweep").click()
+    pg.wait_for_function("() => /[0-9] of 9 cells done/.test(document.body.innerText)", timeout=30_000)
+    pg.wait_for_function("() => document.body.innerText.includes('9 of 9 cells done')", timeout=180_000)
+    pg.wait_for_function("() => !document.body.innerText.includes('running')", timeout=30_000)
+    wait_charts(pg, 5)  # four heatmaps and the small multiples
+    texts = pg.evaluate("""() => [...document.querySelectorAll("[data-testid='stPlotlyChart'] .js-plotly-plot")]
+        .map(g => g._fullLayout.title && g._fullLayout.title.text)""")
+    for title in ("Reconstruction error", "Mean ρ̂", "Dead units", "Probe accuracy"):
+        assert any(t and title in t for t in texts), texts
+    no_exception(pg)
+
+    # a click on the middle cell (rho 0.05, beta 3) opens its run on the Runs page
+    pg.wait_for_timeout(1000)
+    click_heatmap_cell(pg, "Reconstruction error", 1, 1, 3, 3)
+    pg.wait_for_function("() => document.title.startsWith('Runs') && location.search.includes('run=')",
+                         timeout=30_000)
+    pg.wait_for_function("() => document.body.innerText.includes('KL ρ=0.05 β=3 ')", timeout=30_000)
+    assert "hidden=16" in pg.url, "the settings travel with the link"
+    no_exception(pg)
+
+    # ... and joins the comparison with the earlier runs
+    pg.get_by_role("button", name="Add to comparison").click()
+    pg.wait_for_function("() => document.body.innerText.includes('Runs to compare')", timeout=30_000)
+    deadline = time.monotonic() + 30
+    while len(overlaid_traces(pg)) != 3:
+        assert time.monotonic() < deadline, overlaid_traces(pg)
+        time.sleep(0.2)
+    no_exception(pg)
+
+
+@contextmanager
+def lab_server(data_dir: Path):
+    """Another `streamlit run dashboard.py` (own port, own process group) on the run store ``data_dir``."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard.py"), "--server.port", str(port),
+           "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    env = dict(os.environ, SAE_TRAINING_SLOTS="1", SAE_LAB_DATA=str(data_dir))
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                            start_new_session=True, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "the Streamlit server did not start"
+            time.sleep(0.2)
+        yield base
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(proc.pid, sig)
+                proc.wait(10)
+                break
+            except ProcessLookupError:
+                break
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def download_model(pg) -> bytes:
+    """The sidebar's "Model (.zip …)" download, as bytes."""
+    button = pg.locator("[data-testid='stSidebar'] [data-testid='stDownloadButton']").filter(has_text="Model (.zip")
+    if not button.is_visible():
+        pg.locator("[data-testid='stSidebar'] [data-testid='stExpander']").filter(has_text="Share and export") \
+            .locator("summary").click()
+    with pg.expect_download(timeout=60_000) as info:
+        button.click()
+    return Path(info.value.path()).read_bytes()
+
+
+def test_runs_survive_a_restart_and_a_model_round_trips_through_a_file(tmp_path, browser):
+    """Train; restart the server; the run is listed, loads back into the live view; its model downloads,
+    uploads and downloads again with the same weights."""
+    from sae.export import read_model_bundle
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
+    pg = context.new_page()
+    pg.errors = []
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    try:
+        with lab_server(tmp_path / "lab") as base:
+            train_until_finished(pg, base + "/?data=digits&hidden=16&epochs=20")
+            pg.wait_for_timeout(1500)  # the final metrics are recorded after the last step
+        with lab_server(tmp_path / "lab") as base:  # a new server process on the same store
+            pg.goto(base + "/runs?data=digits&hidden=16&epochs=20")  # one run: nothing to compare, no chart yet
+            pg.wait_for_function("() => document.body.innerText.includes('1 of 1 runs shown')", timeout=60_000)
+            pg.get_by_text("One run", exact=True).click()
+            pg.get_by_role("button", name="Load into the live view").click()
+            pg.wait_for_function("() => document.title.startsWith('Train')", timeout=30_000)
+            pg.wait_for_function("() => document.body.innerText.includes('loaded run')", timeout=30_000)
+            assert "paused" in status(pg) and step_of(pg) == 300  # 20 epochs x 15 steps
+            no_exception(pg)
+
+            first = download_model(pg)
+            uploader = pg.locator("[data-testid='stSidebar'] [data-testid='stFileUploader']").filter(
+                has_text="Open a saved model")
+            uploader.locator("input[type='file']").set_input_files(
+                {"name": "model.zip", "mimeType": "application/zip", "buffer": first})
+            pg.wait_for_function("() => document.body.innerText.includes('opened model.zip')", timeout=30_000)
+            wait_charts(pg, 2)
+            no_exception(pg)
+            second = download_model(pg)
+    finally:
+        context.close()
+    a, b = read_model_bundle(first), read_model_bundle(second)
+    for name, tensor in a.model.state_dict().items():
+        assert (tensor == b.model.state_dict()[name]).all(), name
+    assert a.train_config == b.train_config and a.dataset == b.dataset == "digits"

@@ -4,6 +4,7 @@ AppTest runs fragments inline (``run_every`` never fires), so "live" is checked 
 again after the background trainer has moved.
 """
 
+import gc
 import json
 import time
 from pathlib import Path
@@ -45,6 +46,7 @@ def restore_process_state():
     yield
     torch.set_num_threads(n)
     sys.modules["__main__"] = main
+    gc.unfreeze()  # the dashboard freezes the heap it starts with (sae.ui.page.configure_process)
 
 
 @pytest.fixture(autouse=True)

@@ -45,7 +45,7 @@ def test_url_round_trip_and_defaults_stay_out():
     assert params == {"data": "mnist", "hidden": "196", "rho": "0.1", "lambda": "0.003", "penalty": "L1", "seed": "4"}
     assert parse_url(params) == s
     bad = parse_url({"rho": "nonsense", "hidden": "-3", "data": "nope", "lr": "0.02"})
-    assert bad.rho == DEFAULTS.rho and bad.n_hidden == 1 and bad.dataset == DEFAULTS.dataset
+    assert bad.rho == DEFAULTS.rho and bad.n_hidden == DEFAULTS.n_hidden and bad.dataset == DEFAULTS.dataset
     assert bad.lr == 0.03  # snapped to the nearest slider option (log scale)
 
 

@@ -17,22 +17,33 @@ What a change does:
   (``Trainer.set_hyperparameters``); the charts show the effect.
 - anything else (data set, hidden size, activation, ...): an untouched (idle) job is rebuilt
   silently; a job that has trained asks before restarting.
+
+Bad input never costs the user what they have:
+- a URL value the widgets cannot show (``rho=0``, ``hidden=10**9``, ``lr=abc``, ...) falls back to
+  its default with a warning naming the parameter (:func:`check_url`); values between two slider
+  notches snap to the nearest one;
+- the widgets themselves are bounded (number inputs have min/max, sliders offer valid values only);
+- "Your data" (a CSV or NPY file, at most ``UPLOAD_LIMIT_MB``, parsed by ``sae.data.load_array`` in
+  memory, never written to disk): a bad file shows the reason and changes nothing; a good one becomes
+  the session's data set (the same restart rule as any data set change).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import fields
 
 import streamlit as st
 
 from sae.config import ACTIVATIONS, OPTIMIZERS, ConfigError
-from sae.data import DATASETS, DataError
+from sae.data import DATASETS, DataError, Dataset, load_array, scale_to_unit_interval
 
 from . import state
 from .session import ACTIVE, DIVERGED, FINISHED, IDLE, PAUSED, QUEUED, RUNNING, STOPPED, Job, Settings
 
 POLL_SECONDS = 0.5  # how often live views redraw while training (>= 2 per second)
+QUEUED_POLL_SECONDS = 1.0  # how often a queued run's status line looks whether its turn has come
 
 RHO_OPTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
 BETA_OPTIONS = (0.0, 0.03, 0.1, 0.3, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0)
@@ -56,6 +67,16 @@ KEYS = {"data": "dataset", "hidden": "n_hidden", "act": "activation", "penalty":
         "opt": "optimizer", "rho": "rho", "beta": "beta", "lambda": "weight_decay", "lr": "lr",
         "batch": "batch_size", "epochs": "epochs", "iters": "max_iter", "seed": "seed"}
 DEFAULTS = Settings()
+UPLOAD = state.UPLOAD
+UPLOAD_LIMIT_MB = 50  # also server.maxUploadSize in .streamlit/config.toml; the smaller of the two applies
+UPLOAD_TYPES = ("csv", "txt", "tsv", "npy")
+
+# What the widgets accept: a URL value outside these falls back to the default, with a warning.
+INT_LIMITS = {"n_hidden": (1, 1024), "topk": (1, 1024), "max_iter": (1, 100_000), "epochs": (1, 100_000),
+              "seed": (0, 2**31 - 1)}
+SLIDERS = {"rho": RHO_OPTIONS, "beta": BETA_OPTIONS, "weight_decay": LAMBDA_OPTIONS, "lr": LR_OPTIONS,
+           "batch_size": BATCH_OPTIONS}
+CHOICES = {"dataset": DATASETS, "activation": ACTIVATIONS, "optimizer": OPTIMIZERS, "penalty": tuple(PENALTY_LABELS)}
 
 PAGES = (  # (script, label, icon); the entry file is the Train page
     ("dashboard.py", "Train", ":material/model_training:"),
@@ -64,6 +85,12 @@ PAGES = (  # (script, label, icon); the entry file is the Train page
     ("pages/3_activations.py", "Activations", ":material/bar_chart:"),
     ("pages/4_codes.py", "Codes (PCA)", ":material/scatter_plot:"),
     ("pages/5_reconstructions.py", "Reconstructions", ":material/compare:"),
+    ("pages/6_denoising.py", "Denoising", ":material/blur_off:"),
+    ("pages/7_anomaly_detection.py", "Anomaly detection", ":material/crisis_alert:"),
+    ("pages/8_self_taught.py", "Self-taught features", ":material/school:"),
+    ("pages/9_common_mistakes.py", "Common mistakes", ":material/bug_report:"),
+    ("pages/10_runs.py", "Runs", ":material/table_rows:"),
+    ("pages/11_sweep.py", "Sweep", ":material/grid_on:"),
 )
 
 
@@ -92,43 +119,59 @@ def _nearest(options: tuple, value: float) -> float:
 
 def parse_url(params: dict[str, str]) -> Settings:
     """Settings from query parameters; unknown or invalid values fall back to the defaults."""
+    return check_url(params)[0]
+
+
+def check_url(params: dict[str, str]) -> tuple[Settings, list[str]]:
+    """(settings, warnings): the settings the query parameters describe, and one sentence for every
+    parameter that could not be used as given (it keeps its default). Never raises."""
     values = DEFAULTS.as_dict()
+    warnings = []
     for key, name in KEYS.items():
         raw = params.get(key)
         if raw is None:
             continue
         try:
-            if name == "dataset":
-                value = raw.strip().lower()
-                ok = value in DATASETS
-            elif name == "activation":
-                value, ok = raw.strip().lower(), raw.strip().lower() in ACTIVATIONS
-            elif name == "optimizer":
-                value, ok = raw.strip().lower(), raw.strip().lower() in OPTIMIZERS
-            elif name == "penalty":
-                value = raw.strip().lower()
-                ok = value in PENALTY_LABELS
-            elif name in ("rho", "beta", "weight_decay", "lr"):
-                options = {"rho": RHO_OPTIONS, "beta": BETA_OPTIONS, "weight_decay": LAMBDA_OPTIONS,
-                           "lr": LR_OPTIONS}[name]
-                number = float(raw)
-                ok = math.isfinite(number) and number >= 0
-                value = _nearest(options, number) if ok else None
-            elif name == "batch_size":
-                value = _nearest(BATCH_OPTIONS, float(raw))
-                ok = True
-            elif name == "epochs":
-                value = float(min(100_000, max(1, int(float(raw)))))
-                ok = True
-            else:  # n_hidden, topk, max_iter, seed
-                limits = {"n_hidden": (1, 1024), "topk": (1, 1024), "max_iter": (1, 100_000), "seed": (0, 2**31 - 1)}
-                lo, hi = limits[name]
-                value, ok = min(hi, max(lo, int(float(raw)))), True
-        except (TypeError, ValueError, OverflowError):
-            ok = False
-        if ok:
-            values[name] = value
-    return Settings(**values)
+            values[name] = _url_value(name, str(raw))
+        except ValueError as exc:
+            shown = re.sub(r"[^\w.+\-]", "?", str(raw))  # shown in a code span: no backticks, no newlines
+            shown = shown if len(shown) <= 24 else shown[:21] + "…"
+            default = _widget_values(DEFAULTS)[key]
+            warnings.append(f"`{key}={shown}` in the link: {exc}; using the default "
+                            f"{fmt(default) if isinstance(default, float) else default}.")
+    return Settings(**values), warnings
+
+
+def _url_value(name: str, raw: str):
+    """One query parameter's value for Settings field ``name``, or ValueError saying what is wrong."""
+    text = raw.strip()
+    if name in CHOICES:
+        value = text.lower()
+        if name == "penalty":
+            value = {v.lower(): k for k, v in PENALTY_LABELS.items()}.get(value, value)
+        if value not in CHOICES[name]:
+            names = [PENALTY_LABELS[c] for c in CHOICES[name]] if name == "penalty" else CHOICES[name]
+            raise ValueError(f"not one of {', '.join(names)}")
+        return value
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError("not a number") from None
+    if not math.isfinite(number):
+        raise ValueError("not a finite number")
+    if name in INT_LIMITS or name == "batch_size":
+        if number != int(number):
+            raise ValueError("not a whole number")
+    if name in SLIDERS:
+        options = SLIDERS[name]
+        lo, hi = min(options), max(options)
+        if not lo <= number <= hi:
+            raise ValueError(f"outside the range the slider offers ({fmt(lo)} to {fmt(hi)})")
+        return _nearest(options, number)
+    lo, hi = INT_LIMITS[name]
+    if not lo <= number <= hi:
+        raise ValueError(f"outside the allowed range ({lo:,} to {hi:,})")
+    return float(number) if name == "epochs" else int(number)
 
 
 def _widget_values(settings: Settings) -> dict:
@@ -148,7 +191,8 @@ def sync_widgets(page_id: str) -> None:
     memory = st.session_state.get("sae_settings")
     target = None
     if last_url is None or url != last_url:
-        target = parse_url(url)
+        target, warnings = check_url(url)
+        st.session_state["sae_url_warnings"] = (target, warnings) if warnings else None
     elif st.session_state.get("sae_page") != page_id and memory is not None:
         target = memory
     if target is not None:
@@ -167,13 +211,21 @@ def sync_url(settings: Settings) -> None:
     st.session_state["sae_settings"] = settings
 
 
-def settings_widgets() -> Settings:
-    """Draw the settings widgets (in the current container) and return what they say."""
+def settings_widgets(notes: dict | None = None) -> Settings:
+    """Draw the settings widgets (in the current container) and return what they say. ``notes`` receives
+    placeholders for remarks that need the data (``"batch"``)."""
     d = DEFAULTS
+    notes = {} if notes is None else notes
     st.markdown("**Data and model**")
-    dataset = st.selectbox("Data set", DATASETS, index=DATASETS.index(d.dataset), **_common("data"),
-                           help="Built-in, offline. Changing it starts a new run.")
-    st.caption(DATASET_LABELS.get(dataset, ""))
+    upload = st.session_state.get(state.UPLOAD_KEY)
+    options = DATASETS + ((UPLOAD,) if upload is not None else ())
+    if st.session_state.get("data") not in options:
+        st.session_state["data"] = d.dataset
+    dataset = st.selectbox("Data set", options, index=options.index(d.dataset), **_common("data"),
+                           format_func=lambda v: f"your file: {upload.name}" if v == UPLOAD else v,
+                           help="Built-in and offline, or your own file (below). Changing it starts a new run.")
+    st.caption(upload.description if dataset == UPLOAD else DATASET_LABELS.get(dataset, ""))
+    upload_widgets()
     n_hidden = st.number_input("Hidden units", 1, 1024, d.n_hidden, step=1, **_common("hidden"),
                                help="Number of features the autoencoder learns. Changing it starts a new run.")
     activation = st.selectbox("Activation f", ACTIVATIONS, index=ACTIVATIONS.index(d.activation),
@@ -202,12 +254,90 @@ def settings_widgets() -> Settings:
         max_iter = st.number_input("Iterations", 1, 100_000, d.max_iter, step=50, **_common("iters"))
     else:
         batch = st.select_slider("Batch size", BATCH_OPTIONS, d.batch_size, **_common("batch"))
+        notes["batch"] = st.empty()
         epochs = st.number_input("Epochs", 1, 100_000, int(d.epochs), step=10, **_common("epochs"))
     seed = st.number_input("Seed", 0, 2**31 - 1, d.seed, step=1, **_common("seed"))
     return Settings(dataset=dataset, n_hidden=int(n_hidden), activation=activation, penalty=penalty,
                     topk=int(topk), optimizer=optimizer, rho=float(rho), beta=float(beta),
                     weight_decay=float(weight_decay), lr=float(lr), batch_size=int(batch),
                     epochs=float(epochs), max_iter=int(max_iter), seed=int(seed))
+
+
+# ---------------------------------------------------------------------------------- your data
+
+def upload_limit_mb() -> int:
+    """The upload cap in MB: UPLOAD_LIMIT_MB, or the server's ``server.maxUploadSize`` if smaller."""
+    try:
+        server = int(st.get_option("server.maxUploadSize"))
+    except Exception:  # noqa: BLE001 - no config (a bare import): the code's cap alone
+        server = UPLOAD_LIMIT_MB
+    return max(1, min(UPLOAD_LIMIT_MB, server))
+
+
+def parse_image_shape(text: str) -> tuple[int, int] | None:
+    """'28x28', '28×28', '28 28' or '28,28' -> (28, 28); '' -> None; anything else: DataError."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    m = re.fullmatch(r"(\d{1,5})\s*(?:[x×X*,]|\s)\s*(\d{1,5})", text)
+    if m is None:
+        raise DataError(f"image shape {text[:20]!r} is not height×width, e.g. 28x28 (or leave it empty).")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _display_name(name: str) -> str:
+    """The uploaded file's name as shown in messages: harmless characters only, short. (It is never
+    used as a path: the file's bytes are parsed in memory.)"""
+    name = re.sub(r"[^\w.\- ]", "_", str(name))[-60:].strip() or "upload"
+    return name
+
+
+def on_upload() -> None:
+    """"Use this data": parse the file; a bad file leaves everything as it was and says why."""
+    st.session_state.pop("sae_upload_error", None)
+    file = st.session_state.get("up_file")
+    if file is None:
+        st.session_state["sae_upload_error"] = "Choose a CSV or NPY file first."
+        return
+    name = _display_name(getattr(file, "name", "upload"))
+    limit = upload_limit_mb()
+    try:
+        labels = (st.session_state.get("up_labels") or "").strip() or None
+        data = load_array(file, name, image_shape=parse_image_shape(st.session_state.get("up_shape", "")),
+                          max_bytes=limit * 2**20, labels_column=labels)
+        if st.session_state.get("up_scale", True) and not data.in_unit_interval:
+            data = Dataset(data.name, scale_to_unit_interval(data.X), data.labels, data.image_shape,
+                           data.description + " Min-max scaled into [0, 1].")
+    except DataError as exc:
+        st.session_state["sae_upload_error"] = str(exc)
+        return
+    except Exception as exc:  # noqa: BLE001 - never a traceback for a file; load_array should not get here
+        st.session_state["sae_upload_error"] = f"{name} could not be read ({type(exc).__name__})."
+        return
+    st.session_state[state.UPLOAD_KEY] = data
+    st.session_state["data"] = UPLOAD
+
+
+def upload_widgets() -> None:
+    """"Your data": a CSV or NPY file becomes this session's data set (it lives in the session's memory)."""
+    error = st.session_state.get("sae_upload_error")
+    limit = upload_limit_mb()
+    with st.expander("Your data · CSV or NPY", icon=":material/upload_file:", expanded=error is not None):
+        with st.form("sae_upload_form", border=False, enter_to_submit=False):
+            st.file_uploader(f"File (CSV or NPY, at most {limit} MB)", type=list(UPLOAD_TYPES), key="up_file",
+                             max_upload_size=limit, help="One sample per row, one feature per column. CSV: an "
+                             "optional header row; NPY: a 2-D array, or 3-D (samples × height × width).")
+            c = st.columns(2)
+            c[0].text_input("Image shape h×w", key="up_shape", placeholder="e.g. 28x28", max_chars=20,
+                            help="Optional: rows are images of this size (filters are drawn as pictures).")
+            c[1].text_input("Labels column", key="up_labels", placeholder="name or index", max_chars=64,
+                            help="Optional: a CSV header name or column number (0, -1, ...) holding class labels.")
+            st.checkbox("Scale into [0, 1]", value=True, key="up_scale",
+                        help="Min-max scale the whole array, so that the sigmoid decoder can reproduce it. "
+                             "Unscaled data outside [0, 1] get a linear decoder.")
+            st.form_submit_button("Use this data", on_click=on_upload, key="btn_upload", width="stretch")
+        if error:
+            st.error(error, icon=":material/error:")
 
 
 def url_params(settings: Settings) -> dict[str, str]:
@@ -217,7 +347,7 @@ def url_params(settings: Settings) -> dict[str, str]:
     out = {}
     for key, name in KEYS.items():
         value, default = getattr(settings, name), getattr(DEFAULTS, name)
-        if value == default:
+        if value == default or name == "dataset" and value == UPLOAD:  # a link cannot carry a file
             continue
         if name == "topk" and settings.penalty != "topk":
             continue
@@ -262,10 +392,19 @@ def _fresh_job(start: bool) -> None:
         job.start()
 
 
+def changes(job: Job, settings: Settings) -> tuple[dict, dict]:
+    """(live, structural) changes from the job's settings to ``settings``; a newly uploaded file
+    counts as a new data set even under the same name."""
+    live, structural = job.settings.changes(settings)
+    if settings.dataset == UPLOAD and job.data is not st.session_state.get(state.UPLOAD_KEY):
+        structural["dataset"] = UPLOAD
+    return live, structural
+
+
 def on_train() -> None:
     job = state.current_job()
     settings = settings_from_state()
-    if job is None or job.final or job.settings.changes(settings)[1]:
+    if job is None or job.final or changes(job, settings)[1]:
         _fresh_job(start=True)
     else:
         job.start()
@@ -317,7 +456,9 @@ def status_text(job: Job) -> str:
 def status_line(job: Job) -> None:
     """The live status line (its own small fragment in the sidebar)."""
 
-    @st.fragment(run_every=POLL_SECONDS if job.status in ACTIVE else None)
+    every = POLL_SECONDS if job.status == RUNNING else QUEUED_POLL_SECONDS if job.status == QUEUED else None
+
+    @st.fragment(run_every=every)
     def _status() -> None:
         current = state.current_job()
         if current is None:
@@ -369,19 +510,27 @@ def panel(page_id: str = "") -> Job:
         nav = st.container()
         st.divider()
         top = st.container()
+        notes: dict = {}
         with st.container():
-            settings = settings_widgets()
+            settings = settings_widgets(notes)
         sync_url(settings)
 
         error = st.session_state.pop("sae_error", None)
-        invalid = None
+        invalid, data = None, None
         try:
-            state.validate(settings)
+            data = state.validate(settings)
         except (ConfigError, DataError) as exc:
             invalid = str(exc)
         job = state.get_job(settings if invalid is None else Settings())
 
-        live, structural = job.settings.changes(settings)
+        if data is not None and settings.optimizer != "lbfgs" and settings.batch_size > data.n_samples:
+            notes["batch"].caption(f":material/info: The data have only {data.n_samples:,} samples: each step "
+                                   f"uses all of them (batch {data.n_samples:,}).")
+        url_warnings = st.session_state.get("sae_url_warnings")
+        if url_warnings and url_warnings[0] != settings:  # the user has moved on from the link's settings
+            st.session_state["sae_url_warnings"] = url_warnings = None
+
+        live, structural = changes(job, settings)
         if live and invalid is None:
             job.apply_live(**live)
         if structural and invalid is None and not job.started:
@@ -393,12 +542,22 @@ def panel(page_id: str = "") -> Job:
         with top:
             buttons(job, None if invalid else settings)
             status_line(job)
+            for warning in url_warnings[1] if url_warnings else ():
+                st.warning(warning, icon=":material/link_off:")
             if error:
                 st.error(error)
+            if job.status == DIVERGED:
+                lr_helps = job.settings.optimizer != "lbfgs" and job.latest().step > 0
+                st.error("Training diverged (the loss became NaN or infinite). The last weights with a sound loss "
+                         "are kept and every page shows them. " +
+                         ("Lower the learning rate (it applies at once), then press Resume." if lr_helps else
+                          "The status line says why; change the settings and start a new run."),
+                         icon=":material/warning:")
             if invalid:
                 st.error(invalid, icon=":material/error:")
             elif structural:
                 changed = ", ".join(f"{FIELD_LABELS.get(k, k)} → {_show(v)}" for k, v in structural.items())
+                changed = changed.replace(f"→ {UPLOAD}", "→ your file")
                 st.warning(f"Changed {changed}: this needs a new run.", icon=":material/restart_alt:")
                 st.button("Restart with these settings", on_click=_fresh_job, kwargs={"start": True},
                           key="btn_restart", width="stretch", type="primary")
@@ -409,5 +568,6 @@ def _show(v) -> str:
     return fmt(v) if isinstance(v, float) and not math.isnan(v) else str(v)
 
 
-__all__ = ["panel", "status_text", "settings_widgets", "settings_from_state", "PAGES", "POLL_SECONDS",
-           "DEFAULTS", "KEYS", "fmt"]
+__all__ = ["panel", "status_text", "settings_widgets", "settings_from_state", "check_url", "parse_url", "changes",
+           "upload_widgets", "upload_limit_mb", "parse_image_shape", "PAGES", "POLL_SECONDS", "DEFAULTS", "KEYS",
+           "UPLOAD", "UPLOAD_LIMIT_MB", "fmt"]

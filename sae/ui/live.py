@@ -17,7 +17,7 @@ import streamlit as st
 
 from . import state
 from .controls import POLL_SECONDS
-from .session import ACTIVE, Job
+from .session import RUNNING, Job
 
 
 def live(draw: Callable[[Job], None]) -> None:
@@ -25,7 +25,8 @@ def live(draw: Callable[[Job], None]) -> None:
     job = state.current_job()
     status_at_render = job.status if job is not None else None
 
-    @st.fragment(run_every=POLL_SECONDS if status_at_render in ACTIVE else None)
+    # a queued run's views do not change: only the status line polls (and reruns the page when it starts)
+    @st.fragment(run_every=POLL_SECONDS if status_at_render == RUNNING else None)
     def _live_view() -> None:
         current = state.current_job()
         if current is None:

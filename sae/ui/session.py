@@ -43,10 +43,12 @@ from sae.train import DIVERGED, FINISHED, IDLE, PAUSED, QUEUED, RUNNING, STOPPED
 HEARTBEAT_PAUSE = 180.0  # s without any page polling a running job -> pause it
 SESSION_GONE_STOP = 150.0  # s a job's session has been inactive -> stop its thread (TTL is 120 s)
 REAPER_PERIOD = 5.0
+GC_PERIOD = 10.0  # s between full garbage collections by the reaper (see _reap_forever)
 SUBSET_SIZE = 1000  # samples used by the pages' derived views (activations, PCA, reconstructions)
 TRACE_SUBSET = 256  # samples whose activation histogram is recorded over training
 TRACE_ROWS = 240  # rows kept by the distribution-over-time recorder (thinned by halving)
 HIST_BINS = 50
+RECORD_INTERVAL = 3.0  # s between checkpoints of a training run in the run store (a crash loses at most this)
 
 
 @dataclass(frozen=True)
@@ -201,20 +203,31 @@ class Job:
     """One training run of one browser session. Control methods return quickly (the trainer's
     thread does the work) and are safe to call from script runs."""
 
-    def __init__(self, settings: Settings, data: Dataset, subset: np.ndarray) -> None:
+    def __init__(self, settings: Settings, data: Dataset, subset: np.ndarray, *, store=None,
+                 model: SparseAutoencoder | None = None, train_config: TrainConfig | None = None,
+                 start_step: int = 0, history: dict[str, np.ndarray] | None = None,
+                 parent_id: str | None = None, name: str | None = None) -> None:
+        """``store``: a :class:`sae.store.RunStore` in which the run is recorded once it trains (None: not
+        recorded). ``model``, ``train_config``, ``start_step``, ``history``: continue a saved run (see
+        :class:`sae.train.Trainer`); ``parent_id``: the recorded run it continues; ``name``: its record's name."""
         self.id = next(_ids)
         self.settings = settings
         self.data = data
         self.subset = subset  # (k,) indices of the rows the derived views use
-        self.model_config = settings.model_config(data)
+        self.model_config = model.config if model is not None else settings.model_config(data)
         self.trace = DistributionTrace(data.X[subset[:TRACE_SUBSET]], self.model_config)
-        self.trainer = Trainer(data.X, self.model_config, settings.train_config(),
+        self.trainer = Trainer(data.X, self.model_config, train_config or settings.train_config(), model=model,
+                               start_step=start_step, history=history,
                                on_snapshot=self.trace.record, snapshot_interval=0.1, slots=training_slots())
+        self.store, self.parent_id, self.name = store, parent_id, name
+        self.recorder = None  # the sae.recorder.RunRecorder, from the first training step on
+        self.record_error: str | None = None  # why the run could not be recorded (training carries on)
         self.note = ""  # a UI-side reason shown in the status line (e.g. paused on disconnect)
         self.last_beat = time.monotonic()
         self.resume_on_reconnect = False
         self.session_alive = None  # callable -> bool, set by the Streamlit layer; None: unknown
         self.gone_since: float | None = None
+        self.gone_stop = SESSION_GONE_STOP  # s; the Streamlit layer sets server.disconnectedSessionTTL + 30
         self._derived_lock = threading.Lock()
         self._derived = None
         self._finalizer = weakref.finalize(self, _stop_trainer, self.trainer, "the browser session ended")
@@ -246,11 +259,21 @@ class Job:
     def start(self) -> None:
         """Train in the background (or resume a paused run)."""
         self.note = ""
+        self._record()
         if not self.started:
             self.trainer.start()
         else:
             self.trainer.resume()
         self._settle(lambda s: s.status != PAUSED and s.status != IDLE)
+
+    def hold(self, note: str = "") -> None:
+        """Start the training thread paused (a loaded model: on view in every page, continued by Resume or
+        Step). Nothing is recorded until it trains."""
+        if not self.started:
+            self.trainer.pause()
+            self.trainer.start()
+        self.note = note
+        self._settle(lambda s: s.status not in ACTIVE and s.status != IDLE)
 
     def pause(self, note: str = "", wait: bool = True) -> None:
         """Pause; ``wait``: until the trainer has published it (never from the server's event loop)."""
@@ -266,6 +289,7 @@ class Job:
         """Take n optimiser steps in the training thread, then stay paused."""
         self.note = ""
         target = self.latest().step + n
+        self._record()
         if not self.started:
             self.trainer.pause()
             self.trainer.start()
@@ -276,6 +300,33 @@ class Job:
         if not self.final:
             self.trainer.stop(reason)
             self.trainer.join(2.0)
+
+    def _record(self) -> None:
+        """Before the first training step: create the run's record in the store and chain its
+        :class:`sae.recorder.RunRecorder` after the trace on the trainer's ``on_snapshot``. The recorder
+        references the store, the data and the trainer, never the Job (which stays collectable)."""
+        if self.recorder is not None or self.store is None or self.final:
+            return
+        from sae.notebook import default_run_name
+        from sae.recorder import RunRecorder, fan_out
+        from sae.store import StoreError
+
+        config = self.trainer.config  # with any live change made before the start
+        try:
+            self.recorder = RunRecorder.create(
+                self.store, self.name or default_run_name(self.data.name, self.model_config, config),
+                self.data.name, self.model_config, config, parent_id=self.parent_id, interval=RECORD_INTERVAL,
+                X=self.data.X, labels=self.data.labels)
+        except (StoreError, OSError) as exc:
+            self.record_error = str(exc)
+            return
+        self.recorder.attach(self.trainer)
+        self.trainer.on_snapshot = fan_out(self.trace.record, self.recorder)
+
+    @property
+    def run_id(self) -> str | None:
+        """The id of this run's record in the store (None until it trains, or when not recorded)."""
+        return None if self.recorder is None else self.recorder.run_id
 
     def apply_live(self, **changes: float) -> None:
         """Change rho, beta, weight_decay or lr between two steps (Trainer.set_hyperparameters)."""
@@ -344,7 +395,7 @@ def reap(now: float | None = None) -> list[tuple[int, str]]:
             job.gone_since = None
         elif job.gone_since is None:
             job.gone_since = now
-        if job.gone_since is not None and now - job.gone_since > SESSION_GONE_STOP:
+        if job.gone_since is not None and now - job.gone_since > job.gone_stop:
             job.stop("stopped: the browser session ended")
             actions.append((job.id, "stop"))
         elif status in ACTIVE and now - job.last_beat > HEARTBEAT_PAUSE:
@@ -355,12 +406,22 @@ def reap(now: float | None = None) -> list[tuple[int, str]]:
 
 
 def _reap_forever() -> None:
+    """Reap every REAPER_PERIOD; collect garbage every GC_PERIOD. The dashboard turns off Streamlit's
+    gc.collect() after every script run (``runner.postScriptGC``: ~0.25 s holding the GIL, twice a second
+    per polling page), so the reference cycles a closed session leaves behind are freed here instead
+    (cheap: sae.ui.page freezes the startup heap)."""
+    import gc
+
+    last_gc = time.monotonic()
     while True:
         time.sleep(REAPER_PERIOD)
         try:
             reap()
         except Exception:  # noqa: BLE001 - the reaper must outlive any one job's failure
             pass
+        if time.monotonic() - last_gc >= GC_PERIOD:
+            last_gc = time.monotonic()
+            gc.collect()
 
 
 def live_jobs() -> list[Job]:

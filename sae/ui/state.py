@@ -10,12 +10,16 @@ import streamlit as st
 
 from sae.config import ConfigError
 from sae.data import DataError, Dataset, load_dataset
+from sae.store import RunStore, StoreError, default_root
 from sae.train import check_compatible  # the Trainer's own rules (e.g. no KL penalty on ReLU units)
 
-from .session import Job, Settings, subset_indices
+from .session import SESSION_GONE_STOP, Job, Settings, subset_indices
 
 
 JOB_KEY = "sae_job"
+UPLOAD = "upload"  # Settings.dataset of the session's own file ("Your data" in the control panel)
+UPLOAD_KEY = "sae_upload"  # st.session_state key of that file's Dataset (kept in memory, never on disk)
+MAX_WEIGHTS = 4 * 2**20  # n_inputs x n_hidden per weight matrix (16 MiB); 784 x 1024 is 0.8 M
 
 
 @st.cache_resource(show_spinner="Loading the data set…", max_entries=8)
@@ -65,21 +69,66 @@ def watch_session(job: Job) -> None:
     _watch(job.id, job)
     if job.session_alive is None:
         job.session_alive = _session_alive_check()
+        job.gone_stop = session_gone_stop()
     job.reconnected()
+
+
+def session_gone_stop() -> float:
+    """Seconds after which the reaper stops the thread of a job whose session disconnected: Streamlit's
+    ``server.disconnectedSessionTTL`` (after it nobody can reconnect to the session) plus 30 s."""
+    try:
+        return float(st.get_option("server.disconnectedSessionTTL")) + 30.0
+    except Exception:  # noqa: BLE001 - no config: the library's default
+        return SESSION_GONE_STOP
 
 
 def validate(settings: Settings) -> Dataset:
     """Check the settings as the Trainer will (raises ConfigError / DataError with a user message)."""
-    data = load_data(settings.dataset)
+    data = dataset(settings.dataset)
     model_config, train_config = settings.model_config(data), settings.train_config()
     check_compatible(model_config, train_config, data.n_features)
+    if data.n_features * model_config.n_hidden > MAX_WEIGHTS:
+        raise ConfigError(f"{data.n_features:,} inputs x {model_config.n_hidden:,} hidden units is "
+                          f"{data.n_features * model_config.n_hidden:,} weights per layer, more than this server "
+                          f"allows ({MAX_WEIGHTS:,}): use fewer hidden units or fewer features.")
     return data
+
+
+def dataset(name: str) -> Dataset:
+    """A built-in data set (shared, cached) or, for ``UPLOAD``, this session's uploaded file."""
+    if name == UPLOAD:
+        data = st.session_state.get(UPLOAD_KEY)
+        if data is None:
+            raise DataError("No file uploaded in this session: add one under “Your data”, or pick a built-in set.")
+        return data
+    return load_data(name)
 
 
 def new_job(settings: Settings) -> Job:
     """Build an idle job for ``settings``. Raises ConfigError / DataError with a user message."""
     data = validate(settings)
-    return Job(settings, data, subset_indices(data.n_samples))
+    return Job(settings, data, subset_indices(data.n_samples), store=run_store_or_none())
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _open_store(root: str) -> RunStore:
+    return RunStore(root)
+
+
+def run_store() -> RunStore:
+    """The process-wide run store in ``$SAE_LAB_DATA`` (default ``~/.local/share/sae-lab``). Shared
+    infrastructure like the data cache, not a user's model: every session records its runs there, and
+    the Runs page lists the runs of everyone using this server (a lab notebook). Raises StoreError."""
+    return _open_store(str(default_root()))
+
+
+def run_store_or_none() -> RunStore | None:
+    """:func:`run_store`, or None when it cannot be opened (training goes on unrecorded; the Runs page
+    says why)."""
+    try:
+        return run_store()
+    except StoreError:
+        return None
 
 
 def current_job() -> Job | None:
@@ -109,4 +158,5 @@ def get_job(settings: Settings) -> Job:
     return job
 
 
-__all__ = ["load_data", "validate", "get_job", "new_job", "set_job", "current_job", "watch_session", "JOB_KEY"]
+__all__ = ["load_data", "dataset", "validate", "get_job", "new_job", "set_job", "current_job", "watch_session",
+           "run_store", "run_store_or_none", "JOB_KEY", "UPLOAD", "UPLOAD_KEY", "MAX_WEIGHTS"]

@@ -1,0 +1,305 @@
+"""Runs: every training run recorded on this server. Filter and sort them, compare two to four, open one
+(rename, delete, download, load it back into the live view to continue training)."""
+
+from datetime import datetime
+
+import pandas as pd
+import streamlit as st
+
+from sae import export, figures, figures_runs
+from sae.compare import DEFAULT_COLUMNS, MAX_RUNS, CompareError, differing_settings, load_comparison
+from sae.data import DATASETS
+from sae.notebook import image_shape_for, run_table
+from sae.store import SORTABLE, StoreError
+from sae.ui import page, share, state
+
+job = page("Runs", ":material/table_rows:",
+           "Every training run is recorded automatically: its settings, curves, final metrics and weights. "
+           "Choose two to four to compare, or open one to rename, delete, download or continue it.")
+
+try:
+    store = state.run_store()
+except StoreError as exc:
+    st.error(f"The run store cannot be opened: {exc}", icon=":material/error:")
+    st.stop()
+
+st.caption(f":material/database: Recorded in `{store.root}` (SQLite + safetensors). The store belongs to this "
+           "server: everyone using it sees these runs, like a shared lab notebook, and they survive restarts. "
+           "Start the server with `SAE_LAB_DATA=/some/dir` to keep them elsewhere.")
+if job.record_error:
+    st.warning(f"The current run is not being recorded: {job.record_error}", icon=":material/warning:")
+error = st.session_state.pop("runs_error", None)
+if error:
+    st.error(error, icon=":material/error:")
+
+# ----------------------------------------------------------------------------- filters and the table
+SORTS = {"last updated": ("updated", True), "created": ("created", True), "name": ("name", False),
+         "reconstruction error": ("reconstruction", False), "probe accuracy": ("probe_accuracy", True),
+         "dead units": ("dead_units", False), "total loss": ("total", False)}
+c = st.columns([2, 1.4, 1.4, 1.2, 1.1])
+search = c[0].text_input("Name contains", key="runs_search", persist_state="session", placeholder="e.g. digits")
+datasets = c[1].multiselect("Data set", sorted(set(DATASETS) | {r.dataset for r in store.list()}), key="runs_data",
+                            persist_state="session")
+statuses = c[2].multiselect("Status", ["finished", "stopped", "running", "paused", "queued", "diverged",
+                                       "interrupted", "idle"], key="runs_status", persist_state="session")
+sort = c[3].selectbox("Sort by", list(SORTS), key="runs_sort", persist_state="session")
+sweeps = c[4].toggle("Sweep cells", value=True, key="runs_sweeps", persist_state="session",
+                     help="Also list the runs that are cells of a sweep.")
+order_by, descending = SORTS[sort]
+assert order_by in SORTABLE
+LIVE = ("running", "queued")
+
+
+def listed() -> tuple[list, list]:
+    """(every run, the runs the filters let through), in the chosen order."""
+    every = store.list(order_by=order_by, descending=descending)
+    return every, [r for r in every
+                   if (not search or search.lower() in r.name.lower()) and (not datasets or r.dataset in datasets)
+                   and (not statuses or r.display_status in statuses) and (sweeps or r.sweep_id is None)]
+
+
+everything, records = listed()
+by_id = {r.id: r for r in everything}
+if not everything:
+    st.info("No runs recorded yet. Press **Train** in the sidebar (every run is recorded as it trains), or start "
+            "a sweep on the **Sweep** page.", icon=":material/info:")
+    st.stop()
+live_at_render = {r.id for r in everything if r.display_status in LIVE}
+
+
+@st.fragment(run_every=2.0 if live_at_render else None)
+def runs_table() -> None:
+    """The table, redrawn every 2 s while a run trains; when one ends, the whole page follows."""
+    every, shown = listed()
+    table = run_table(shown)
+    st.dataframe(table, hide_index=True, key="runs_table", height=min(318, 38 + 35 * max(1, len(table))),
+                 column_order=[c for c in table.columns if c != "id"],
+                 column_config={
+                     "name": st.column_config.TextColumn("name", width="medium", pinned=True),
+                     "n_hidden": st.column_config.NumberColumn("hidden"),
+                     "rho": st.column_config.NumberColumn("ρ", format="%g"),
+                     "beta": st.column_config.NumberColumn("β", format="%g"),
+                     "lambda": st.column_config.NumberColumn("λ", format="%g"),
+                     "lr": st.column_config.NumberColumn("lr", format="%g"),
+                     "epoch": st.column_config.NumberColumn("epoch", format="%.1f"),
+                     "reconstruction": st.column_config.NumberColumn("recon. error", format="%.4g",
+                                                                     help="½‖x̂−x‖², mean over all the data"),
+                     "rho_hat_mean": st.column_config.NumberColumn("mean ρ̂", format="%.4f"),
+                     "dead_units": st.column_config.NumberColumn("dead"),
+                     "probe_accuracy": st.column_config.NumberColumn("probe acc.", format="percent",
+                                                                     help="linear probe on the codes (labels)"),
+                     "total": st.column_config.NumberColumn("J (last step)", format="%.4g"),
+                     "elapsed": st.column_config.NumberColumn("train s", format="%.1f"),
+                     "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm:ss"),
+                 })
+    st.caption(f"{len(shown)} of {len(every)} runs shown · click a column header to sort"
+               + (" · updating while runs train" if live_at_render else ""))
+    if {r.id for r in every if r.display_status in LIVE} != live_at_render:
+        st.rerun(scope="app")
+
+
+runs_table()
+
+
+def label(run_id: str) -> str:
+    r = by_id.get(run_id)
+    if r is None:
+        return run_id[:8]
+    return f"{r.name} · {r.display_status} · {datetime.fromtimestamp(r.created):%d %b %H:%M:%S}"
+
+
+# the run named by the URL (?run=<id>, e.g. a sweep cell clicked on the Sweep page) opens once
+url_run = st.query_params.get("run")
+if url_run and url_run != st.session_state.get("runs_url_seen"):
+    st.session_state["runs_url_seen"] = url_run
+    if url_run in by_id:
+        st.session_state["runs_open"] = url_run
+        st.session_state["runs_view"] = "One run"
+for key in ("runs_compare",):  # runs deleted meanwhile leave the selections
+    if key in st.session_state:
+        st.session_state[key] = [i for i in st.session_state[key] if i in by_id][:MAX_RUNS]
+if st.session_state.get("runs_open") not in by_id:
+    st.session_state.pop("runs_open", None)
+if "runs_compare" not in st.session_state:  # a first visit compares the two latest finished runs (not sweep cells)
+    finished = store.list(status="finished")
+    st.session_state["runs_compare"] = [r.id for r in sorted(finished, key=lambda r: r.sweep_id is not None)][:2]
+
+options = [r.id for r in records]
+view = st.radio("View", ["Compare", "One run"], horizontal=True, key="runs_view", persist_state="session",
+                label_visibility="collapsed")
+
+
+def add_to_comparison(run_id: str) -> None:
+    chosen = [i for i in st.session_state.get("runs_compare", []) if i != run_id]
+    st.session_state["runs_compare"] = (chosen + [run_id])[-MAX_RUNS:]
+    st.session_state["runs_view"] = "Compare"
+
+
+def rename(run_id: str) -> None:
+    try:
+        store.rename(run_id, st.session_state.get(f"runs_name_{run_id}", ""))
+    except StoreError as exc:
+        st.session_state["runs_error"] = f"Cannot rename: {exc}"
+
+
+def delete(run_id: str) -> None:
+    try:
+        store.delete(run_id)
+    except StoreError as exc:
+        st.session_state["runs_error"] = f"Cannot delete: {exc}"
+    st.session_state.pop("runs_open", None)
+
+
+def shape_of(record) -> tuple[int, int] | None:
+    known = state.load_data(record.dataset).image_shape if record.dataset in DATASETS else None
+    return image_shape_for(record.model_config.n_inputs, known)
+
+
+# ----------------------------------------------------------------------------- compare
+if view == "Compare":
+    chosen = st.multiselect(f"Runs to compare (2 to {MAX_RUNS})", options + [i for i in st.session_state.get(
+        "runs_compare", []) if i not in options], key="runs_compare", format_func=label, max_selections=MAX_RUNS,
+        persist_state="session", placeholder="Choose runs")
+    if len(chosen) < 2:
+        st.info("Choose two to four runs above to see their loss curves overlaid, their filters side by side and "
+                "their ρ̂ histograms.", icon=":material/compare_arrows:")
+        st.stop()
+    c = st.columns([2, 1.5, 1])
+    column = c[0].radio("Curve", list(DEFAULT_COLUMNS), format_func=lambda k: figures_runs.COLUMN_TITLES.get(k, k),
+                        horizontal=True, key="runs_curve", persist_state="session")
+    x_axis = c[1].radio("Against", ["step", "epoch", "time"], horizontal=True, key="runs_x", persist_state="session")
+    log_y = c[2].toggle("Log y", value=True, key="runs_log", persist_state="session")
+    try:
+        comparison = load_comparison(store, chosen, x=x_axis)
+    except (CompareError, StoreError) as exc:
+        st.warning(f"These runs cannot be compared: {exc}", icon=":material/warning:")
+        st.stop()
+    names = comparison.names
+    left, right = st.columns([3, 2], gap="medium")
+    with left:
+        rho = comparison.records[0].current_train_config.rho if comparison.records[0].current_train_config else None
+        fig = figures_runs.compare_curves(comparison.curves, column if column in comparison.curves.curves else "total",
+                                          names, log_y=log_y, target=rho)
+        st.plotly_chart(fig, key="cmp_curves")
+        share.figure_download(fig, f"compare-{column}", key="dl_cmp_curves")
+    with right:
+        if comparison.histograms is not None:
+            targets = {r.id: (r.current_train_config.rho if r.current_train_config else None)
+                       for r in comparison.records}
+            fig = figures_runs.compare_rho_hat(comparison.histograms, names, targets)
+            st.plotly_chart(fig, key="cmp_rho_hat")
+            share.figure_download(fig, "compare-rho-hat", key="dl_cmp_rho")
+        else:
+            st.info("No ρ̂ recorded yet for these runs.")
+    if comparison.filters:
+        shape = shape_of(comparison.records[0])
+        st.markdown("**Encoder filters W₁, side by side**")
+        if shape is not None:
+            fig = figures_runs.filters_side_by_side(comparison.filters, shape, names)
+            st.plotly_chart(fig, key="cmp_filters", config={"displayModeBar": False})
+            share.figure_download(fig, "compare-filters", key="dl_cmp_filters")
+        else:
+            cols = st.columns(len(comparison.filters))
+            for k, (run_id, W) in enumerate(comparison.filters.items()):
+                cols[k].plotly_chart(figures.weights_heatmap(W, title=names[run_id]), key=f"cmp_w_{k}")
+    differ = differing_settings(comparison.records)
+    if differ:
+        st.markdown("**What differs**")
+        st.dataframe(pd.DataFrame({"setting": list(differ)} | {names[r.id]: [str(v[k]) for v in differ.values()]
+                                                               for k, r in enumerate(comparison.records)}),
+                     hide_index=True, key="cmp_differ")
+    for run_id, why in comparison.missing.items():
+        st.caption(f":material/info: {names.get(run_id, run_id)}: {why}")
+
+# ----------------------------------------------------------------------------- one run
+else:
+    current = st.session_state.get("runs_open")
+    open_options = options + ([current] if current and current not in options else [])
+    if not open_options:
+        st.info("No run matches the filters.")
+        st.stop()
+    run_id = st.selectbox("Run", open_options, key="runs_open", format_func=label, persist_state="session")
+    record = by_id[run_id]
+    tc = record.current_train_config
+    ours = job.run_id == record.id
+    c = st.columns(6)
+    c[0].metric("Status", record.display_status, help=record.reason or None)
+    c[1].metric("Step", f"{record.step:,}", help=f"epoch {record.epoch:,.1f} · {record.elapsed:,.1f} s of training")
+    c[2].metric("Reconstruction error", "—" if record.reconstruction is None else f"{record.reconstruction:.4g}")
+    c[3].metric("Mean ρ̂", "—" if record.rho_hat_mean is None else f"{record.rho_hat_mean:.4f}",
+                help=None if tc is None else f"target ρ = {tc.rho:g}")
+    c[4].metric("Dead units", "—" if record.dead_units is None else f"{record.dead_units}")
+    c[5].metric("Probe accuracy", "—" if record.probe_accuracy is None else f"{record.probe_accuracy:.1%}")
+    st.caption(f"{record.dataset} · {record.model_config.n_inputs} → {record.model_config.n_hidden} "
+               f"{record.model_config.activation} · "
+               + ("no training settings recorded" if tc is None else
+                  f"{tc.penalty.upper()} ρ={tc.rho:g} β={tc.beta:g} λ={tc.weight_decay:g} · {tc.optimizer} "
+                  f"lr={tc.lr:g} batch {tc.batch_size}") + f" · id `{record.id}`"
+               + (" · this session's live run" if ours else "")
+               + (f" · continued from {label(record.parent_id)}" if record.parent_id in by_id else ""))
+
+    a = st.columns([1.3, 1.3, 2.4, 1])
+    live_here = ours and not job.final
+    a[0].button("Load into the live view", type="primary", icon=":material/open_in_browser:",
+                on_click=share.on_load_run, args=(record.id,), key="runs_load",
+                disabled=not record.has_weights or live_here, width="stretch",
+                help="This is the run on view in this session already." if live_here else
+                "Every page shows this model, paused at its step; Resume or Step trains it further (recorded as "
+                "a new run). Replaces this session's current model.")
+    a[1].button("Add to comparison", icon=":material/compare_arrows:", on_click=add_to_comparison, args=(record.id,),
+                key="runs_add", width="stretch")
+    with a[2]:
+        with st.form(f"runs_rename_form_{record.id}", border=False):
+            r1, r2 = st.columns([3, 1])
+            r1.text_input("New name", value=record.name, key=f"runs_name_{record.id}", label_visibility="collapsed",
+                          max_chars=200)
+            r2.form_submit_button("Rename", on_click=rename, args=(record.id,), width="stretch")
+    with a[3].popover("Delete", icon=":material/delete:", width="stretch"):
+        st.markdown(f"Delete **{record.name}** with its curves and weights? This cannot be undone.")
+        st.button("Delete permanently", type="primary", on_click=delete, args=(record.id,), key="runs_delete")
+
+    history = store.history(record.id)
+    rho_hat = store.rho_hat(record.id)
+    left, mid, right = st.columns([1.2, 1, 1], gap="medium")
+    left.markdown("**The objective by term**")
+    mid.markdown("**Encoder filters W₁**")
+    with left:
+        fig = figures.loss_curves(history, tc.penalty if tc else "kl", log_y=True) if history else \
+            figures.empty_figure("No curves recorded for this run.")
+        st.plotly_chart(fig, key="run_curves")
+        share.figure_download(fig, f"{record.name}-loss", key="dl_run_curves")
+    with mid:
+        if record.has_weights:
+            W = store.load_model(record.id).encoder.weight.detach().numpy()
+            shape = shape_of(record)
+            if shape is not None:
+                st.plotly_chart(figures.filters_figure(W, shape, rho_hat=rho_hat if rho_hat is not None and
+                                                       len(rho_hat) == len(W) else None, height=340),
+                                key="run_filters", config={"displayModeBar": False})
+                share.filters_download(W, shape, f"{record.name}-filters", key="dl_run_filters")
+            else:
+                st.plotly_chart(figures.weights_heatmap(W, title="Encoder weights W₁"), key="run_filters")
+        else:
+            st.info("No weights recorded yet (the run never reached a checkpoint).")
+    with right:
+        if rho_hat is not None and len(rho_hat):
+            fig = figures.rho_hat_histogram(rho_hat, tc.rho if tc else None)
+            st.plotly_chart(fig, key="run_rho_hat")
+            share.figure_download(fig, f"{record.name}-rho-hat", key="dl_run_rho")
+        else:
+            st.info("No ρ̂ recorded for this run.")
+
+    if record.has_weights:
+        def bundle(run_id=record.id, dataset=record.dataset) -> bytes:
+            run = store.load(run_id)
+            return export.model_bundle(run.model, run.train_config, dataset, run.history)
+
+        d = st.columns([1, 3])
+        d[0].download_button("Model (.zip)", share._deferred(bundle, "The model"),  # noqa: SLF001
+                             file_name=export.download_name(record.name, ".zip"), mime="application/zip",
+                             on_click="ignore", key="runs_bundle", icon=":material/download:", width="stretch",
+                             help="config.json + model.safetensors + history.npz; open it with “Open a saved "
+                                  "model” in the sidebar, or sae.export.read_model_bundle in Python.")
+        if tc is not None:
+            with d[1].expander("Reproduce in Python", icon=":material/code:"):
+                st.code(export.reproduce_snippet(record.model_config, tc, record.dataset), language="python")

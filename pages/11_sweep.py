@@ -1,0 +1,274 @@
+"""Sweep: a grid over ρ × β (and optionally the hidden size) trained in the background, every cell recorded as
+a run; the result as small multiples of the filters and heatmaps of the metrics; a click on a cell opens its run."""
+
+from dataclasses import replace
+from datetime import datetime
+from functools import partial
+
+import numpy as np
+import streamlit as st
+
+from sae import figures_runs
+from sae.config import ConfigError
+from sae.data import DATASETS, DataError
+from sae.figures_runs import cell_from_event
+from sae.notebook import METRIC_LABELS, best_cell, steps_per_epoch
+from sae.store import StoreError
+from sae.sweep import MAX_AXIS, SweepError, SweepSpec, load_sweep
+from sae.ui import controls, page, share, state
+from sae.ui.session import training_slots
+
+HEATMAPS = ("reconstruction", "rho_hat_mean", "dead_units", "probe_accuracy")
+HIDDEN_OPTIONS = (4, 9, 16, 25, 36, 49, 64, 100, 144, 196, 256)
+POLL = 1.5  # s between progress redraws while a sweep trains (figures are rebuilt only when a cell changes)
+RUNS_PAGE = "pages/10_runs.py"
+
+job = page("Sweep", ":material/grid_on:",
+           "Train a grid of runs over ρ × β (and optionally the hidden size) in the background, each recorded as a "
+           "run. The result: every cell's filters side by side, and heatmaps of what each setting gives.")
+try:
+    store = state.run_store()
+except StoreError as exc:
+    st.error(f"The run store cannot be opened: {exc}", icon=":material/error:")
+    st.stop()
+registry = share.sweep_registry()
+settings = st.session_state.get("sae_settings") or job.settings
+slots = training_slots()
+
+
+def start_sweep() -> None:
+    """Form callback: build the spec from the form and the sidebar's settings, start it in the background."""
+    st.session_state.pop("sweep_error", None)
+    s = st.session_state.get("sae_settings") or job.settings
+    try:
+        data = state.dataset(s.dataset)
+        train_config = s.train_config()
+        amount = int(st.session_state["sweep_epochs"])
+        train_config = replace(train_config, max_iter=amount) if train_config.optimizer == "lbfgs" else \
+            replace(train_config, epochs=float(amount))
+        rhos, betas = sorted(st.session_state["sweep_rhos"]), sorted(st.session_state["sweep_betas"])
+        hidden = sorted(st.session_state.get("sweep_hidden") or []) or None
+        name = (st.session_state.get("sweep_name") or "").strip() or f"sweep on {data.name}"
+        spec = SweepSpec(rhos=rhos, betas=betas, hidden_sizes=hidden, model_config=s.model_config(data),
+                         train_config=train_config, dataset=data.name, name=name[:200])
+        sweep = registry.start(spec, store, data, parallel=max(1, min(4, slots.capacity)), slots=slots)
+    except (SweepError, ConfigError, DataError, StoreError) as exc:
+        st.session_state["sweep_error"] = str(exc)
+        return
+    st.session_state["sweep_pick"] = sweep.id
+
+
+# ----------------------------------------------------------------------------- a new sweep
+sweeps = store.sweeps()
+try:
+    data_name = state.dataset(settings.dataset).name
+except DataError:
+    data_name = settings.dataset
+with st.expander("New sweep", icon=":material/add_circle:", expanded=not sweeps):
+    with st.form("sweep_form", border=False):
+        c = st.columns([2, 2, 1.6, 1, 1.4])
+        c[0].multiselect("ρ values (rows)", controls.RHO_OPTIONS, default=(0.01, 0.05, 0.2), key="sweep_rhos",
+                         max_selections=MAX_AXIS, format_func=controls.fmt)
+        c[1].multiselect("β values (columns)", controls.BETA_OPTIONS, default=(0.3, 3.0, 10.0), key="sweep_betas",
+                         max_selections=MAX_AXIS, format_func=controls.fmt)
+        c[2].multiselect("Hidden sizes (optional)", HIDDEN_OPTIONS, key="sweep_hidden", max_selections=MAX_AXIS,
+                         placeholder=f"{settings.n_hidden} (the sidebar's)",
+                         help="One ρ × β grid per hidden size. Empty: the sidebar's hidden size only.")
+        lbfgs = settings.optimizer == "lbfgs"
+        try:
+            per_epoch = steps_per_epoch(settings.train_config(), state.dataset(settings.dataset).n_samples)
+        except (ConfigError, DataError):
+            per_epoch = 1
+        default = settings.max_iter if lbfgs else int(np.clip(round(2000 / per_epoch), 5, settings.epochs))
+        c[3].number_input("Iterations per cell" if lbfgs else "Epochs per cell", 1, 100_000, int(default),
+                          key="sweep_epochs", help="Every cell trains this long: try short sweeps first.")
+        c[4].text_input("Name", key="sweep_name", placeholder=f"sweep on {data_name}", max_chars=200)
+        st.form_submit_button("Start sweep", type="primary", icon=":material/play_arrow:", on_click=start_sweep,
+                              key="sweep_start")
+    tc = settings.train_config()
+    st.caption(f"Everything else comes from the sidebar: {data_name}, {settings.activation} units, "
+               f"{tc.penalty.upper()} penalty, λ={tc.weight_decay:g}, {tc.optimizer}"
+               + ("" if lbfgs else f" lr={tc.lr:g}, batch {tc.batch_size}") + f", seed {tc.seed} (the same for every "
+               f"cell: same initial weights, so cells differ by ρ, β and the hidden size alone). At most "
+               f"{slots.capacity} run{'s' if slots.capacity != 1 else ''} train at once on this server, live runs "
+               "included: cells queue for a slot. A sweep belongs to the server: closing the tab does not stop it.")
+error = st.session_state.pop("sweep_error", None)
+if error:
+    st.error(f"Cannot start this sweep: {error}", icon=":material/error:")
+
+sweeps = store.sweeps()
+if not sweeps:
+    st.info("No sweeps yet: choose the values above and press **Start sweep**.", icon=":material/info:")
+    st.stop()
+by_id = {s.id: s for s in sweeps}
+url_sweep = st.query_params.get("sweep")
+if url_sweep and url_sweep != st.session_state.get("sweep_url_seen"):
+    st.session_state["sweep_url_seen"] = url_sweep
+    if url_sweep in by_id:
+        st.session_state["sweep_pick"] = url_sweep
+if st.session_state.get("sweep_pick") not in by_id:
+    st.session_state["sweep_pick"] = sweeps[0].id
+
+
+def sweep_status(record) -> str:
+    if record.status == "running" and registry.get(record.id) is None:
+        return "interrupted"  # a previous server process ran it
+    return record.status
+
+
+def sweep_label(sweep_id: str) -> str:
+    r = by_id[sweep_id]
+    spec = r.spec
+    shape = f"{len(spec.get('rhos', []))}×{len(spec.get('betas', []))}" + \
+        (f"×{len(spec['hidden_sizes'])}" if spec.get("hidden_sizes") else "")
+    return f"{r.name} · {shape} · {datetime.fromtimestamp(r.created):%d %b %H:%M:%S}"
+
+
+top = st.columns([4, 1])
+pick = top[0].selectbox("Sweep", list(by_id), key="sweep_pick", format_func=sweep_label)
+st.query_params["sweep"] = pick
+st.session_state["sweep_url_seen"] = pick
+live_at_render = registry.get(pick)
+running_at_render = live_at_render is not None and not live_at_render.done
+with top[1].popover("Delete", icon=":material/delete:", width="stretch", disabled=running_at_render):
+    st.markdown("Delete this sweep **and its runs** (curves and weights)? This cannot be undone.")
+
+    def delete_sweep(sweep_id=pick) -> None:
+        try:
+            store.delete_sweep(sweep_id)
+        except StoreError as exc:
+            st.session_state["sweep_error"] = str(exc)
+        st.session_state.pop("sweep_pick", None)
+
+    st.button("Delete permanently", type="primary", on_click=delete_sweep, key="sweep_delete")
+
+
+def labelled(sweep, sweep_id: str, results) -> bool:
+    """Whether the sweep's data have labels (so its cells have a probe accuracy)."""
+    if np.isfinite(results.metrics["probe_accuracy"]).any():
+        return True
+    if sweep is not None:
+        return getattr(sweep.data, "labels", None) is not None
+    name = by_id[sweep_id].dataset
+    return name in DATASETS and state.load_data(name).labels is not None
+
+
+def clicked(key: str) -> None:
+    """A click on a cell of a heatmap or of the small multiples: remember it (the fragment opens the run)."""
+    cell = cell_from_event(st.session_state.get(key))
+    if cell is not None:
+        st.session_state["sweep_clicked"] = cell
+
+
+def open_run(run_id: str) -> None:
+    st.session_state["sweep_open_run"] = run_id
+
+
+@st.fragment(run_every=POLL if running_at_render else None)
+def sweep_view() -> None:
+    share.follow_goto()  # "Load into the live view" (a button in here) switches to the Train page
+    sweep = registry.get(pick)
+    if sweep is not None:
+        progress = sweep.progress()
+        text = (f"{progress.done} of {progress.total} cells done · {progress.running} training · "
+                f"{progress.queued} waiting" + (f" · {progress.failed} failed" if progress.failed else "")
+                + (" · cancelled" if progress.cancelled else ""))
+        if sweep.done:
+            st.progress(1.0, text=text)
+        else:
+            c = st.columns([5, 1])
+            c[0].progress(min(1.0, progress.fraction), text=text)
+            c[1].button("Cancel", icon=":material/stop:", on_click=lambda: sweep.cancel(wait=False),
+                        key="sweep_cancel", width="stretch")
+        version = (pick, tuple(c.status for c in progress.cells))
+    else:
+        record = by_id[pick]
+        status = sweep_status(record)
+        st.caption(f"**{status}** · last update {datetime.fromtimestamp(record.updated):%d %b %H:%M:%S}"
+                   + (" · the server stopped while this sweep trained: the cells it finished are kept"
+                      if status == "interrupted" else ""))
+        version = (pick, record.updated)
+    cache = st.session_state.get("sweep_cache")
+    if cache is not None and cache[0] == version:
+        results = cache[1]  # nothing finished or started since the last redraw: no need to read the store
+    else:
+        try:
+            results = sweep.results() if sweep is not None else load_sweep(store, pick)[1]
+        except (StoreError, SweepError) as exc:
+            st.error(f"This sweep cannot be read: {exc}", icon=":material/error:")
+            return
+        st.session_state["sweep_cache"] = (version, results)
+        st.session_state["sweep_figs"] = {}
+    figs = st.session_state.setdefault("sweep_figs", {})
+
+    def figure(kind: str, *args):
+        """The figure of ``kind`` for these results, built once per (kind, arguments)."""
+        if (kind, args) not in figs:
+            figs[(kind, args)] = getattr(figures_runs, kind)(results, *args)
+        return figs[(kind, args)]
+    sizes = results.hidden_sizes
+    h = 0
+    if len(sizes) > 1:
+        h = st.radio("Hidden size", list(range(len(sizes))), format_func=lambda k: f"{sizes[k]} hidden",
+                     horizontal=True, key="sweep_hidden_view")
+    maps = st.container()
+    left, right = st.columns([3, 1.1], gap="medium")
+    goals = [m for m in ("probe_accuracy", "reconstruction", "dead_units", "rho_hat_mean")
+             if m != "probe_accuracy" or labelled(sweep, pick, results)]
+    by = right.selectbox("Best cell by", goals, format_func=lambda m: METRIC_LABELS[m], key="sweep_best_by",
+                         help="Probe accuracy: higher is better; reconstruction error and dead units: lower; "
+                              "mean ρ̂: closest to the cell's target ρ.")
+    best = best_cell(results, by, h)
+
+    chosen = st.session_state.pop("sweep_clicked", None) or None
+    target = st.session_state.pop("sweep_open_run", None)
+    if chosen is not None:
+        target = results.run_at(h, *chosen)
+    if target:
+        st.switch_page(RUNS_PAGE, query_params=controls.url_params(settings) | {"run": target})
+
+    cols = maps.columns(len(HEATMAPS))
+    for k, metric in enumerate(HEATMAPS):
+        key = f"sweep_map_{metric}"
+        fig = figure("sweep_heatmap", metric, h, best)
+        cols[k].plotly_chart(fig, key=key, on_select=partial(clicked, key), selection_mode="points",
+                             config={"displayModeBar": False})
+    with left:
+        filters_fig = figure("sweep_filters", h, best)
+        st.plotly_chart(filters_fig, key="sweep_filters", on_select=partial(clicked, "sweep_filters"),
+                        selection_mode="points", config={"displayModeBar": False})
+        st.caption("Each cell: the first filters (rows of W₁) of that run, UFLDL's display. **Click a cell** (here or "
+                   "on a heatmap) to open its run. The orange outline marks the best cell.")
+    with right:
+        if best is None:
+            st.info("No finished cell yet." if sweep is not None and not sweep.done else "No cell has this metric.")
+        else:
+            i, j = best
+            run_id = results.run_at(h, i, j)
+            st.markdown(f"**ρ = {results.rhos[i]:g}, β = {results.betas[j]:g}**"
+                        + (f", {sizes[h]} hidden" if len(sizes) > 1 else ""))
+            for metric in HEATMAPS:
+                value = results.metrics[metric][h, i, j]
+                if np.isfinite(value):
+                    shown = f"{value:.1%}" if metric == "probe_accuracy" else f"{value:.4g}"
+                    st.markdown(f"{METRIC_LABELS[metric]}: **{shown}**")
+            if run_id:
+                st.button("Open its run", icon=":material/open_in_new:", on_click=open_run, args=(run_id,),
+                          key="sweep_open_best", width="stretch")
+                st.button("Load into the live view", icon=":material/open_in_browser:", type="primary",
+                          on_click=share.on_load_run, args=(run_id,), key="sweep_load_best", width="stretch")
+        d = st.columns(2)
+        with d[0]:
+            share.figure_download(figure("sweep_heatmap", by, h, best), f"sweep-{by}",
+                                  key="dl_sweep_map", label="Heatmap")
+        with d[1]:
+            share.figure_download(filters_fig, "sweep-filters", key="dl_sweep_filters", label="Filters")
+        st.caption("Downloads are interactive HTML files.")
+    failed = [c for c in (sweep.progress().cells if sweep is not None else ()) if c.status == "failed"]
+    for cell in failed:
+        st.caption(f":material/error: ρ={cell.rho:g} β={cell.beta:g}: {cell.reason}")
+    if running_at_render and (sweep is None or sweep.done):
+        st.rerun(scope="app")  # finished: redraw once without polling
+
+
+sweep_view()
