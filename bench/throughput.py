@@ -46,7 +46,7 @@ RHO, BETA, LAMBDA, LR, BATCH, SEED = 0.1, 3.0, 3e-3, 1e-3, 256, 0
 def batches(X: torch.Tensor, steps: int):
     """The trainer's batch order: a fresh seeded permutation each epoch."""
     g = torch.Generator().manual_seed(SEED)
-    per_epoch = -(-len(X) // BATCH)
+    per_epoch = max(1, len(X) // BATCH)  # full batches only, as sae.Trainer
     order = None
     for step in range(steps):
         start = (step % per_epoch) * BATCH
@@ -95,7 +95,7 @@ def hand_derived(X: torch.Tensor, n_hidden: int, steps: int) -> float:
 
 def dashboard_trainer(X: torch.Tensor, n_hidden: int, steps: int, fused: bool) -> float:
     """sae.Trainer in its thread; a consumer polls the latest snapshot every 0.5 s like the UI fragment."""
-    epochs = steps / -(-len(X) // BATCH)
+    epochs = steps / max(1, len(X) // BATCH)
     trainer = Trainer(X, ModelConfig(X.shape[1], n_hidden),
                       TrainConfig(rho=RHO, beta=BETA, weight_decay=LAMBDA, lr=LR, batch_size=BATCH, epochs=epochs,
                                   seed=SEED), fused=fused)

@@ -102,7 +102,8 @@ class Trainer:
         self.callback_error: Exception | None = None  # the last exception raised by on_snapshot
         self.snapshot_interval = snapshot_interval
         self.batch_size = min(self.config.batch_size, m)
-        self.steps_per_epoch = 1 if self.config.optimizer == "lbfgs" else -(-m // self.batch_size)
+        # full minibatches only: a tiny remainder batch would measure rho_hat on a handful of samples
+        self.steps_per_epoch = 1 if self.config.optimizer == "lbfgs" else max(1, m // self.batch_size)
         self.total_steps = (self.config.max_iter if self.config.optimizer == "lbfgs"
                             else max(1, round(self.config.epochs * self.steps_per_epoch)))
         self._generator = torch.Generator()
@@ -417,7 +418,7 @@ class Trainer:
         return corrupt(x, self.config.noise, self.config.noise_level, self._generator, clip=self._data_range)
 
     def _next_batch(self) -> torch.Tensor:
-        """The next minibatch (b, n) of a fresh random permutation each epoch."""
+        """The next minibatch (b, n) of a fresh random permutation each epoch (the remainder is left out)."""
         start = (self.step_count % self.steps_per_epoch) * self.batch_size
         if start == 0 or len(self._order) == 0:
             self._order = torch.randperm(len(self.X), generator=self._generator)
