@@ -12,7 +12,8 @@ from sae import figures_runs
 from sae.config import ConfigError
 from sae.data import DATASETS, DataError
 from sae.figures_runs import cell_from_event
-from sae.notebook import METRIC_LABELS, best_cell, steps_per_epoch
+from sae.notebook import METRIC_LABELS, best_cell
+from sae.train import steps_per_epoch
 from sae.store import StoreError
 from sae.sweep import MAX_AXIS, SweepError, SweepSpec, load_sweep
 from sae.ui import controls, page, share, state

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from .config import ModelConfig, TrainConfig
+from .train import steps_per_epoch
 
 if TYPE_CHECKING:  # imported lazily: pandas and the sweep machinery are only needed by the pages
     import pandas as pd
@@ -87,13 +88,6 @@ def run_table(records: Sequence["RunRecord"]) -> "pd.DataFrame":
     for column in ("n_hidden", "step", "dead_units"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
     return frame
-
-
-def steps_per_epoch(train_config: TrainConfig, n_samples: int) -> int:
-    """Optimiser steps per pass over the data (1 for full-batch L-BFGS), as the Trainer counts them."""
-    if train_config.optimizer == "lbfgs":
-        return 1
-    return -(-int(n_samples) // min(train_config.batch_size, int(n_samples)))
 
 
 def continuation(train_config: TrainConfig, step: int, n_samples: int) -> TrainConfig:

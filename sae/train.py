@@ -102,8 +102,7 @@ class Trainer:
         self.callback_error: Exception | None = None  # the last exception raised by on_snapshot
         self.snapshot_interval = snapshot_interval
         self.batch_size = min(self.config.batch_size, m)
-        # full minibatches only: a tiny remainder batch would measure rho_hat on a handful of samples
-        self.steps_per_epoch = 1 if self.config.optimizer == "lbfgs" else max(1, m // self.batch_size)
+        self.steps_per_epoch = steps_per_epoch(self.config, m)
         self.total_steps = (self.config.max_iter if self.config.optimizer == "lbfgs"
                             else max(1, round(self.config.epochs * self.steps_per_epoch)))
         self._generator = torch.Generator()
@@ -532,3 +531,11 @@ def check_compatible(model: ModelConfig, cfg: TrainConfig, n_features: int) -> N
 def _missing_columns(history: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     missing = sorted(set(HISTORY_COLUMNS) - set(history))
     raise ConfigError(f"the saved history lacks the column(s) {', '.join(missing)}.")
+
+
+def steps_per_epoch(config: TrainConfig, n_samples: int) -> int:
+    """Optimiser steps per pass over n samples: 1 for full-batch L-BFGS, else the number of full minibatches
+    (a tiny remainder batch would measure rho_hat on a handful of samples, so it is left out)."""
+    if config.optimizer == "lbfgs":
+        return 1
+    return max(1, int(n_samples) // min(config.batch_size, int(n_samples)))

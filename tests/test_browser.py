@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -30,8 +29,7 @@ PAGES = [("kl_penalty", "KL penalty"), ("filters", "Filters"), ("activations", "
          ("codes", "Codes (PCA)"), ("reconstructions", "Reconstructions")]
 APP = "Sparse Autoencoder Lab"
 
-pytestmark = pytest.mark.skipif(not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)),
-                                reason=f"no Chromium at {CHROMIUM}")
+# No skip: the test command (scripts/test.sh) installs Debian's chromium; without it these tests fail loudly.
 
 
 def free_port() -> int:
@@ -426,7 +424,7 @@ def test_runs_survive_a_restart_and_a_model_round_trips_through_a_file(tmp_path,
             pg.get_by_role("button", name="Load into the live view").click()
             pg.wait_for_function("() => document.title.startsWith('Train')", timeout=30_000)
             pg.wait_for_function("() => document.body.innerText.includes('loaded run')", timeout=30_000)
-            assert "paused" in status(pg) and step_of(pg) == 300  # 20 epochs x 15 steps
+            assert "paused" in status(pg) and step_of(pg) == 280  # 20 epochs x 14 full batches of 128
             no_exception(pg)
 
             first = download_model(pg)

@@ -9,10 +9,10 @@ from sae import figures_runs
 from sae.compare import align_histories, rho_hat_histograms
 from sae.config import ModelConfig, TrainConfig
 from sae.data import load_dataset
-from sae.notebook import (SweepRegistry, best_cell, continuation, default_run_name, image_shape_for, run_table,
-                          steps_per_epoch)
+from sae.notebook import SweepRegistry, best_cell, continuation, default_run_name, image_shape_for, run_table
 from sae.store import RunStore
 from sae.sweep import SweepError, SweepResults, SweepSpec
+from sae.train import steps_per_epoch
 
 
 def results(grid: dict[str, np.ndarray], rhos=(0.01, 0.1), betas=(0.3, 3.0), weights=True) -> SweepResults:
@@ -31,9 +31,9 @@ def results(grid: dict[str, np.ndarray], rhos=(0.01, 0.1), betas=(0.3, 3.0), wei
 
 def test_continuation_keeps_a_stopped_run_and_extends_a_finished_one():
     tc = TrainConfig(epochs=10, batch_size=128)
-    assert steps_per_epoch(tc, 1797) == 15
-    assert continuation(tc, 100, 1797) is tc  # 150 steps in all: 50 to go
-    more = continuation(tc, 150, 1797)
+    assert steps_per_epoch(tc, 1797) == 14  # full batches only
+    assert continuation(tc, 100, 1797) is tc  # 140 steps in all: 40 to go
+    more = continuation(tc, 140, 1797)
     assert more.epochs == 20.0 and more.rho == tc.rho and more.seed == tc.seed
     lbfgs = TrainConfig(optimizer="lbfgs", max_iter=40)
     assert continuation(lbfgs, 10, 100) is lbfgs and continuation(lbfgs, 40, 100).max_iter == 80

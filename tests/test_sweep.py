@@ -16,7 +16,7 @@ from sae.store import RunStore
 from sae.sweep import Sweep, SweepError, SweepSpec, load_sweep
 from sae.train import DIVERGED, FINISHED, STOPPED
 
-TINY = TrainConfig(epochs=1.0, batch_size=256, lr=0.02)  # 8 steps on digits
+TINY = TrainConfig(epochs=1.0, batch_size=256, lr=0.02)  # 7 full batches of 256 on digits
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_2x2_sweep_on_digits(store, digits):
     assert progress.finished and progress.fraction == 1.0 and progress.failed == 0
     assert 1 <= progress.peak_running <= 2
     assert [c.status for c in progress.cells] == [FINISHED] * 4
-    assert all(c.step == 8 and c.total_steps == 8 and c.run_id for c in progress.cells)
+    assert all(c.step == 7 and c.total_steps == 7 and c.run_id for c in progress.cells)
 
     results = sweep.results()
     assert results.rhos == (0.01, 0.1) and results.betas == (0.5, 3.0) and results.hidden_sizes == (9,)
