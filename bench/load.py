@@ -34,7 +34,6 @@ import os
 import re
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -240,7 +239,8 @@ def stop_server(proc: subprocess.Popen | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sessions", type=int, default=8, help="browser sessions training at once (1-16)")
     ap.add_argument("--cycles", type=int, default=50, help="open / Train / close cycles afterwards (0-200)")
     ap.add_argument("--round-trips", type=int, default=6, help="widget round trips per session")
@@ -396,7 +396,8 @@ def main(argv: list[str] | None = None) -> dict:
                     if c % 5 == 4:
                         rss_series.append(stats.get("rss_mib"))
                 stats, took = wait_threads(base, pid, baseline.get("threads", 0), cleanup_timeout)
-                result["after_cycles"] = dict(stats, peak_threads=peak, failures=cycle_failures, rss_mib_every_5=rss_series,
+                result["after_cycles"] = dict(stats, peak_threads=peak, failures=cycle_failures,
+                                              rss_mib_every_5=rss_series,
                                               seconds_to_baseline=None if took is None else round(took, 1))
                 print(f"after {args.cycles} cycles: {result['after_cycles']}", flush=True)
             finally:

@@ -95,8 +95,9 @@ BAD_LINKS = [
     ("hidden", "0", DEFAULTS.n_hidden), ("hidden", str(10**9), DEFAULTS.n_hidden), ("hidden", "2.5", DEFAULTS.n_hidden),
     ("lr", "0", DEFAULTS.lr), ("lr", "1e3", DEFAULTS.lr), ("lr", "nan", DEFAULTS.lr),
     ("batch", str(10**9), DEFAULTS.batch_size), ("batch", "0", DEFAULTS.batch_size),
-    ("lambda", "-1e-4", DEFAULTS.weight_decay), ("epochs", "1e309", int(DEFAULTS.epochs)), ("seed", "-1", DEFAULTS.seed),
-    ("hidden", "abc", DEFAULTS.n_hidden), ("rho", "0x1p-3; DROP TABLE", DEFAULTS.rho), ("data", "../../etc/passwd", "patches"),
+    ("lambda", "-1e-4", DEFAULTS.weight_decay), ("epochs", "1e309", int(DEFAULTS.epochs)),
+    ("seed", "-1", DEFAULTS.seed), ("hidden", "abc", DEFAULTS.n_hidden), ("rho", "0x1p-3; DROP TABLE", DEFAULTS.rho),
+    ("data", "../../etc/passwd", "patches"),
     ("data", "upload", "patches"), ("act", "<script>", DEFAULTS.activation), ("opt", "", DEFAULTS.optimizer),
     ("penalty", "L2", DEFAULTS.penalty), ("k", "999999", DEFAULTS.topk),
 ]
