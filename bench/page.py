@@ -66,7 +66,9 @@ def session(b, url: str, watch: float) -> dict:
             wait(pg, "t => [...document.querySelectorAll('h1')].some(h => h.innerText.includes(t))", arg=label)
             wait(pg, f"() => ({CHARTS})() > 0")
             switches[label] = time.perf_counter() - t
-        pg.get_by_role("button", name="Stop", exact=True).click()
+        stop = pg.get_by_role("button", name="Stop", exact=True)
+        if stop.is_enabled():  # the run may have finished while the pages were visited
+            stop.click()
         return {"first_chart_s": first_chart, "refresh_per_s": refresh, "switch_s": switches}
     finally:
         context.close()
@@ -87,7 +89,7 @@ def main() -> None:
                 cold.append((server.healthy, time.perf_counter() - server.started))
                 pg.close()
         with serve(env={"SAE_TRAINING_SLOTS": "1"}) as server:
-            runs = [session(b, server.url, args.watch) for _ in range(args.repeats)]
+            runs = [session(b, server.url + "/?epochs=2000", args.watch) for _ in range(args.repeats)]
     med = statistics.median
     out = {
         "cold_start_health_s": med(c[0] for c in cold), "cold_start_first_render_s": med(c[1] for c in cold),

@@ -11,15 +11,18 @@ natural-image patches 64->25. Contenders, interleaved round by round (median of 
   plain + fused Adam    the same with Adam(fused=True): what the optimiser kernel alone buys
   hand-derived grads    sae.fused.FusedObjective + plain Adam: what the hand-derived pass alone buys
   compiled loss         torch.compile of the plain loss (with --compile; compiling takes a while)
-  dashboard (autograd)  sae.Trainer(fused=False) in its background thread, a consumer reading snapshots
-                        twice a second as the UI does
-  dashboard (fast)      sae.Trainer() as the dashboard runs it: hand-derived pass + fused Adam, 1 torch
-                        thread (the dashboard's setting: one core per run, the other for the page)
+  dashboard (autograd)  sae.Trainer(fused=False) in its background thread holding a training slot, a
+                        consumer reading snapshots three times a second as the UI does
+  dashboard (fast)      sae.Trainer() as the dashboard runs it: hand-derived pass + fused Adam called as
+                        one kernel, 1 torch thread (the dashboard's setting: one core per run, the
+                        other for the page)
+  Trainer.start()       the same from a notebook at torch's default thread count (the training thread
+                        picks one thread for a small model, see sae.Trainer's ``threads``)
 
 torch.set_num_threads is process-wide, so each contender sets its thread count before it runs.
 
 Prints samples/s, the ratio to the plain loop and the fraction of this machine's float32 matmul peak
-(a step costs about 12 b n s FLOPs: three matmuls of 2 b n s each way), and writes bench/results/throughput.json.
+(a step costs 10 b n s FLOPs: two matmuls of 2 b n s forward, three backward), and writes bench/results/throughput.json.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import interleaved, matmul_peak_gflops, median, print_table, save_json  # noqa: E402
 from sae import ModelConfig, TrainConfig, Trainer  # noqa: E402
+from sae.slots import TrainingSlots  # noqa: E402
 from sae.data import load_dataset  # noqa: E402
 from sae.fused import FusedObjective  # noqa: E402
 from sae.model import SparseAutoencoder  # noqa: E402
@@ -93,16 +97,18 @@ def hand_derived(X: torch.Tensor, n_hidden: int, steps: int) -> float:
     return steps * BATCH / (time.perf_counter() - t)
 
 
-def dashboard_trainer(X: torch.Tensor, n_hidden: int, steps: int, fused: bool) -> float:
-    """sae.Trainer in its thread; a consumer polls the latest snapshot every 0.5 s like the UI fragment."""
+def dashboard_trainer(X: torch.Tensor, n_hidden: int, steps: int, fused: bool, served: bool = True) -> float:
+    """sae.Trainer in its thread (holding a training slot when ``served``, as in the dashboard); a consumer
+    polls the latest snapshot every 0.3 s like the UI fragment."""
     epochs = steps / max(1, len(X) // BATCH)
     trainer = Trainer(X, ModelConfig(X.shape[1], n_hidden),
                       TrainConfig(rho=RHO, beta=BETA, weight_decay=LAMBDA, lr=LR, batch_size=BATCH, epochs=epochs,
-                                  seed=SEED), fused=fused)
+                                  seed=SEED), fused=fused, slots=TrainingSlots(1) if served else None,
+                      threads=torch.get_num_threads() if served else None)
     done = threading.Event()
 
     def consumer():
-        while not done.wait(0.5):
+        while not done.wait(0.3):
             snap = trainer.latest()
             snap.rho_hat.mean(), snap.weights["encoder.weight"].shape  # what a page reads
 
@@ -141,7 +147,8 @@ def main() -> None:
             "hand-derived grads, 1 thread": (1, lambda: hand_derived(X, n_hidden, steps)),
             "dashboard (autograd), 1 thread": (1, lambda: dashboard_trainer(X, n_hidden, steps, fused=False)),
             "dashboard (fast), 1 thread": (1, lambda: dashboard_trainer(X, n_hidden, steps, fused=True)),
-            f"dashboard (fast), {threads} threads": (threads, lambda: dashboard_trainer(X, n_hidden, steps, fused=True)),
+            f"Trainer.start(), {threads} threads": (threads, lambda: dashboard_trainer(X, n_hidden, steps, fused=True,
+                                                                                     served=False)),
         }
         if args.compile:
             contenders["compiled loss, 1 thread"] = (1, lambda: plain_loop(X, n_hidden, steps, compiled=True))
@@ -155,7 +162,7 @@ def main() -> None:
         runs = interleaved({k: with_threads(*v) for k, v in contenders.items()}, args.repeats)
         torch.set_num_threads(threads)
         ref1, ref_n = runs["plain loop, 1 thread"], runs[f"plain loop, {threads} threads"]
-        flops = 12 * BATCH * X.shape[1] * n_hidden
+        flops = 10 * BATCH * X.shape[1] * n_hidden
         rows, model_out = [], {}
         for label, values in runs.items():
             rate = median(values)

@@ -74,7 +74,7 @@ class TrainConfig:
     beta: float = 3.0  # weight of the sparsity penalty, >= 0
     weight_decay: float = 1e-4  # lambda: L2 weight decay on W1 and W2 (not the biases), >= 0
     penalty: str = "kl"  # kl: beta sum_j KL(rho||rho_hat_j); l1: beta mean_i sum_j |a_ij|; topk: none (k-sparse codes)
-    optimizer: str = "adam"  # adam, sgd (with momentum) on minibatches; lbfgs full batch with strong Wolfe
+    optimizer: str = "adam"  # adam, sgd (with momentum) on minibatches; lbfgs full batch with strong Wolfe, in float64
     lr: float = 1e-2  # learning rate (Adam, SGD); L-BFGS uses its line search and ignores it
     momentum: float = 0.9  # SGD momentum
     batch_size: int = 256  # minibatch size (capped at the data size); lbfgs uses the full batch

@@ -40,7 +40,7 @@ class LBFGS:
 
     def reset(self) -> None:
         """Forget the curvature pairs and re-evaluate at x (after the objective changed)."""
-        self.reset_memory()  # S, Y (k, p): rows s_i = x_{i+1} - x_i, y_i = g_{i+1} - g_i, oldest first; SY, YY (k, k)
+        self.reset_memory()  # pairs s_i = x_{i+1} - x_i, y_i = g_{i+1} - g_i in ring buffers; SY, YY (k, k)
         self.f, self.g = self._eval(self.x)
         self.first = True
         self.converged = ""
@@ -51,24 +51,40 @@ class LBFGS:
         return float(f), g.detach().clone()
 
     def reset_memory(self) -> None:
-        """Drop the curvature pairs (keep x, f, g)."""
+        """Drop the curvature pairs (keep x, f, g).
+
+        Pairs live in ring buffers S, Y (history_size, p), written in place: a new pair overwrites the
+        oldest, so an iteration copies one row, not the whole history. ``_order`` lists the physical
+        rows of the kept pairs oldest first; SY = S'Y and YY = Y'Y (k, k) are kept in that time order.
+        """
         p = self.x.numel()
-        self._S, self._Y = self.x.new_empty(0, p), self.x.new_empty(0, p)
+        if getattr(self, "_S", None) is None or self._S.shape != (self.history_size, p):
+            self._S = self.x.new_zeros(self.history_size, p)  # zeros: unused rows meet only zero weights
+            self._Y = self.x.new_zeros(self.history_size, p)
+        self._order = torch.empty(0, dtype=torch.long)
+        self._next = 0  # the physical row the next pair goes to
         self._SY, self._YY = self.x.new_empty(0, 0), self.x.new_empty(0, 0)
 
+    @property
+    def pairs_kept(self) -> int:
+        """How many curvature pairs the inverse-Hessian approximation uses now."""
+        return len(self._order)
+
     def _remember(self, s: torch.Tensor, y: torch.Tensor) -> None:
-        """Append the pair (s, y), dropping the oldest beyond history_size; update S'Y and Y'Y by two matvecs."""
-        if len(self._S) == self.history_size:
-            self._S, self._Y = self._S[1:], self._Y[1:]
+        """Add the pair (s, y), dropping the oldest beyond history_size; update S'Y and Y'Y by matvecs."""
+        if len(self._order) == self.history_size:  # the oldest pair, at row _next, gives way
+            self._order = self._order[1:]
             self._SY, self._YY = self._SY[1:, 1:], self._YY[1:, 1:]
-        sy_col, sy_row = self._S @ y, self._Y @ s  # s_i . y_new and s_new . y_i
-        yy = self._Y @ y
-        k = len(self._S)
+        order = self._order
+        sy_col, sy_row, yy = (self._S @ y)[order], (self._Y @ s)[order], (self._Y @ y)[order]  # s_i.y, s.y_i, y_i.y
+        k = len(order)
         SY = self._SY.new_empty(k + 1, k + 1)
         SY[:k, :k], SY[:k, k], SY[k, :k], SY[k, k] = self._SY, sy_col, sy_row, s.dot(y)
         YY = self._YY.new_empty(k + 1, k + 1)
         YY[:k, :k], YY[:k, k], YY[k, :k], YY[k, k] = self._YY, yy, yy, y.dot(y)
-        self._S, self._Y = torch.cat([self._S, s[None]]), torch.cat([self._Y, y[None]])
+        self._S[self._next], self._Y[self._next] = s, y
+        self._order = torch.cat([order, torch.tensor([self._next])])
+        self._next = (self._next + 1) % self.history_size
         self._SY, self._YY = SY, YY
 
     def _direction(self) -> torch.Tensor:
@@ -79,17 +95,19 @@ class LBFGS:
         H g = gamma g + S'(R^-T ((D + gamma Y'Y) v - gamma w)) - gamma Y' v: a few small matrix
         operations per iteration instead of 4k vector operations.
         """
-        g = self.g
-        if len(self._S) == 0:
+        g, order = self.g, self._order
+        if len(order) == 0:
             return -g
-        S, Y, SY = self._S, self._Y, self._SY
+        SY = self._SY
         gamma = SY[-1, -1] / self._YY[-1, -1]
         R = torch.triu(SY)
-        u, w = S @ g, Y @ g
+        u, w = (self._S @ g)[order], (self._Y @ g)[order]
         v = torch.linalg.solve_triangular(R, u[:, None], upper=True)[:, 0]
         rhs = torch.diagonal(SY) * v + gamma * (self._YY @ v) - gamma * w
         z = torch.linalg.solve_triangular(R.t(), rhs[:, None], upper=False)[:, 0]
-        return -(gamma * g + S.t() @ z - gamma * (Y.t() @ v))
+        weights = g.new_zeros(2, self.history_size)  # z and -gamma v, back in physical row order
+        weights[0, order], weights[1, order] = z, -gamma * v
+        return -(gamma * g + self._S.t() @ weights[0] + self._Y.t() @ weights[1])
 
     def iterate(self) -> bool:
         """One L-BFGS iteration. Returns False once converged (reason in ``converged``)."""

@@ -15,6 +15,8 @@ Example (a notebook):
 
 from __future__ import annotations
 
+import copy
+import math
 import threading
 import time
 import warnings
@@ -26,6 +28,7 @@ import torch
 
 from .config import ConfigError, ModelConfig, TrainConfig
 from .history import History
+from .kernels import KernelStep
 from .loss import LOSS_TERMS, sparse_autoencoder_loss
 from .fused import FusedObjective
 from .fused import supports as fused_supports
@@ -37,6 +40,9 @@ from .model import SparseAutoencoder, flat_parameters, load_flat_parameters
 LossFunction = Callable[..., dict[str, torch.Tensor]]
 HISTORY_COLUMNS = ("step", "epoch", "time", *LOSS_TERMS, "rho_hat_mean", "rho_hat_std",
                    "rho_hat_min", "rho_hat_max", "rho", "beta", "lambda", "lr")  # the last four: settings in effect
+
+LBFGS_MEMORY_BYTES = 64 * 2**20  # cap on L-BFGS's curvature pairs (minFunc's 100 fit up to ~40k parameters)
+SMALL_STEP_FLOPS = 100_000_000  # below this a training step runs faster on one thread than on two (see Trainer)
 
 # Trainer states. "queued": waiting for a training slot (see sae.slots); "diverged" behaves like
 # "paused" (resume after lowering the rate); "finished" and "stopped" are final.
@@ -80,13 +86,20 @@ class Trainer:
             optimiser starts, so Adam's moments are not restored).
         fused: use the hand-derived forward/backward pass (sae.fused) and fused optimiser kernels
             where they cover the model; False forces autograd (same results within rounding).
+        threads: torch threads of the background training thread (``start()``; ``run()`` keeps the
+            caller's). None: one thread when a step is small (under ``SMALL_STEP_FLOPS``), torch's
+            setting otherwise. From a Python thread every multi-threaded kernel call pays ~40 µs of
+            OpenMP start-up, which makes a 64->25 step 4-5x slower on two threads than on one
+            (bench/throughput.py). Set inside the training thread: the caller's threads keep their
+            own count; threads created later inherit it (torch keeps one process-wide default).
     """
 
     def __init__(self, X, model_config: ModelConfig | None = None, config: TrainConfig | None = None, *,
                  model: SparseAutoencoder | None = None, on_snapshot: Callable[[Snapshot], None] | None = None,
                  snapshot_interval: float = 0.1, history_capacity: int = 2000, fused: bool = True,
                  slots: TrainingSlots | None = None, loss: LossFunction = sparse_autoencoder_loss,
-                 start_step: int = 0, history: dict[str, np.ndarray] | None = None) -> None:
+                 start_step: int = 0, history: dict[str, np.ndarray] | None = None,
+                 threads: int | None = None) -> None:
         self.config = config or TrainConfig()
         self.X = _as_tensor(X)
         m, n = self.X.shape
@@ -109,13 +122,17 @@ class Trainer:
         if self.config.seed is not None:
             self._generator.manual_seed(self.config.seed)
         self.fused = fused
+        if threads is not None and threads < 1:
+            raise ConfigError(f"threads must be at least 1, got {threads}.")
+        self.threads = threads
         self._data_range = (float(self.X.min()), float(self.X.max()))
         self.slots = slots
         self.loss = loss
         self._fused = FusedObjective(model, self.config.penalty) if fused and loss is sparse_autoencoder_loss \
             and fused_supports(model, self.config.penalty, self.config.rho_hat) else None
-        self.optimizer = self._make_optimizer()
+        self._new_optimizer()
         self._order = torch.empty(0, dtype=torch.long)
+        self._batch = torch.empty(0)  # the minibatch buffer, refilled by _next_batch
         self._rho_hat_ema: torch.Tensor | None = None
         self._history = History(HISTORY_COLUMNS, history_capacity)
 
@@ -135,6 +152,9 @@ class Trainer:
             self._elapsed = float(times[-1]) if times is not None and len(times) else 0.0
         self._last_terms: dict[str, torch.Tensor] | None = None
         self._lbfgs: LBFGS | None = None
+        self._twin: SparseAutoencoder | None = None  # L-BFGS's float64 copy of the model
+        self._twin_fused: FusedObjective | None = None
+        self._X64: torch.Tensor | None = None  # the data in float64: (n, m) for the fused pass, else (m, n)
         self._evaluated: list[tuple[float, dict[str, torch.Tensor]]] = []
         self._terms_here: dict[str, torch.Tensor] = {}
         self._latest: Snapshot | None = None
@@ -246,7 +266,15 @@ class Trainer:
             progress(self._latest)  # type: ignore[arg-type]
         return self._latest  # type: ignore[return-value]
 
+    def step_flops(self) -> int:
+        """Floating-point operations of one step: 5 matmuls of 2 b n s (b samples per step, n inputs, s units)."""
+        s, n = self.model.encoder.weight.shape
+        return 10 * self._samples_per_step() * n * s
+
     def _loop(self) -> None:
+        threads = self.threads or (1 if self.step_flops() < SMALL_STEP_FLOPS else torch.get_num_threads())
+        if threads != torch.get_num_threads():
+            torch.set_num_threads(threads)  # this thread's OpenMP/MKL count (and torch's default for new threads)
         try:
             self._steps_until_done()
         finally:
@@ -345,19 +373,19 @@ class Trainer:
             x_in, target = (x, None) if cfg.noise == "none" else (self._corrupt(x), x)
             if self._fused is not None:
                 terms = self._fused.loss_and_grad(x_in, cfg.rho, cfg.beta, cfg.weight_decay, target, values)
-                finite = bool(torch.isfinite(terms["reconstruction"]))  # NaN weights show in every term
+                finite = math.isfinite(terms["reconstruction"])  # NaN weights show in every term
                 if finite and "total" in terms:  # huge finite weights: their decay term overflows first
-                    finite = bool(torch.isfinite(terms["total"]))
+                    finite = math.isfinite(terms["total"])
             else:
                 prior = self._rho_hat_ema if cfg.rho_hat == "ema" else None
                 terms = self.loss(self.model, x_in, cfg.rho, cfg.beta, cfg.weight_decay, cfg.penalty,
                                   target=target, rho_hat_prior=prior, ema_decay=cfg.ema_decay)
                 finite = bool(torch.isfinite(terms["total"]))
                 if finite:
-                    self.optimizer.zero_grad(set_to_none=True)
+                    self.optimizer.zero_grad(set_to_none=False)  # keep the .grad tensors KernelStep holds
                     terms["total"].backward()
             if finite:
-                self.optimizer.step()
+                self._update()
         if not finite:
             return self._diverged(terms)
         rho_hat = terms["rho_hat"].detach()
@@ -378,15 +406,16 @@ class Trainer:
 
     @staticmethod
     def _terms_to_floats(terms: dict[str, torch.Tensor]) -> list[float]:
-        """The loss terms and rho_hat's mean, std, min, max as Python floats (numpy: cheaper than torch ops here)."""
-        rho_hat = terms["rho_hat"].detach().numpy()
-        return [float(terms[k].detach()) for k in LOSS_TERMS] + [float(rho_hat.mean()), float(rho_hat.std()),
-                                                          float(rho_hat.min()), float(rho_hat.max())]
+        """The loss terms and rho_hat's mean, std (population), min, max as Python floats, in three tensor calls."""
+        rho_hat = terms["rho_hat"].detach()
+        std, mean = torch.std_mean(rho_hat, correction=0)
+        low, high = torch.aminmax(rho_hat)
+        return torch.stack([*(terms[k].detach() for k in LOSS_TERMS), mean, std, low, high]).tolist()
 
     def _lbfgs_iteration(self) -> dict[str, torch.Tensor]:
         """One full-batch L-BFGS iteration. Returns the loss terms at the point it started from."""
         if self._lbfgs is None:
-            self._lbfgs = LBFGS(self._objective, flat_parameters(self.model))
+            self._start_lbfgs()
             self._terms_here = self._evaluated[-1][1]
         terms = self._terms_here
         if not torch.isfinite(terms["total"]):
@@ -398,30 +427,53 @@ class Trainer:
                                 self._terms_here)
         return terms
 
+    def _start_lbfgs(self) -> None:
+        """L-BFGS from the model's current weights, in float64.
+
+        As minFunc does for UFLDL: the line search compares losses that differ in the seventh digit near
+        a minimum, which float32 cannot tell apart (its iterations stall there and two float32 runs part
+        ways in the fourth digit). The objective is evaluated on a float64 twin of the model and a float64
+        copy of the data; the float32 model receives the iterate after every iteration.
+        """
+        self._twin = copy.deepcopy(self.model).to(torch.float64)
+        self._twin_fused = FusedObjective(self._twin, self.config.penalty) if self._fused is not None else None
+        if self._X64 is None:  # the fused pass takes one sample per column (faster matmuls, see sae.fused)
+            X64 = self.X.to(torch.float64)
+            self._X64 = X64.t().contiguous() if self._twin_fused is not None else X64
+        theta = flat_parameters(self._twin)
+        pairs = min(100, max(10, LBFGS_MEMORY_BYTES // (2 * theta.numel() * theta.element_size())))
+        self._lbfgs = LBFGS(self._objective, theta, history_size=pairs)
+
     def _objective(self, theta: torch.Tensor) -> tuple[float, torch.Tensor]:
-        """The full-batch loss and its gradient at flat parameters theta (p,)."""
-        cfg = self.config
-        load_flat_parameters(self.model, theta)
-        if self._fused is not None:
-            terms = self._fused.loss_and_grad(self.X, cfg.rho, cfg.beta, cfg.weight_decay)
+        """The full-batch loss and its gradient (float64) at flat parameters theta (p,)."""
+        cfg, model = self.config, self._twin
+        load_flat_parameters(model, theta)
+        if self._twin_fused is not None:
+            terms = self._twin_fused.loss_and_grad(self._X64, cfg.rho, cfg.beta, cfg.weight_decay,
+                                                   samples_in_columns=True)
         else:
-            self.model.zero_grad(set_to_none=True)
-            terms = self.loss(self.model, self.X, cfg.rho, cfg.beta, cfg.weight_decay, cfg.penalty)
+            model.zero_grad(set_to_none=True)
+            terms = self.loss(model, self._X64, cfg.rho, cfg.beta, cfg.weight_decay, cfg.penalty)
             terms["total"].backward()
         f = float(terms["total"].detach())
         self._evaluated.append((f, {k: v.detach() for k, v in terms.items()}))
-        return f, torch.cat([p.grad.reshape(-1) for p in self.model.parameters()])
+        return f, torch.cat([p.grad.reshape(-1) for p in model.parameters()])
 
     def _corrupt(self, x: torch.Tensor) -> torch.Tensor:
         """The denoising input: x corrupted by the configured noise, clipped to the data's range."""
         return corrupt(x, self.config.noise, self.config.noise_level, self._generator, clip=self._data_range)
 
     def _next_batch(self) -> torch.Tensor:
-        """The next minibatch (b, n) of a fresh random permutation each epoch (the remainder is left out)."""
+        """The next minibatch (b, n) of a fresh random permutation each epoch (the remainder is left out).
+
+        Rows are gathered into one buffer reused by every step (valid until the next call).
+        """
         start = (self.step_count % self.steps_per_epoch) * self.batch_size
         if start == 0 or len(self._order) == 0:
             self._order = torch.randperm(len(self.X), generator=self._generator)
-        return self.X[self._order[start:start + self.batch_size]]
+        if self._batch.shape != (self.batch_size, self.X.shape[1]):
+            self._batch = self.X.new_empty(self.batch_size, self.X.shape[1])
+        return torch.index_select(self.X, 0, self._order[start:start + self.batch_size], out=self._batch)
 
     def _diverged(self, terms: dict[str, torch.Tensor]) -> bool:
         bad = {k: float(terms[k].detach()) for k in LOSS_TERMS if k in terms}
@@ -429,7 +481,7 @@ class Trainer:
         with torch.no_grad():
             for name, p in self.model.named_parameters():
                 p.copy_(torch.from_numpy(snap.weights[name]))  # type: ignore[union-attr]
-        self.optimizer = self._make_optimizer()  # moments are poisoned
+        self._new_optimizer()  # moments are poisoned
         self._rho_hat_ema = None
         self._lbfgs = None
         what = "NaN" if any(np.isnan(v) for v in bad.values()) else "infinite"
@@ -447,12 +499,18 @@ class Trainer:
         return False
 
     # ---------------------------------------------------------------- helpers
-    def _make_optimizer(self) -> torch.optim.Optimizer:
+    def _new_optimizer(self) -> None:
+        """A fresh optimiser (``self.optimizer``) and its one-call update (``self._update``).
+
+        The optimiser uses torch's fused kernels and :class:`~sae.kernels.KernelStep` calls them
+        directly: the same update with none of torch.optim's per-step Python.
+        """
         cfg, params = self.config, list(self.model.parameters())
-        fused = self._fused is not None or None  # fused kernels: the same update, fewer calls
-        if cfg.optimizer == "adam":
-            return torch.optim.Adam(params, lr=cfg.lr, fused=fused)
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, fused=fused)  # unused by lbfgs
+        if cfg.optimizer == "adam":  # fused kernels: the same update in one call
+            self.optimizer = torch.optim.Adam(params, lr=cfg.lr, fused=True)
+        else:  # unused by lbfgs
+            self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, fused=True)
+        self._update = KernelStep(self.optimizer).step
 
     def _apply_pending(self) -> None:
         """Apply queued live changes (caller holds the lock)."""

@@ -83,3 +83,37 @@ def test_fused_with_denoising_target_equals_autograd():
     torch.testing.assert_close(got["total"], ref["total"].detach())
     for k, p in model.named_parameters():
         torch.testing.assert_close(p.grad, ref_grads[k])
+
+
+@pytest.mark.parametrize("bias", [-60.0, 60.0])
+def test_fused_gradient_equals_autograd_where_the_kl_clamp_bites(bias):
+    """A unit stuck at 0 (or 1) has rho_hat outside [eps, 1 - eps]: the clamped KL passes no gradient there."""
+    model, x = make("sigmoid", "sigmoid")
+    with torch.no_grad():
+        model.encoder.bias[0] = bias
+    ref = sparse_autoencoder_loss(model, x, 0.1, 3.0, 1e-3)
+    eps = torch.finfo(x.dtype).eps
+    assert not eps < float(ref["rho_hat"][0].detach()) < 1 - eps  # the clamp is active for unit 0
+    ref["total"].backward()
+    ref_grads = {k: p.grad.clone() for k, p in model.named_parameters()}
+    got = FusedObjective(model).loss_and_grad(x, 0.1, 3.0, 1e-3)
+    torch.testing.assert_close(got["total"], ref["total"].detach(), rtol=1e-12, atol=1e-14)
+    for k, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, ref_grads[k], rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("activation,decoder,penalty", CASES)
+def test_samples_in_columns_gives_the_same_terms_and_gradients(activation, decoder, penalty):
+    """X^T (n, m) in, UFLDL's layout: the same J and dJ/dtheta as one sample per row (float64 rounding)."""
+    model, x = make(activation, decoder, seed=5)
+    target = torch.rand_like(x)
+    fused = FusedObjective(model, penalty)
+    for tgt in (None, target):
+        rows = fused.loss_and_grad(x, 0.1, 3.0, 1e-3, tgt)
+        rows_grads = [p.grad.clone() for p in model.parameters()]
+        cols = fused.loss_and_grad(x.t().contiguous(), 0.1, 3.0, 1e-3, None if tgt is None else tgt.t().contiguous(),
+                                   samples_in_columns=True)
+        for k in rows:
+            torch.testing.assert_close(cols[k], rows[k], rtol=1e-12, atol=1e-14)
+        for g, p in zip(rows_grads, model.parameters()):
+            torch.testing.assert_close(p.grad, g, rtol=1e-12, atol=1e-14)

@@ -62,4 +62,4 @@ def test_reset_forgets_history_and_re_evaluates():
     opt.iterate()
     n = len(calls)
     opt.reset()
-    assert len(calls) == n + 1 and len(opt._S) == 0
+    assert len(calls) == n + 1 and opt.pairs_kept == 0

@@ -1,7 +1,7 @@
 """The live view: ONE fragment per page that redraws from the latest snapshot.
 
-While the session's job is running the fragment re-runs every ``POLL_SECONDS`` (0.5 s: two
-redraws a second); otherwise it is drawn once per script run and stops polling
+While the session's job is running the fragment re-runs every ``POLL_SECONDS`` (0.3 s: about
+three redraws a second); otherwise it is drawn once per script run and stops polling
 (``run_every=None``). Training itself never runs here: the fragment only reads copies the
 trainer published. When the job's status changes (finished, paused by the reaper, ...) the
 fragment asks for a whole-app rerun so buttons and polling follow.
