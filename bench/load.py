@@ -32,9 +32,6 @@ import argparse
 import json
 import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -44,10 +41,11 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.streamlit_server import Server, browser, launch  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
-CHROMIUM = os.environ.get("SAE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 HIDDEN0 = 20  # session i trains hidden size HIDDEN0 + i
 REAPER_PERIOD = 5.0  # sae.ui.session.REAPER_PERIOD
@@ -83,12 +81,6 @@ def proc_stats(pid: int | None) -> dict:
     except OSError:
         pass
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def health(base: str, timeout: float = 10.0) -> float | None:
@@ -212,32 +204,6 @@ def wait_threads(base: str, pid: int | None, target: int, timeout: float) -> tup
 
 # ------------------------------------------------------------------------------------------------ the run
 
-def start_server(port: int, slots: int | None, ttl: int, data_dir: str, log_path: Path,
-                 extra: list[str]) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard.py"), "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-           "--server.disconnectedSessionTTL", str(ttl), *extra]
-    env = dict(os.environ, SAE_LAB_DATA=data_dir)
-    if slots is not None:
-        env["SAE_TRAINING_SLOTS"] = str(slots)
-    log = open(log_path, "wb")
-    return subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
-
-
-def stop_server(proc: subprocess.Popen | None) -> None:
-    if proc is None:
-        return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-            proc.wait(10)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -256,16 +222,15 @@ def main(argv: list[str] | None = None) -> dict:
     if not 1 <= args.sessions <= 16 or not 0 <= args.cycles <= 200 or not 1 <= args.round_trips <= 50:
         ap.error("--sessions 1-16, --cycles 0-200, --round-trips 1-50")
 
-    from playwright.sync_api import sync_playwright
-
-    proc = None
+    server: Server | None = None
     data_dir = tempfile.TemporaryDirectory(prefix="sae-load-")
     log_path = Path(data_dir.name) / "server.log"
     started = time.monotonic()
 
     def abort() -> None:  # the watchdog: nothing outlives the deadline
         print(f"\nDEADLINE: {args.deadline:.0f} s exceeded; stopping the server and exiting.", flush=True)
-        stop_server(proc)
+        if server is not None:
+            server.stop()
         os._exit(3)
 
     watchdog = threading.Timer(args.deadline, abort)
@@ -279,133 +244,133 @@ def main(argv: list[str] | None = None) -> dict:
                 ap.error("--url must be a loopback address (127.0.0.1, localhost, ::1)")
             base, pid = args.url.rstrip("/"), args.pid
             ttl = 120  # unknown: assume Streamlit's default
+            t = time.monotonic()
+            while health(base, 2.0) is None:
+                if time.monotonic() - t > 90:
+                    raise SystemExit("the server did not answer /_stcore/health within 90 s")
+                time.sleep(0.2)
         else:
-            port = free_port()
-            proc = start_server(port, args.slots, ttl, data_dir.name, log_path, args.server_arg)
-            base, pid = f"http://127.0.0.1:{port}", proc.pid
-        t = time.monotonic()
-        while health(base, 2.0) is None:
-            if proc is not None and proc.poll() is not None:
-                raise SystemExit("the server exited:\n" + log_path.read_text()[-3000:])
-            if time.monotonic() - t > 90:
-                raise SystemExit("the server did not answer /_stcore/health within 90 s")
-            time.sleep(0.2)
+            server = launch(env=None if args.slots is None else {"SAE_TRAINING_SLOTS": str(args.slots)},
+                            extra_args=["--server.disconnectedSessionTTL", str(ttl), *args.server_arg],
+                            data_dir=data_dir.name, log=log_path)
+            base, pid = server.url, server.pid
+            try:
+                server.wait_healthy(90)
+            except RuntimeError as exc:
+                raise SystemExit(str(exc)) from None
         result: dict = {"sessions": args.sessions, "cycles": args.cycles, "slots": args.slots, "ttl_s": ttl,
                         "server_args": args.server_arg, "cores": os.cpu_count(), "before": proc_stats(pid)}
         # reap after ttl + 30 s (sae.ui.state.session_gone_stop), checked every REAPER_PERIOD
         cleanup_timeout = ttl + 30 + 3 * REAPER_PERIOD + 30
 
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                # 1. warm-up: one session opens the app (imports torch, loads the data, starts the reaper)
-                ctx, pg = open_session(browser, base + "/?hidden=10")
-                pg.wait_for_function("() => document.querySelectorAll(\"[data-testid='stPlotlyChart'] .main-svg\")"
-                                     ".length >= 2")
-                ctx.close()
-                result["baseline"] = baseline = quiet_stats(base, pid)
-                print(f"server {base} (pid {pid}); before {result['before']}; baseline {baseline}", flush=True)
+        with browser() as chromium:
+            # 1. warm-up: one session opens the app (imports torch, loads the data, starts the reaper)
+            ctx, pg = open_session(chromium, base + "/?hidden=10")
+            pg.wait_for_function("() => document.querySelectorAll(\"[data-testid='stPlotlyChart'] .main-svg\")"
+                                 ".length >= 2")
+            ctx.close()
+            result["baseline"] = baseline = quiet_stats(base, pid)
+            print(f"server {base} (pid {pid}); before {result['before']}; baseline {baseline}", flush=True)
 
-                # 2. N sessions, each with its own hidden size, press Train
-                sessions = []
-                for i in range(args.sessions):
-                    try:
-                        ctx, pg = open_session(browser, f"{base}/?hidden={HIDDEN0 + i}&epochs=100000")
-                        press_train(pg)
-                        pg.evaluate(OBSERVER)
-                        sessions.append((i, ctx, pg))
-                    except Exception as exc:  # noqa: BLE001 - counted as not served
-                        print(f"session {i}: not served ({type(exc).__name__}: {exc})", flush=True)
-                result["sessions_served"] = len(sessions)
-                print(f"{len(sessions)}/{args.sessions} sessions training or queued", flush=True)
+            # 2. N sessions, each with its own hidden size, press Train
+            sessions = []
+            for i in range(args.sessions):
+                try:
+                    ctx, pg = open_session(chromium, f"{base}/?hidden={HIDDEN0 + i}&epochs=100000")
+                    press_train(pg)
+                    pg.evaluate(OBSERVER)
+                    sessions.append((i, ctx, pg))
+                except Exception as exc:  # noqa: BLE001 - counted as not served
+                    print(f"session {i}: not served ({type(exc).__name__}: {exc})", flush=True)
+            result["sessions_served"] = len(sessions)
+            print(f"{len(sessions)}/{args.sessions} sessions training or queued", flush=True)
 
-                # 3. under load: widget round trips (round robin), health polled by the sampler
-                sampler = Sampler(base, pid)
-                sampler.start()
-                steps0 = {i: step_of(pg) for i, _, pg in sessions}
-                t_steps = time.monotonic()
-                trips: list[float] = []
-                failed_trips = 0
-                for _ in range(args.round_trips):
-                    for i, _, pg in sessions:
-                        try:
-                            trips.append(round_trip(pg))
-                        except Exception as exc:  # noqa: BLE001
-                            failed_trips += 1
-                            print(f"session {i}: round trip failed ({type(exc).__name__})", flush=True)
-                steps1 = {i: step_of(pg) for i, _, pg in sessions}
-                elapsed = time.monotonic() - t_steps
-                statuses = {}
+            # 3. under load: widget round trips (round robin), health polled by the sampler
+            sampler = Sampler(base, pid)
+            sampler.start()
+            steps0 = {i: step_of(pg) for i, _, pg in sessions}
+            t_steps = time.monotonic()
+            trips: list[float] = []
+            failed_trips = 0
+            for _ in range(args.round_trips):
                 for i, _, pg in sessions:
-                    m = re.search(r"\b(running|queued|paused|diverged|finished|stopped|idle)\b", status_line(pg))
-                    statuses[i] = m.group(1) if m else "?"
-
-                # 4. each session sees only its own model
-                own = 0
-                for i, _, pg in sessions:
-                    hidden_field = pg.get_by_role("spinbutton", name="Hidden units").input_value()
-                    pg.get_by_role("link", name="Filters", exact=True).click()
-                    pg.wait_for_function("t => document.title.startsWith(t)", arg="Filters")
-                    unit = pg.get_by_role("spinbutton", name="Unit (or click a filter)")
-                    unit.wait_for()
-                    units = int(unit.get_attribute("max")) + 1
-                    if hidden_field == str(HIDDEN0 + i) and units == HIDDEN0 + i:
-                        own += 1
-                    else:
-                        print(f"session {i}: expected {HIDDEN0 + i} units, saw field {hidden_field}, model {units}")
-                sampler.stop()
-                during = [s for s in sampler.stats if s]
-                result["own_model_checks"] = f"{own}/{len(sessions)}"
-                result["round_trip"] = {"n": len(trips), "failed": failed_trips, "p50_s": pct(trips, 50),
-                                        "p95_s": pct(trips, 95), "max_s": max(trips) if trips else None}
-                result["health"] = {"n": len(sampler.health), "failed": sampler.failures,
-                                    "p50_s": pct(sampler.health, 50), "p95_s": pct(sampler.health, 95),
-                                    "max_s": max(sampler.health) if sampler.health else None}
-                result["statuses"] = sorted(statuses.values())
-                result["training_steps_per_s"] = round(sum(steps1[i] - steps0[i] for i in steps1) / elapsed, 1)
-                result["during"] = {"threads_max": max((s["threads"] for s in during), default=None),
-                                    "rss_mib_max": max((s["rss_mib"] for s in during), default=None),
-                                    "rss_mib_first": during[0]["rss_mib"] if during else None,
-                                    "rss_mib_last": during[-1]["rss_mib"] if during else None,
-                                    "seconds": round(elapsed, 1)}
-                print(f"round trip p50 {ms(result['round_trip']['p50_s'])} p95 {ms(result['round_trip']['p95_s'])}; "
-                      f"health p50 {ms(result['health']['p50_s'])} p95 {ms(result['health']['p95_s'])}; "
-                      f"{result['training_steps_per_s']} steps/s; {result['during']}", flush=True)
-
-                # 5. all sessions close: threads back to the baseline
-                for _, ctx, _ in sessions:
-                    ctx.close()
-                stats, took = wait_threads(base, pid, baseline.get("threads", 0), cleanup_timeout)
-                result["after_sessions"] = dict(stats, seconds_to_baseline=None if took is None else round(took, 1))
-                print(f"after closing: {result['after_sessions']}", flush=True)
-
-                # 6. M quick open / Train / close cycles
-                peak = 0
-                cycle_failures = 0
-                rss_series = []  # after every 5th cycle: memory must level off, not climb with the cycles
-                for c in range(args.cycles):
                     try:
-                        ctx, pg = open_session(browser, f"{base}/?hidden={HIDDEN0 + c % 40}&epochs=100000")
-                        press_train(pg)
-                        ctx.close()
+                        trips.append(round_trip(pg))
                     except Exception as exc:  # noqa: BLE001
-                        cycle_failures += 1
-                        print(f"cycle {c}: failed ({type(exc).__name__})", flush=True)
-                    stats = proc_stats(pid)
-                    peak = max(peak, stats.get("threads", 0))
-                    if c % 5 == 4:
-                        rss_series.append(stats.get("rss_mib"))
-                stats, took = wait_threads(base, pid, baseline.get("threads", 0), cleanup_timeout)
-                result["after_cycles"] = dict(stats, peak_threads=peak, failures=cycle_failures,
-                                              rss_mib_every_5=rss_series,
-                                              seconds_to_baseline=None if took is None else round(took, 1))
-                print(f"after {args.cycles} cycles: {result['after_cycles']}", flush=True)
-            finally:
-                browser.close()
+                        failed_trips += 1
+                        print(f"session {i}: round trip failed ({type(exc).__name__})", flush=True)
+            steps1 = {i: step_of(pg) for i, _, pg in sessions}
+            elapsed = time.monotonic() - t_steps
+            statuses = {}
+            for i, _, pg in sessions:
+                m = re.search(r"\b(running|queued|paused|diverged|finished|stopped|idle)\b", status_line(pg))
+                statuses[i] = m.group(1) if m else "?"
+
+            # 4. each session sees only its own model
+            own = 0
+            for i, _, pg in sessions:
+                hidden_field = pg.get_by_role("spinbutton", name="Hidden units").input_value()
+                pg.get_by_role("link", name="Filters", exact=True).click()
+                pg.wait_for_function("t => document.title.startsWith(t)", arg="Filters")
+                unit = pg.get_by_role("spinbutton", name="Unit (or click a filter)")
+                unit.wait_for()
+                units = int(unit.get_attribute("max")) + 1
+                if hidden_field == str(HIDDEN0 + i) and units == HIDDEN0 + i:
+                    own += 1
+                else:
+                    print(f"session {i}: expected {HIDDEN0 + i} units, saw field {hidden_field}, model {units}")
+            sampler.stop()
+            during = [s for s in sampler.stats if s]
+            result["own_model_checks"] = f"{own}/{len(sessions)}"
+            result["round_trip"] = {"n": len(trips), "failed": failed_trips, "p50_s": pct(trips, 50),
+                                    "p95_s": pct(trips, 95), "max_s": max(trips) if trips else None}
+            result["health"] = {"n": len(sampler.health), "failed": sampler.failures,
+                                "p50_s": pct(sampler.health, 50), "p95_s": pct(sampler.health, 95),
+                                "max_s": max(sampler.health) if sampler.health else None}
+            result["statuses"] = sorted(statuses.values())
+            result["training_steps_per_s"] = round(sum(steps1[i] - steps0[i] for i in steps1) / elapsed, 1)
+            result["during"] = {"threads_max": max((s["threads"] for s in during), default=None),
+                                "rss_mib_max": max((s["rss_mib"] for s in during), default=None),
+                                "rss_mib_first": during[0]["rss_mib"] if during else None,
+                                "rss_mib_last": during[-1]["rss_mib"] if during else None,
+                                "seconds": round(elapsed, 1)}
+            print(f"round trip p50 {ms(result['round_trip']['p50_s'])} p95 {ms(result['round_trip']['p95_s'])}; "
+                  f"health p50 {ms(result['health']['p50_s'])} p95 {ms(result['health']['p95_s'])}; "
+                  f"{result['training_steps_per_s']} steps/s; {result['during']}", flush=True)
+
+            # 5. all sessions close: threads back to the baseline
+            for _, ctx, _ in sessions:
+                ctx.close()
+            stats, took = wait_threads(base, pid, baseline.get("threads", 0), cleanup_timeout)
+            result["after_sessions"] = dict(stats, seconds_to_baseline=None if took is None else round(took, 1))
+            print(f"after closing: {result['after_sessions']}", flush=True)
+
+            # 6. M quick open / Train / close cycles
+            peak = 0
+            cycle_failures = 0
+            rss_series = []  # after every 5th cycle: memory must level off, not climb with the cycles
+            for c in range(args.cycles):
+                try:
+                    ctx, pg = open_session(chromium, f"{base}/?hidden={HIDDEN0 + c % 40}&epochs=100000")
+                    press_train(pg)
+                    ctx.close()
+                except Exception as exc:  # noqa: BLE001
+                    cycle_failures += 1
+                    print(f"cycle {c}: failed ({type(exc).__name__})", flush=True)
+                stats = proc_stats(pid)
+                peak = max(peak, stats.get("threads", 0))
+                if c % 5 == 4:
+                    rss_series.append(stats.get("rss_mib"))
+            stats, took = wait_threads(base, pid, baseline.get("threads", 0), cleanup_timeout)
+            result["after_cycles"] = dict(stats, peak_threads=peak, failures=cycle_failures,
+                                          rss_mib_every_5=rss_series,
+                                          seconds_to_baseline=None if took is None else round(took, 1))
+            print(f"after {args.cycles} cycles: {result['after_cycles']}", flush=True)
         result["wall_s"] = round(time.monotonic() - started, 1)
     finally:
         watchdog.cancel()
-        stop_server(proc)
+        if server is not None:
+            server.stop()
         data_dir.cleanup()
 
     report(result)

@@ -1,10 +1,14 @@
-"""Run the dashboard for a benchmark: a loopback-only Streamlit server and headless Chromium.
+"""Run the dashboard outside pytest's AppTest: a loopback-only Streamlit server and headless Chromium.
 
     with serve() as server:               # streamlit run dashboard.py on a free 127.0.0.1 port
         server.url, server.pid, server.stats()   # stats: threads and RSS read from /proc
+    with serve(data_dir=tmp, env={"SAE_TRAINING_SLOTS": "1"}, log=path) as server: ...
     with browser() as b: ...              # Debian's chromium via playwright, no download
 
-The server is killed with its whole process group when the block ends, whatever happens.
+The one place that starts the server, for the benchmarks (bench/), the browser tests (tests/test_browser.py)
+and the screenshots (docs/screenshots.py). The server is killed with its whole process group when the block
+ends, whatever happens. ``launch()`` + ``Server.wait_healthy()`` + ``Server.stop()`` are the same steps
+for a caller that must stop the server from elsewhere (bench/load.py's watchdog).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("SAE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
 
@@ -37,7 +41,8 @@ class Server:
     url: str
     proc: subprocess.Popen
     started: float  # time.perf_counter() when the process was launched
-    healthy: float  # seconds from launch to the first "ok" from /_stcore/health
+    healthy: float = float("nan")  # seconds from launch to the first "ok" from /_stcore/health
+    log: Path | None = None  # the server's stdout and stderr, if kept
 
     @property
     def pid(self) -> int:
@@ -58,43 +63,85 @@ class Server:
             r.read()
         return time.perf_counter() - t
 
-
-@contextlib.contextmanager
-def serve(env: dict[str, str] | None = None, extra_args: tuple[str, ...] = (), timeout: float = 90.0):
-    port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard.py"), "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true", *extra_args]
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True, env=dict(os.environ, **(env or {})))
-    url = f"http://127.0.0.1:{port}"
-    try:
+    def wait_healthy(self, timeout: float = 90.0) -> None:
+        """Poll /_stcore/health until it answers 200; RuntimeError if the process exits or ``timeout`` passes
+        (with the tail of the log, if kept)."""
         while True:
             try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=2) as r:
                     if r.status == 200:
                         break
             except OSError:
                 pass
-            if proc.poll() is not None:
-                raise RuntimeError("the Streamlit server exited")
-            if time.perf_counter() - started > timeout:
-                raise RuntimeError("the Streamlit server did not become healthy")
+            if self.proc.poll() is not None:
+                raise RuntimeError("the Streamlit server exited" + self._log_tail())
+            if time.perf_counter() - self.started > timeout:
+                raise RuntimeError(f"the Streamlit server did not answer /_stcore/health within {timeout:.0f} s"
+                                   + self._log_tail())
             time.sleep(0.05)
-        yield Server(url, proc, started, time.perf_counter() - started)
-    finally:
+        self.healthy = time.perf_counter() - self.started
+
+    def stop(self) -> None:
+        """SIGTERM to the server's process group, SIGKILL if it is still there 10 s later. Idempotent."""
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(self.proc.pid, signal.SIGTERM)
         try:
-            proc.wait(10)
+            self.proc.wait(10)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def _log_tail(self, chars: int = 3000) -> str:
+        if self.log is None or not self.log.exists():
+            return ""
+        return ":\n" + self.log.read_text(errors="replace")[-chars:]
+
+
+def launch(env: dict[str, str] | None = None, extra_args: tuple[str, ...] | list[str] = (),
+           data_dir: str | Path | None = None, log: str | Path | None = None) -> Server:
+    """Start `streamlit run dashboard.py` on a free loopback port, in its own process group; do not wait.
+
+    env: added to this process's environment (e.g. ``{"SAE_TRAINING_SLOTS": "1"}``).
+    extra_args: more `streamlit run` options (e.g. ``("--server.disconnectedSessionTTL", "15")``).
+    data_dir: the run store (``SAE_LAB_DATA``); None keeps this process's setting.
+    log: a file for the server's stdout and stderr; None discards them.
+    """
+    port = free_port()
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard.py"), "--server.port", str(port),
+           "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           *extra_args]
+    full_env = dict(os.environ, **(env or {}))
+    if data_dir is not None:
+        full_env["SAE_LAB_DATA"] = str(data_dir)
+    log = None if log is None else Path(log)
+    out = subprocess.DEVNULL if log is None else open(log, "wb")  # noqa: SIM115 - the child holds it
+    try:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                env=full_env)
+    finally:
+        if log is not None:
+            out.close()  # the child has its own copy
+    return Server(f"http://127.0.0.1:{port}", proc, started, log=log)
+
+
+@contextlib.contextmanager
+def serve(env: dict[str, str] | None = None, extra_args: tuple[str, ...] | list[str] = (), timeout: float = 90.0,
+          data_dir: str | Path | None = None, log: str | Path | None = None):
+    """``launch()`` the server, wait until it is healthy (at most ``timeout`` s), yield its ``Server``; stop it
+    at the end of the block, whatever happens."""
+    server = launch(env, extra_args, data_dir, log)
+    try:
+        server.wait_healthy(timeout)
+        yield server
+    finally:
+        server.stop()
 
 
 @contextlib.contextmanager
 def browser():
+    """Headless Debian chromium (``SAE_CHROMIUM`` overrides the path) through playwright; closed at the end."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -16,21 +16,18 @@ at the end.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("SAE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+sys.path.insert(0, str(ROOT))
+
+from bench.streamlit_server import browser, serve  # noqa: E402
+
+WIDTH = 1440  # every screenshot's window width (px)
 PAGES = [("1_train", "Train", 1100), ("2_kl_penalty", "KL penalty", 1200), ("3_filters", "Filters", 1100),
          ("4_activations", "Activations", 1950), ("5_codes", "Codes (PCA)", 1100),
          ("6_reconstructions", "Reconstructions", 1000)]  # (file, link label, window height)
@@ -50,46 +47,14 @@ STABLE_JS = """() => {
 }"""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def streamlit_server(timeout: float = 60.0):
-    """`streamlit run dashboard.py` on a free loopback port; yields the base URL; always killed. Its run store
-    (SAE_LAB_DATA) is a temporary directory: the screenshots' runs never mix with the user's."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard.py"), "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    store = tempfile.TemporaryDirectory(prefix="sae-screenshots-")
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True, env=dict(os.environ, SAE_LAB_DATA=store.name))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        end = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > end:
-                raise RuntimeError("the Streamlit server did not start")
-            time.sleep(0.2)
-        yield base
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        store.cleanup()
+    """`streamlit run dashboard.py` on a free loopback port (bench/streamlit_server.py); yields the base URL;
+    always killed. Its run store (SAE_LAB_DATA) is a temporary directory: the screenshots' runs never mix
+    with the user's."""
+    with tempfile.TemporaryDirectory(prefix="sae-screenshots-") as store, \
+            serve(data_dir=store, timeout=timeout) as server:
+        yield server.url
 
 
 def settle(page, timeout: float = 5.0) -> None:
@@ -101,55 +66,57 @@ def settle(page, timeout: float = 5.0) -> None:
         time.sleep(0.05)
 
 
-def shoot(base: str, out: Path, seconds: float) -> list[Path]:
-    from playwright.sync_api import sync_playwright
+def snap(page, path: Path, pause: float, height: int | None = None) -> Path:
+    """Photograph the page into ``path``: first the window ``height`` (if given), ``pause`` seconds for the page
+    to poll a few snapshots, every chart drawn (``settle``)."""
+    if height is not None:
+        page.set_viewport_size({"width": WIDTH, "height": height})
+    time.sleep(pause)
+    settle(page)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path))
+    return path
 
-    out.mkdir(parents=True, exist_ok=True)
+
+def stop(page) -> None:
+    """Press Stop if the run is still going (a run that has finished has its Stop button disabled)."""
+    button = page.get_by_role("button", name="Stop")
+    if button.is_enabled():
+        button.click()
+
+
+def shoot(base: str, out: Path, seconds: float) -> list[Path]:
     saved = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 1100})
+    with browser() as b:
+        page = b.new_page(viewport={"width": WIDTH, "height": 1100})
         page.goto(base + "/")
         page.wait_for_selector("[data-testid='stPlotlyChart']", timeout=90_000)
         page.get_by_role("button", name="Train").click()
         time.sleep(seconds)
         for name, label, height in PAGES:
-            page.set_viewport_size({"width": 1440, "height": height})
+            page.set_viewport_size({"width": WIDTH, "height": height})
             page.get_by_role("link", name=label, exact=True).click()
             page.wait_for_function("t => document.title.startsWith(t)", arg=label, timeout=30_000)
-            time.sleep(2.0)  # let the page poll a few snapshots
-            settle(page)
-            path = out / f"{name}.png"
-            page.screenshot(path=str(path))
-            saved.append(path)
-        page.get_by_role("button", name="Stop").click()
+            saved.append(snap(page, out / f"{name}.png", 2.0))
+        stop(page)
 
         # a labelled data set for the Codes page: colours, hover pictures and the linear probes
-        page.set_viewport_size({"width": 1440, "height": 1100})
+        page.set_viewport_size({"width": WIDTH, "height": 1100})
         page.goto(base + "/codes?data=digits&hidden=49&rho=0.05")
         page.wait_for_selector("[data-testid='stPlotlyChart']", timeout=90_000)
         page.get_by_role("button", name="Train").click()
-        time.sleep(max(4.0, seconds / 2))
-        settle(page)
-        path = out / "7_codes_digits.png"
-        page.screenshot(path=str(path))
-        saved.append(path)
-        page.get_by_role("button", name="Stop").click()
-        browser.close()
+        saved.append(snap(page, out / "7_codes_digits.png", max(4.0, seconds / 2)))
+        stop(page)
     return saved
 
 
 def shoot_experiments(base: str, out: Path, timeout: float = 600.0) -> list[Path]:
     """Each experiment page with its defaults: run it, wait for its results, photograph it."""
-    from playwright.sync_api import sync_playwright
-
-    out.mkdir(parents=True, exist_ok=True)
     saved = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 1100})
+    with browser() as b:
+        page = b.new_page(viewport={"width": WIDTH, "height": 1100})
         for name, path, title, height, press_run in EXPERIMENTS:
-            page.set_viewport_size({"width": 1440, "height": height})
+            page.set_viewport_size({"width": WIDTH, "height": height})
             page.goto(f"{base}/{path}")
             page.wait_for_function("t => document.title.startsWith(t)", arg=title, timeout=60_000)
             page.get_by_role("button", name="Run", exact=True).wait_for(timeout=60_000)
@@ -157,26 +124,17 @@ def shoot_experiments(base: str, out: Path, timeout: float = 600.0) -> list[Path
                 page.get_by_role("button", name="Run", exact=True).click()
             page.wait_for_function("() => document.body.innerText.includes('Finished in')",
                                    timeout=timeout * 1000)
-            time.sleep(1.5)
-            settle(page)
-            path_png = out / f"{name}.png"
-            page.screenshot(path=str(path_png))
-            saved.append(path_png)
-        browser.close()
+            saved.append(snap(page, out / f"{name}.png", 1.5))
     return saved
 
 
 def shoot_runs(base: str, out: Path, timeout: float = 600.0) -> list[Path]:
     """The Runs and Sweep pages with real content: three short runs on digits (β = 0.3, 3, 10), a 3 x 3
     sweep over ρ x β, then its best cell opened and compared with the two latest runs."""
-    from playwright.sync_api import sync_playwright
-
-    out.mkdir(parents=True, exist_ok=True)
     saved = []
     query = "data=digits&hidden=25&rho=0.05&epochs=60"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 1100})
+    with browser() as b:
+        page = b.new_page(viewport={"width": WIDTH, "height": 1100})
         for beta in ("0.3", "3", "10"):
             page.goto(f"{base}/?{query}&beta={beta}")
             page.wait_for_selector("[data-testid='stPlotlyChart']", timeout=90_000)
@@ -184,35 +142,20 @@ def shoot_runs(base: str, out: Path, timeout: float = 600.0) -> list[Path]:
             page.wait_for_function("() => document.body.innerText.includes('finished:')", timeout=timeout * 1000)
         time.sleep(2.0)  # the final metrics are recorded just after the last step
 
-        page.set_viewport_size({"width": 1440, "height": 1300})
+        page.set_viewport_size({"width": WIDTH, "height": 1300})
         page.goto(f"{base}/sweep?{query}")
         page.get_by_role("button", name="Start sweep").click()
         page.wait_for_function("() => document.body.innerText.includes('9 of 9 cells done')", timeout=timeout * 1000)
         page.wait_for_function("() => !document.body.innerText.includes('running')", timeout=60_000)
-        time.sleep(2.0)
-        settle(page)
-        path = out / "13_sweep.png"
-        page.screenshot(path=str(path))
-        saved.append(path)
+        saved.append(snap(page, out / "13_sweep.png", 2.0))
 
-        page.get_by_role("button", name="Open its run").click()
-        page.wait_for_function("() => document.title.startsWith('Runs')", timeout=60_000)
-        page.set_viewport_size({"width": 1440, "height": 1500})
-        time.sleep(2.0)
-        settle(page)
-        path = out / "14_run.png"
-        page.screenshot(path=str(path))
-        saved.append(path)
-
-        page.get_by_role("button", name="Add to comparison").click()
-        page.wait_for_function("() => document.body.innerText.includes('What differs')", timeout=60_000)
-        page.set_viewport_size({"width": 1440, "height": 1750})
-        time.sleep(2.0)
-        settle(page)
-        path = out / "12_runs.png"
-        page.screenshot(path=str(path))
-        saved.append(path)
-        browser.close()
+        # its best cell's run, then that run compared with the two latest: (button, ready when, height, file)
+        for button, ready, height, name in (
+                ("Open its run", "() => document.title.startsWith('Runs')", 1500, "14_run"),
+                ("Add to comparison", "() => document.body.innerText.includes('What differs')", 1750, "12_runs")):
+            page.get_by_role("button", name=button).click()
+            page.wait_for_function(ready, timeout=60_000)
+            saved.append(snap(page, out / f"{name}.png", 2.0, height))
     return saved
 
 

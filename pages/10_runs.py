@@ -290,9 +290,9 @@ else:
             st.info("No ρ̂ recorded for this run.")
 
     if record.has_weights:
-        def bundle(run_id=record.id, dataset=record.dataset) -> bytes:
+        def bundle(run_id=record.id, dataset=record.dataset, step=record.step) -> bytes:
             run = store.load(run_id)
-            return export.model_bundle(run.model, run.train_config, dataset, run.history)
+            return export.model_bundle(run.model, run.train_config, dataset, run.history, step=step)
 
         d = st.columns([1, 3])
         d[0].download_button("Model (.zip)", share._deferred(bundle, "The model"),  # noqa: SLF001

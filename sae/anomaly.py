@@ -36,6 +36,7 @@ import numpy as np
 from .config import ModelConfig, TrainConfig
 from .metrics import reconstruction_errors
 from .model import SparseAutoencoder
+from .progress import ProgressCallback, notify, run_trainer
 from .train import Trainer
 
 DEFAULT_HIDDEN = 196  # MNIST's UFLDL-sized layer; smaller inputs get n_inputs // 2 (see default_model_config)
@@ -211,7 +212,7 @@ class AnomalyExperiment:
 def run_anomaly_experiment(X, labels, normal_classes: Sequence[int] = (0, 1, 2, 3, 4),
                            model_config: ModelConfig | None = None, train_config: TrainConfig | None = None,
                            test_fraction: float = 0.3, seed: int = 0, k: float = 2.0,
-                           bins: int = 50) -> AnomalyExperiment:
+                           bins: int = 50, *, progress: ProgressCallback | None = None) -> AnomalyExperiment:
     """Train on the normal classes' training split, then score held-out normals and all anomalies.
 
     Steps: the normal rows are split (stratified by label, ``seed``) into train and held-out parts
@@ -225,6 +226,9 @@ def run_anomaly_experiment(X, labels, normal_classes: Sequence[int] = (0, 1, 2, 
         seed: the split (and the default training config's seed).
         k: threshold in standard deviations above the mean training score.
         bins: histogram bins.
+        progress: optional ``progress(fraction, message)`` callback (``sae.progress``): the training reports
+            its steps on [0, 0.95], the scoring starts at 0.97; raising in it stops the run between two
+            optimiser steps. ``sae.experiments.Progress`` is one. The result does not depend on it.
     """
     from sklearn.model_selection import train_test_split
 
@@ -245,9 +249,11 @@ def run_anomaly_experiment(X, labels, normal_classes: Sequence[int] = (0, 1, 2, 
     trainer = Trainer(X[train_index], model_config or default_model_config(X.shape[1]),
                       train_config or default_train_config(seed))
     start = time.perf_counter()
-    snapshot = trainer.run()
+    snapshot = run_trainer(trainer, progress, 0.0, 0.95,
+                           f"training on the normal classes ({len(train_index):,} samples)")
     train_seconds = time.perf_counter() - start
 
+    notify(progress, 0.97, "scoring every test sample by its own reconstruction error")
     model = trainer.model
     train_scores = anomaly_scores(model, X[train_index])
     test_index = np.concatenate([held_out, np.flatnonzero(~normal)])

@@ -7,12 +7,12 @@ returns a frozen result; the dashboard calls them from a background thread (``sa
 - :func:`run_denoising`: a denoising sparse autoencoder (inputs corrupted by ``sae.noise.corrupt``, the clean
   x reconstructed) and, with the same settings, a plain one; PSNR of both on held-out images against the
   noise level, and examples noisy / denoised / clean.
-- :func:`run_anomaly`: ``sae.anomaly.run_anomaly_experiment`` step by step (same split, same numbers) with
-  progress; :func:`rethreshold` moves tau = mean + k sigma of the training scores.
-- :func:`run_self_taught_experiment`: ``sae.selftaught.run_self_taught`` step by step, with progress.
+- :func:`run_anomaly`: ``sae.anomaly.run_anomaly_experiment`` with a :class:`Progress` (same split, same
+  numbers); :func:`rethreshold` moves tau = mean + k sigma of the training scores.
+- :func:`run_self_taught_experiment`: ``sae.selftaught.run_self_taught`` with a :class:`Progress`.
 
-The two "step by step" versions exist because the library functions build their Trainer inside and take
-no progress hook; ``tests/test_experiments.py`` checks that they return the library's numbers.
+A :class:`Progress` is the ``progress(fraction, message)`` callback those library functions take
+(``sae.progress``): it keeps the latest report for another thread and raises :class:`Cancelled` once stopped.
 """
 
 from __future__ import annotations
@@ -25,17 +25,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .anomaly import (AnomalyExperiment, AnomalyReport, anomaly_scores, binned_histograms, evaluate, fit_threshold,
-                      split_normal)
-from .anomaly import default_model_config as anomaly_model_config
-from .anomaly import default_train_config as anomaly_train_config
+from .anomaly import AnomalyExperiment, AnomalyReport, evaluate, fit_threshold, run_anomaly_experiment
 from .config import ModelConfig, TrainConfig
-from .metrics import hidden_activations
 from .model import SparseAutoencoder
 from .noise import corrupt, psnr
-from .selftaught import SelfTaughtResult, _classifier_accuracy
-from .selftaught import default_model_config as selftaught_model_config
-from .selftaught import default_train_config as selftaught_train_config
+from .progress import run_trainer
+from .selftaught import SelfTaughtResult, run_self_taught
 from .train import Snapshot, Trainer
 
 
@@ -47,7 +42,10 @@ class Cancelled(Exception):
 
 class Progress:
     """Progress of one experiment (fraction in [0, 1] and a message) and its stop switch. Thread-safe:
-    the experiment's thread reports, any other thread reads ``state()`` or calls ``stop()``."""
+    the experiment's thread reports, any other thread reads ``state()`` or calls ``stop()``.
+
+    Calling it, ``progress(fraction, message)``, reports and then raises :class:`Cancelled` if stopped: it is a
+    progress callback for ``sae.progress`` (``run_anomaly_experiment``, ``run_self_taught``, ``run_trainer``)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -74,20 +72,15 @@ class Progress:
         if self._stop.is_set():
             raise Cancelled("stopped by the user")
 
+    def __call__(self, fraction: float, message: str) -> None:
+        """``report`` then ``check``: raised from a Trainer's progress hook, it leaves ``run()`` between two steps."""
+        self.report(fraction, message)
+        self.check()
+
     def train(self, trainer: Trainer, start: float, end: float, label: str) -> Snapshot:
         """``trainer.run()`` here, mapping its steps onto [start, end]; a stop ends it within one step."""
         self.check()
-        total = max(1, trainer.total_steps)
-
-        def hook(snap: Snapshot) -> None:
-            self.report(start + (end - start) * min(1.0, snap.step / total),
-                        f"{label}: step {snap.step:,} of {total:,}")
-            self.check()  # raising here leaves trainer.run() between two steps
-
-        self.report(start, f"{label}: starting")
-        snapshot = trainer.run(progress=hook)
-        self.report(end, f"{label}: {snapshot.status}")
-        return snapshot
+        return run_trainer(trainer, self, start, end, label)
 
 
 def _progress(progress: Progress | None) -> Progress:
@@ -230,51 +223,14 @@ def run_denoising(X, noise: str = "gaussian", level: float = 0.4, model_config: 
 def run_anomaly(X, labels, normal_classes: Sequence[int] = (0, 1, 2, 3, 4), model_config: ModelConfig | None = None,
                 train_config: TrainConfig | None = None, test_fraction: float = 0.3, seed: int = 0, k: float = 2.0,
                 bins: int = 50, progress: Progress | None = None) -> AnomalyExperiment:
-    """``sae.anomaly.run_anomaly_experiment`` with progress and a stop: same arguments, same result.
+    """``sae.anomaly.run_anomaly_experiment`` with a :class:`Progress` (progress and a stop): same arguments,
+    same result.
 
     Trains on the normal classes' training split only, scores every held-out normal and every anomalous
     row by its own reconstruction error, sets tau = mean + k sigma of the training scores.
     """
-    from sklearn.model_selection import train_test_split
-
-    p = _progress(progress)
-    X = np.asarray(X, dtype=np.float32)
-    labels = np.asarray(labels)
-    if X.ndim != 2 or labels.shape != (len(X),):
-        raise ValueError(f"X must be (m, n) and labels (m,), got {X.shape} and {labels.shape}.")
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}.")
-    normal = split_normal(labels, normal_classes)
-    if normal.all():
-        raise ValueError("every class is normal: leave at least one class out as the anomalies.")
-    normal_index = np.flatnonzero(normal)
-    train_index, held_out = train_test_split(normal_index, test_size=test_fraction, random_state=seed,
-                                             stratify=labels[normal_index])
-    train_index, held_out = np.sort(train_index), np.sort(held_out)
-
-    trainer = Trainer(X[train_index], model_config or anomaly_model_config(X.shape[1]),
-                      train_config or anomaly_train_config(seed))
-    start = time.perf_counter()
-    snapshot = p.train(trainer, 0.0, 0.95, f"training on the normal classes ({len(train_index):,} samples)")
-    train_seconds = time.perf_counter() - start
-
-    p.report(0.97, "scoring every test sample by its own reconstruction error")
-    model = trainer.model
-    train_scores = anomaly_scores(model, X[train_index])
-    test_index = np.concatenate([held_out, np.flatnonzero(~normal)])
-    test_scores = anomaly_scores(model, X[test_index])
-    is_anomaly = ~normal[test_index]
-    threshold = fit_threshold(train_scores, k)
-    test_labels = labels[test_index]
-    return AnomalyExperiment(
-        model=model, status=snapshot.status, reason=snapshot.reason,
-        normal_classes=tuple(int(c) for c in np.unique(list(normal_classes))),
-        train_index=train_index, train_scores=train_scores, test_index=test_index, test_labels=test_labels,
-        test_scores=test_scores, is_anomaly=is_anomaly, threshold=threshold, k=float(k),
-        report=evaluate(test_scores, is_anomaly, threshold),
-        histograms=binned_histograms(test_scores[~is_anomaly], test_scores[is_anomaly], bins),
-        class_mean_scores={int(c): float(test_scores[test_labels == c].mean()) for c in np.unique(test_labels)},
-        train_seconds=train_seconds)
+    return run_anomaly_experiment(X, labels, normal_classes, model_config, train_config, test_fraction, seed, k,
+                                  bins, progress=progress)
 
 
 def rethreshold(experiment: AnomalyExperiment, k: float) -> AnomalyReport:
@@ -295,56 +251,14 @@ def run_self_taught_experiment(X, labels, feature_classes: Sequence[int] = (5, 6
                                train_config: TrainConfig | None = None, test_fraction: float = 0.3, seed: int = 0,
                                C: float = 1.0, classifier_max_iter: int = 1000,
                                progress: Progress | None = None) -> SelfTaughtResult:
-    """``sae.selftaught.run_self_taught`` with progress and a stop: same arguments, same result.
+    """``sae.selftaught.run_self_taught`` with a :class:`Progress` (progress and a stop): same arguments, same
+    result.
 
     Features learned on the feature classes (labels unused); logistic regression on the task classes'
     codes a = f(W1 x + b1) and on their raw pixels, same stratified split, both test accuracies.
     """
-    from sklearn.model_selection import train_test_split
-
-    p = _progress(progress)
-    start = time.perf_counter()
-    X = np.asarray(X, dtype=np.float32)
-    labels = np.asarray(labels)
-    if X.ndim != 2 or labels.shape != (len(X),):
-        raise ValueError(f"X must be (m, n) and labels (m,), got {X.shape} and {labels.shape}.")
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}.")
-    features = tuple(int(c) for c in np.unique(list(feature_classes)))
-    tasks = tuple(int(c) for c in np.unique(list(task_classes)))
-    shared = sorted(set(features) & set(tasks))
-    if shared:
-        raise ValueError(f"feature and task classes must be disjoint; both contain {shared}.")
-    feature_index = np.flatnonzero(np.isin(labels, features))
-    task_index = np.flatnonzero(np.isin(labels, tasks))
-    if feature_index.size == 0 or task_index.size == 0:
-        raise ValueError("no rows of the feature classes or of the task classes in the labels.")
-    if len(np.unique(labels[task_index])) < 2:
-        raise ValueError("the task needs at least two classes present in the labels.")
-
-    trainer = Trainer(X[feature_index], model_config or selftaught_model_config(X.shape[1]),
-                      train_config or selftaught_train_config(seed))
-    snapshot = p.train(trainer, 0.0, 0.8, f"learning features on digits {', '.join(map(str, features))} "
-                                          f"({len(feature_index):,} samples, labels unused)")
-    feature_seconds = time.perf_counter() - start
-
-    train_index, test_index = train_test_split(task_index, test_size=test_fraction, random_state=seed,
-                                               stratify=labels[task_index])
-    y_train, y_test = labels[train_index], labels[test_index]
-    t = time.perf_counter()
-    p.report(0.82, f"logistic regression on the codes ({len(train_index):,} training digits)")
-    codes = _classifier_accuracy(hidden_activations(trainer.model, X[train_index]), y_train,
-                                 hidden_activations(trainer.model, X[test_index]), y_test, C, classifier_max_iter)
-    p.check()
-    p.report(0.91, "logistic regression on the raw pixels")
-    raw = _classifier_accuracy(X[train_index], y_train, X[test_index], y_test, C, classifier_max_iter)
-    classify_seconds = time.perf_counter() - t
-    return SelfTaughtResult(
-        codes_accuracy=codes, raw_accuracy=raw, model=trainer.model, status=snapshot.status,
-        reason=snapshot.reason, feature_classes=features, task_classes=tasks, feature_index=feature_index,
-        train_index=train_index, test_index=test_index, n_hidden=trainer.model.config.n_hidden,
-        n_inputs=X.shape[1], feature_seconds=feature_seconds, classify_seconds=classify_seconds,
-        total_seconds=time.perf_counter() - start)
+    return run_self_taught(X, labels, feature_classes, task_classes, model_config, train_config, test_fraction, seed,
+                           C, classifier_max_iter, progress=progress)
 
 
 __all__ = ["Progress", "Cancelled", "DenoisingResult", "DENOISING_LEVELS", "denoising_train_config", "run_denoising",

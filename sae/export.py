@@ -2,11 +2,13 @@
 
 Every function returns bytes or text for a download button (or a file), and every reader validates
 what it is given: :func:`read_model_bundle` / :func:`read_model_upload` go through sae.persistence
-(``load_run`` / ``model_from_bytes``), so an upload is checked exactly like a run directory and
+(``load_run`` / ``run_from_bytes``), so an upload is checked exactly like a run directory and
 nothing is ever unpickled.
 
 - :func:`model_bundle`: ``<name>.zip`` holding ``config.json``, ``model.safetensors`` and, if given,
-  ``history.npz``: the run-directory format of :func:`sae.persistence.save_run`, zipped.
+  ``history.npz``: the run-directory format of :func:`sae.persistence.save_run`, zipped. The training step
+  of the weights, if given, is in the model file's metadata (``Run.step`` when read back; None in bundles
+  written before it was recorded).
 - :func:`codes_csv`: the hidden codes a = f(W1 x + b1), one row per sample, header ``h0..h{s-1}``
   (and ``label``); values printed with 9 significant digits, so float32 codes read back exactly
   (``sae.data.load_array(data, "codes.csv", labels_column="label")``).
@@ -31,10 +33,12 @@ from .config import ModelConfig, TrainConfig, config_to_dict
 from .images import tile_filters, to_png_bytes
 from .model import SparseAutoencoder
 from .persistence import (CONFIG_FILE, HISTORY_FILE, MAX_MODEL_BYTES, MODEL_FILE, Run, RunFileError, load_run,
-                          model_from_bytes, save_run)
+                          run_from_bytes, save_run)
 
 MAX_BUNDLE_BYTES = MAX_MODEL_BYTES + 80 * 2**20  # model + config + history, uncompressed
 BUNDLE_FILES = (CONFIG_FILE, MODEL_FILE, HISTORY_FILE)
+BUNDLE_PARTS = {CONFIG_FILE: "the configuration", MODEL_FILE: "the model weights"}  # the required entries
+ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first bytes (an entry; an empty archive)
 BUILTIN_DATASETS = ("patches", "mnist", "digits", "toy")
 
 
@@ -45,11 +49,12 @@ class ExportError(ValueError):
 # ----------------------------------------------------------------------------- model bundle
 
 def model_bundle(model: SparseAutoencoder, train_config: TrainConfig | None = None, dataset: str | None = None,
-                 history: Mapping[str, np.ndarray] | None = None) -> bytes:
-    """A zip of the run-directory files (sae.persistence.save_run): config.json, model.safetensors[, history.npz]."""
+                 history: Mapping[str, np.ndarray] | None = None, *, step: int | None = None) -> bytes:
+    """A zip of the run-directory files (sae.persistence.save_run): config.json, model.safetensors[, history.npz].
+    ``step``: the training step the weights are from (kept in model.safetensors' metadata), if known."""
     with tempfile.TemporaryDirectory(prefix="sae-bundle-") as tmp:
         folder = save_run(Path(tmp) / "run", model, train_config, None if history is None else dict(history),
-                          dataset)
+                          dataset, step=step)
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for name in BUNDLE_FILES:
@@ -62,7 +67,9 @@ def read_model_bundle(data: bytes, filename: str = "the model bundle") -> Run:
     """Validate and load a :func:`model_bundle` zip; raises RunFileError naming ``filename``.
 
     Only the three known file names are accepted (no folders, no other entries), each within the
-    persistence size limits, checked while reading (a lying zip header cannot inflate more).
+    persistence size limits, checked while reading (a lying zip header cannot inflate more). A file that is
+    not a zip archive (or a damaged one) and a zip without the configuration or the weights each get their
+    own message. ``Run.step`` is the training step of the weights, None in bundles that do not record it.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise RunFileError(f"{filename}: expected bytes, got {type(data).__name__}.")
@@ -72,7 +79,8 @@ def read_model_bundle(data: bytes, filename: str = "the model bundle") -> Run:
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
-        raise RunFileError(f"{filename} is not a zip archive; download the model again.") from None
+        raise RunFileError(f"{filename} is not a valid model bundle: it is not a zip archive, or a damaged one; "
+                           "download the model again.") from None
     with zf, tempfile.TemporaryDirectory(prefix="sae-upload-") as tmp:
         folder = Path(tmp) / "run"
         folder.mkdir()
@@ -83,9 +91,10 @@ def read_model_bundle(data: bytes, filename: str = "the model bundle") -> Run:
                                f"holds only {', '.join(BUNDLE_FILES)}.")
         if len(set(names)) != len(names):
             raise RunFileError(f"{filename} holds the same file twice.")
-        for name in (CONFIG_FILE, MODEL_FILE):
+        for name, part in BUNDLE_PARTS.items():
             if name not in names:
-                raise RunFileError(f"{filename} lacks {name}; it is not a Sparse Autoencoder Lab model bundle.")
+                raise RunFileError(f"{filename} is a zip archive without {part} ({name}); it is not a Sparse "
+                                   f"Autoencoder Lab model bundle.")
         total = 0
         for name in names:
             try:
@@ -106,12 +115,16 @@ def read_model_bundle(data: bytes, filename: str = "the model bundle") -> Run:
 
 
 def read_model_upload(data: bytes, filename: str) -> Run:
-    """An uploaded model: a bundle zip, or a bare ``.safetensors`` written by the Lab. Raises RunFileError."""
+    """An uploaded model: a bundle zip, or a bare ``.safetensors`` written by the Lab. Raises RunFileError.
+
+    A ``.zip`` name, or a file that starts like a zip (unless named ``.safetensors``), is read as a bundle
+    (:func:`read_model_bundle`: a damaged zip is "not a valid model bundle"); anything else as safetensors.
+    """
     data = bytes(data)
-    if data[:4] == b"PK\x03\x04" and not filename.lower().endswith(".safetensors"):
+    name = filename.lower()
+    if name.endswith(".zip") or (data.startswith(ZIP_SIGNATURES) and not name.endswith(".safetensors")):
         return read_model_bundle(data, filename)
-    model, train_config, dataset = model_from_bytes(data, what=filename)
-    return Run(model, model.config, train_config, dataset, {}, None)
+    return run_from_bytes(data, what=filename)
 
 
 # ----------------------------------------------------------------------------- codes

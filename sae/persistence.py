@@ -6,7 +6,8 @@ A run directory holds three files:
                          "model": ModelConfig fields, "train": TrainConfig fields or null}
     model.safetensors   the four float32 tensors encoder.weight (s, n), encoder.bias (s,),
                         decoder.weight (n, s), decoder.bias (n,); its metadata repeats the configs
-                        as JSON strings, so the file also stands alone (upload / download)
+                        as JSON strings, so the file also stands alone (upload / download), and
+                        holds the training step the weights are from ("step"), if it was given
     history.npz         optional: the training history, one float64 (rows,) array per column
                         (np.savez; read back with allow_pickle=False)
 
@@ -59,6 +60,7 @@ class Run:
     history: dict[str, np.ndarray] = field(default_factory=dict)  # column -> (rows,) float64; {} if none saved
     path: Path | None = None
     sae_version: str | None = None  # the Lab version that wrote it
+    step: int | None = None  # the training step the weights are from; None if not recorded (older files)
 
 
 def _sae_version() -> str:
@@ -76,8 +78,11 @@ def tensor_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
 # ----------------------------------------------------------------------------- model <-> bytes
 
 def model_to_bytes(model: SparseAutoencoder, train_config: TrainConfig | None = None,
-                   dataset: str | None = None) -> bytes:
-    """The model as safetensors bytes (float32 tensors), with its configs as JSON in the metadata."""
+                   dataset: str | None = None, *, step: int | None = None) -> bytes:
+    """The model as safetensors bytes (float32 tensors), with its configs as JSON in the metadata, and
+    ``step`` (the training step the weights are from; a whole number >= 0) if given."""
+    if step is not None and (isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0):
+        raise RunFileError(f"the step must be a whole number >= 0, got {step!r}; nothing was saved.")
     tensors, state = {}, model.state_dict()
     for name in TENSOR_NAMES:
         tensor = state[name].detach().to(device="cpu", dtype=torch.float32).contiguous().clone()
@@ -90,6 +95,8 @@ def model_to_bytes(model: SparseAutoencoder, train_config: TrainConfig | None = 
         metadata["train_config"] = json.dumps(config_to_dict(train_config))
     if dataset is not None:
         metadata["dataset"] = str(dataset)
+    if step is not None:
+        metadata["step"] = str(int(step))
     from safetensors.torch import save
 
     return save(tensors, metadata=metadata)
@@ -162,7 +169,16 @@ def _check_expected(config: ModelConfig, expect: ModelConfig | None, what: str) 
 
 def model_from_bytes(data: bytes, expect: ModelConfig | None = None, *, what: str = "the model file",
                      max_bytes: int = MAX_MODEL_BYTES) -> tuple[SparseAutoencoder, TrainConfig | None, str | None]:
-    """Rebuild a model from :func:`model_to_bytes` output (or any safetensors file with the four tensors).
+    """(model in eval mode, the TrainConfig stored with it or None, the data set name or None) from
+    :func:`model_to_bytes` output: :func:`run_from_bytes` (see it for the arguments) without the rest."""
+    run = run_from_bytes(data, expect, what=what, max_bytes=max_bytes)
+    return run.model, run.train_config, run.dataset
+
+
+def run_from_bytes(data: bytes, expect: ModelConfig | None = None, *, what: str = "the model file",
+                   max_bytes: int = MAX_MODEL_BYTES) -> Run:
+    """Rebuild a model from :func:`model_to_bytes` output (or any safetensors file with the four tensors),
+    with what its metadata records: a :class:`Run` without history or path.
 
     Args:
         data: the safetensors bytes.
@@ -172,7 +188,8 @@ def model_from_bytes(data: bytes, expect: ModelConfig | None = None, *, what: st
         max_bytes: refuse larger inputs before parsing them.
 
     Returns:
-        (model in eval mode, the TrainConfig stored with it or None, the data set name or None).
+        a Run: the model in eval mode, its config, the TrainConfig stored with it or None, the data set name
+        or None, the Lab version that wrote it or None, the training step of the weights or None.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise RunFileError(f"{what}: expected bytes, got {type(data).__name__}.")
@@ -223,10 +240,13 @@ def model_from_bytes(data: bytes, expect: ModelConfig | None = None, *, what: st
     for name in TENSOR_NAMES:
         if not torch.isfinite(tensors[name]).all():
             raise RunFileError(f"{what}: tensor {name} contains NaN or infinite values.")
+    step = metadata.get("step")
+    if step is not None and not (step.isascii() and step.isdigit()):
+        raise RunFileError(f"{what} is corrupt: its step {step[:20]!r} is not a whole number.")
     model = SparseAutoencoder.from_config(config)
     model.load_state_dict({name: tensors[name] for name in TENSOR_NAMES}, strict=True)
-    dataset = metadata.get("dataset")
-    return model.eval(), train, dataset
+    return Run(model.eval(), config, train, metadata.get("dataset"), sae_version=metadata.get("sae_version"),
+               step=None if step is None else int(step))
 
 
 # ----------------------------------------------------------------------------- run directories
@@ -265,10 +285,12 @@ def _history_arrays(history: dict[str, Any], what: str) -> dict[str, np.ndarray]
 
 
 def save_run(path: str | os.PathLike, model: SparseAutoencoder, train_config: TrainConfig | None,
-             history: dict[str, np.ndarray] | None = None, dataset: str | None = None) -> Path:
+             history: dict[str, np.ndarray] | None = None, dataset: str | None = None, *,
+             step: int | None = None) -> Path:
     """Write a run directory (created if needed; the run files in it are replaced). Returns its path.
 
-    Without a history any old ``history.npz`` is removed, so a directory never mixes two runs.
+    Without a history any old ``history.npz`` is removed, so a directory never mixes two runs. ``step``, the
+    training step the weights are from, goes into the model file's metadata (``Run.step`` on loading).
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -276,7 +298,7 @@ def save_run(path: str | os.PathLike, model: SparseAutoencoder, train_config: Tr
     config = {"format": RUN_FORMAT, "format_version": FORMAT_VERSION, "sae_version": _sae_version(),
               "dataset": dataset, "model": config_to_dict(model.config),
               "train": None if train_config is None else config_to_dict(train_config)}
-    model_bytes = model_to_bytes(model, train_config, dataset)
+    model_bytes = model_to_bytes(model, train_config, dataset, step=step)
     history_bytes = None
     if history is not None:
         buffer = io.BytesIO()
@@ -368,16 +390,17 @@ def load_run(path: str | os.PathLike) -> Run:
     train_config = None if train is None else _config_from_json(TrainConfig, train, what)
 
     model_path = path / MODEL_FILE
-    model, _, _ = model_from_bytes(_read_file(model_path, MAX_MODEL_BYTES, "model file"),
-                                   expect=model_config, what=str(model_path))
+    stored = run_from_bytes(_read_file(model_path, MAX_MODEL_BYTES, "model file"), expect=model_config,
+                            what=str(model_path))
+    model = stored.model
     if model.config != model_config:
         raise RunFileError(f"{model_path} was saved for a different model ({model.config}) than "
                            f"{CONFIG_FILE} describes ({model_config}).")
     history_path = path / HISTORY_FILE
     history = _load_history(history_path) if history_path.exists() else {}
     return Run(model, model_config, train_config, config.get("dataset"), history, path,
-               config.get("sae_version"))
+               config.get("sae_version"), stored.step)
 
 
-__all__ = ["Run", "RunFileError", "save_run", "load_run", "model_to_bytes", "model_from_bytes",
+__all__ = ["Run", "RunFileError", "save_run", "load_run", "model_to_bytes", "model_from_bytes", "run_from_bytes",
            "tensor_shapes", "FORMAT_VERSION", "CONFIG_FILE", "MODEL_FILE", "HISTORY_FILE", "MAX_MODEL_BYTES"]

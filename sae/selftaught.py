@@ -46,6 +46,7 @@ import numpy as np
 from .config import ModelConfig, TrainConfig
 from .metrics import hidden_activations
 from .model import SparseAutoencoder
+from .progress import ProgressCallback, notify, run_trainer
 from .train import Trainer
 
 DEFAULT_FEATURE_CLASSES = (5, 6, 7, 8, 9)
@@ -119,7 +120,8 @@ class SelfTaughtResult:
 def run_self_taught(X, labels, feature_classes: Sequence[int] = DEFAULT_FEATURE_CLASSES,
                     task_classes: Sequence[int] = DEFAULT_TASK_CLASSES, model_config: ModelConfig | None = None,
                     train_config: TrainConfig | None = None, test_fraction: float = 0.3, seed: int = 0,
-                    C: float = 1.0, classifier_max_iter: int = 1000) -> SelfTaughtResult:
+                    C: float = 1.0, classifier_max_iter: int = 1000, *,
+                    progress: ProgressCallback | None = None) -> SelfTaughtResult:
     """Learn features on ``feature_classes`` (labels unused), classify ``task_classes`` from codes vs raw pixels.
 
     Args:
@@ -129,6 +131,10 @@ def run_self_taught(X, labels, feature_classes: Sequence[int] = DEFAULT_FEATURE_
         test_fraction: share of the task rows held out for testing, in (0, 1).
         seed: the task split (and the default training config's seed).
         C: inverse L2 strength of both logistic regressions; classifier_max_iter: their lbfgs iterations.
+        progress: optional ``progress(fraction, message)`` callback (``sae.progress``): the feature learning
+            reports its steps on [0, 0.8], the classifier on the codes starts at 0.82, the one on the raw
+            pixels at 0.91; raising in it stops the run (between two optimiser steps while training).
+            ``sae.experiments.Progress`` is one. The result does not depend on it.
     """
     from sklearn.model_selection import train_test_split
 
@@ -153,15 +159,18 @@ def run_self_taught(X, labels, feature_classes: Sequence[int] = DEFAULT_FEATURE_
 
     trainer = Trainer(X[feature_index], model_config or default_model_config(X.shape[1]),
                       train_config or default_train_config(seed))
-    snapshot = trainer.run()
+    snapshot = run_trainer(trainer, progress, 0.0, 0.8, f"learning features on digits {', '.join(map(str, features))} "
+                                                        f"({len(feature_index):,} samples, labels unused)")
     feature_seconds = time.perf_counter() - start
 
     train_index, test_index = train_test_split(task_index, test_size=test_fraction, random_state=seed,
                                                stratify=labels[task_index])
     y_train, y_test = labels[train_index], labels[test_index]
     t = time.perf_counter()
+    notify(progress, 0.82, f"logistic regression on the codes ({len(train_index):,} training digits)")
     codes = _classifier_accuracy(hidden_activations(trainer.model, X[train_index]), y_train,
                                  hidden_activations(trainer.model, X[test_index]), y_test, C, classifier_max_iter)
+    notify(progress, 0.91, "logistic regression on the raw pixels")
     raw = _classifier_accuracy(X[train_index], y_train, X[test_index], y_test, C, classifier_max_iter)
     classify_seconds = time.perf_counter() - t
     return SelfTaughtResult(

@@ -1,11 +1,28 @@
-"""Shared test settings.
+"""Shared test settings, fixtures and helpers.
 
 Every training run started through the dashboard's session layer is recorded in the run store
 (``sae.store``), whose directory comes from ``SAE_LAB_DATA`` (default ``~/.local/share/sae-lab``).
 Tests must never write there: each test gets its own temporary store directory.
+
+- ``lab_data`` (every test): that temporary store directory.
+- ``restore_process_state`` (module scope; opt in with ``pytestmark = pytest.mark.usefixtures(...)``): for the
+  modules that run the dashboard under AppTest.
+- ``stop_live_jobs``: every training job of the session layer a test started is stopped after it.
+- ``store``: a fresh ``RunStore`` in the test's ``tmp_path / "lab"``, with ``MC``, ``TC``, ``make_model``,
+  ``snapshot`` and ``history`` to fill it (``from conftest import ...``).
 """
 
+from __future__ import annotations
+
+import gc
+import sys
+
+import numpy as np
 import pytest
+import torch
+
+from sae import ModelConfig, SparseAutoencoder, TrainConfig
+from sae.train import RUNNING, Snapshot
 
 
 @pytest.fixture(autouse=True)
@@ -14,3 +31,65 @@ def lab_data(tmp_path, monkeypatch):
     path = tmp_path / "sae-lab-data"
     monkeypatch.setenv("SAE_LAB_DATA", str(path))
     return path
+
+
+# ----------------------------------------------------------------------------- the dashboard under AppTest
+
+@pytest.fixture(scope="module")
+def restore_process_state():
+    """Leave the test process as the module found it for the tests that follow:
+    - the dashboard sets torch to one thread for its process;
+    - Streamlit runs each script as ``sys.modules["__main__"]`` and leaves it there, so a later
+      ``multiprocessing`` spawn would re-run dashboard.py in its child;
+    - the dashboard freezes the heap it starts with (``sae.ui.page.configure_process``)."""
+    n, main = torch.get_num_threads(), sys.modules["__main__"]
+    yield
+    torch.set_num_threads(n)
+    sys.modules["__main__"] = main
+    gc.unfreeze()
+
+
+@pytest.fixture
+def stop_live_jobs():
+    """Every job a test started is stopped (the server keeps one training slot per spare core)."""
+    yield
+    from sae.ui import session  # (imports streamlit: only for the modules that use this fixture)
+
+    for job in session.live_jobs():
+        job.stop("test over")
+
+
+# ----------------------------------------------------------------------------- the run store
+
+MC, TC = ModelConfig(12, 5), TrainConfig(rho=0.1, beta=2.0, epochs=3, batch_size=16)
+
+
+def make_model(seed: int = 0, n: int = 12, s: int = 5) -> SparseAutoencoder:
+    model = SparseAutoencoder(n, s)
+    model.reset_parameters(torch.Generator().manual_seed(seed))
+    return model
+
+
+def snapshot(model: SparseAutoencoder, step: int, status: str = RUNNING, total: float = 1.0) -> Snapshot:
+    s = model.config.n_hidden
+    return Snapshot(step=step, epoch=step / 4, losses={"total": total, "reconstruction": total * 0.9,
+                                                       "sparsity": total * 0.1, "weight_decay": 0.001},
+                    rho_hat=np.linspace(0.05, 0.2, s), weights={k: v.detach().numpy().copy()
+                                                                for k, v in model.state_dict().items()},
+                    hyper={"rho": 0.1, "beta": 2.0, "weight_decay": 1e-4, "lr": 0.01}, samples_per_s=1.0,
+                    elapsed=step * 0.01, status=status, reason="")
+
+
+def history(rows: int, offset: float = 0.0) -> dict[str, np.ndarray]:
+    step = np.arange(rows, dtype=np.float64)
+    return {"step": step, "epoch": step / 4, "time": step * 0.01, "total": 1.0 / (1 + step) + offset,
+            "rho_hat_mean": np.full(rows, 0.1)}
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A fresh run store in ``tmp_path / "lab"`` (apart from ``lab_data``), closed after the test."""
+    from sae.store import RunStore
+
+    with RunStore(tmp_path / "lab") as s:
+        yield s

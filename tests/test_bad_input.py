@@ -19,7 +19,6 @@ with a RunFileError.
 from __future__ import annotations
 
 import io
-import gc
 import json
 import time
 import tomllib
@@ -38,6 +37,7 @@ from sae.persistence import RunFileError, model_from_bytes, model_to_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 HOME = str(ROOT / "dashboard.py")
+pytestmark = pytest.mark.usefixtures("restore_process_state", "stop_live_jobs")  # conftest.py; 1b runs the pages
 
 
 def npy_bytes(arr, allow_pickle: bool = False) -> bytes:
@@ -312,25 +312,6 @@ AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 SMALL = {"data": "digits", "hidden": "16", "epochs": "1000"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def restore_process_state():
-    """The dashboard sets torch to one thread, and Streamlit leaves the script as sys.modules["__main__"]."""
-    import sys
-
-    n, main = torch.get_num_threads(), sys.modules["__main__"]
-    yield
-    torch.set_num_threads(n)
-    sys.modules["__main__"] = main
-    gc.unfreeze()  # the dashboard freezes the heap it starts with (sae.ui.page.configure_process)
-
-
-@pytest.fixture(autouse=True)
-def stop_jobs():
-    yield
-    from sae.ui import session
-
-    for job in session.live_jobs():
-        job.stop("test over")
 
 
 def wait_for(predicate, timeout=15.0):

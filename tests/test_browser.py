@@ -6,14 +6,8 @@ Skipped when either is missing. The server runs on a free loopback port and is a
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,10 +15,9 @@ import pytest
 
 playwright = pytest.importorskip("playwright.sync_api")
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("SAE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+from bench.streamlit_server import browser as chromium  # noqa: E402
+from bench.streamlit_server import serve  # noqa: E402
+
 PAGES = [("kl_penalty", "KL penalty"), ("filters", "Filters"), ("activations", "Activations"),
          ("codes", "Codes (PCA)"), ("reconstructions", "Reconstructions")]
 APP = "Sparse Autoencoder Lab"
@@ -32,58 +25,18 @@ APP = "Sparse Autoencoder Lab"
 # No skip: the test command (scripts/test.sh) installs Debian's chromium; without it these tests fail loudly.
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """`streamlit run dashboard.py` on a free loopback port; killed (its whole process group) at the end.
-    Its run store is a temporary directory (SAE_LAB_DATA), never the user's."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard.py"), "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    log = open(os.devnull, "wb")
-    env = dict(os.environ, SAE_TRAINING_SLOTS="1",  # one run at a time: a leaked run would queue the next
-               SAE_LAB_DATA=str(tmp_path_factory.mktemp("sae-lab-data")))
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as r:
-                    if r.status == 200 and r.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, "the Streamlit server exited"
-            assert time.monotonic() < deadline, "the Streamlit server did not answer /_stcore/health"
-            time.sleep(0.2)
+    """`streamlit run dashboard.py` on a free loopback port (bench/streamlit_server.py); killed (its whole
+    process group) at the end. Its run store is a temporary directory (SAE_LAB_DATA), never the user's."""
+    with lab_server(tmp_path_factory.mktemp("sae-lab-data")) as base:
         yield base
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-                proc.wait(10)
-                break
-            except ProcessLookupError:
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        log.close()
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 @pytest.fixture
@@ -361,36 +314,10 @@ def test_runs_are_compared_and_a_sweep_opens_its_cells(server, page):
 
 @contextmanager
 def lab_server(data_dir: Path):
-    """Another `streamlit run dashboard.py` (own port, own process group) on the run store ``data_dir``."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard.py"), "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    env = dict(os.environ, SAE_TRAINING_SLOTS="1", SAE_LAB_DATA=str(data_dir))
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                            start_new_session=True, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "the Streamlit server did not start"
-            time.sleep(0.2)
-        yield base
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-                proc.wait(10)
-                break
-            except ProcessLookupError:
-                break
-            except subprocess.TimeoutExpired:
-                continue
+    """`streamlit run dashboard.py` (own port, own process group) on the run store ``data_dir``; yields its URL.
+    One training slot: a leaked run would queue the next."""
+    with serve(env={"SAE_TRAINING_SLOTS": "1"}, data_dir=data_dir) as server:
+        yield server.url
 
 
 def download_model(pg) -> bytes:

@@ -9,7 +9,6 @@ import torch
 from sae import ModelConfig, SparseAutoencoder, TrainConfig
 from sae.compare import (CompareError, align_histories, check_selection, differing_settings, load_comparison,
                          rho_hat_histograms)
-from sae.store import RunStore
 from sae.train import FINISHED, RUNNING, Snapshot
 
 
@@ -26,12 +25,6 @@ def snapshot(model, step, status=RUNNING, rho_hat=None, hyper=None) -> Snapshot:
                     weights={k: v.detach().numpy().copy() for k, v in model.state_dict().items()},
                     hyper=hyper or {"rho": 0.05, "beta": 3.0, "weight_decay": 1e-4, "lr": 0.01}, samples_per_s=0.0,
                     elapsed=0.0, status=status)
-
-
-@pytest.fixture
-def store(tmp_path):
-    with RunStore(tmp_path / "lab") as s:
-        yield s
 
 
 def add_run(store, name, n_inputs=16, n_hidden=4, rho=0.05, beta=3.0, steps=range(0, 100, 1), weights=True):

@@ -1,9 +1,11 @@
 """The experiment pages' library: sae.experiments, sae.mistake_compare, sae.figures_extra (no Streamlit).
 
-The step-by-step anomaly and self-taught runs must return the library's own numbers (same split, same
-training, same scores); the denoising and mistake comparisons must show the effects their pages describe.
+The anomaly and self-taught runs with a Progress must return the library's own numbers without one (same
+split, same training, same scores), and a progress callback given to the library must see the run and stop it;
+the denoising and mistake comparisons must show the effects their pages describe.
 """
 
+import re
 import threading
 
 import numpy as np
@@ -41,7 +43,10 @@ def one_torch_thread():
 
 
 def test_run_anomaly_returns_the_library_result(digits):
-    ours = run_anomaly(digits.X, digits.labels, (0, 1, 2), ModelConfig(64, 16), QUICK_LBFGS, seed=3)
+    progress = Progress()
+    ours = run_anomaly(digits.X, digits.labels, (0, 1, 2), ModelConfig(64, 16), QUICK_LBFGS, seed=3,
+                       progress=progress)
+    assert progress.state() == (0.97, "scoring every test sample by its own reconstruction error")
     lib = run_anomaly_experiment(digits.X, digits.labels, (0, 1, 2), ModelConfig(64, 16), QUICK_LBFGS, seed=3)
     np.testing.assert_array_equal(ours.train_index, lib.train_index)
     np.testing.assert_array_equal(ours.test_index, lib.test_index)
@@ -65,13 +70,38 @@ def test_rethreshold_moves_tau_and_the_counts_not_the_roc(digits):
 
 
 def test_run_self_taught_experiment_returns_the_library_result(digits):
+    progress = Progress()
     ours = run_self_taught_experiment(digits.X, digits.labels, model_config=ModelConfig(64, 16),
-                                      train_config=QUICK_LBFGS, seed=1)
+                                      train_config=QUICK_LBFGS, seed=1, progress=progress)
+    assert progress.state() == (0.91, "logistic regression on the raw pixels")
     lib = run_self_taught(digits.X, digits.labels, model_config=ModelConfig(64, 16), train_config=QUICK_LBFGS, seed=1)
     assert ours.codes_accuracy == pytest.approx(lib.codes_accuracy, abs=1e-12)
     assert ours.raw_accuracy == pytest.approx(lib.raw_accuracy, abs=1e-12)
     np.testing.assert_array_equal(ours.test_index, lib.test_index)
     np.testing.assert_array_equal(ours.feature_index, lib.feature_index)
+
+
+@pytest.mark.parametrize("run", [run_anomaly_experiment, run_self_taught])
+def test_library_progress_callback_sees_every_phase_and_can_stop_the_run(digits, run):
+    calls = []
+    run(digits.X, digits.labels, model_config=ModelConfig(64, 16), train_config=QUICK_LBFGS,
+        progress=lambda fraction, message: calls.append((fraction, message)))
+    fractions = [f for f, _ in calls]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and 0.9 < fractions[-1] < 1.0
+    assert calls[0][1].endswith(": starting") and any(" of 15" in m for _, m in calls)
+
+    def stop_at_the_first_step(fraction, message):
+        seen.append(message)
+        if " step " in message:
+            raise Cancelled("stopped")
+
+    seen = []
+    long_run = TrainConfig(rho=0.1, beta=3.0, optimizer="adam", epochs=1000, seed=0)  # thousands of steps
+    with pytest.raises(Cancelled):
+        run(digits.X, digits.labels, model_config=ModelConfig(64, 16), train_config=long_run,
+            progress=stop_at_the_first_step)
+    step, total = (int(v.replace(",", "")) for v in re.search(r"step ([\d,]+) of ([\d,]+)", seen[-1]).groups())
+    assert 0 < step < total  # stopped between two steps, long before the end
 
 
 def test_run_self_taught_experiment_refuses_overlapping_classes(digits):

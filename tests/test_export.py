@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 
 import numpy as np
@@ -16,7 +17,7 @@ from sae.data import load_array, load_dataset
 from sae.export import (ExportError, codes_csv, download_name, figure_html, figure_png, filters_png, image_png,
                         model_bundle, png_export_available, read_model_bundle, read_model_upload, reproduce_snippet)
 from sae.metrics import hidden_activations
-from sae.persistence import RunFileError, model_to_bytes
+from sae.persistence import RunFileError, load_run, model_to_bytes, save_run
 
 
 @pytest.fixture(scope="module")
@@ -91,18 +92,71 @@ def _zip(entries: dict[str, bytes]) -> bytes:
 
 
 def test_bad_bundles_are_refused_clearly(model):
-    good = zipfile.ZipFile(io.BytesIO(model_bundle(model, None, "toy")))
+    data = model_bundle(model, None, "toy")
+    good = zipfile.ZipFile(io.BytesIO(data))
     files = {name: good.read(name) for name in good.namelist()}
-    with pytest.raises(RunFileError, match="not a zip"):
+    with pytest.raises(RunFileError, match="x.zip is not a valid model bundle: it is not a zip archive"):
         read_model_bundle(b"hello", "x.zip")
     with pytest.raises(RunFileError, match="unexpected entries"):
         read_model_bundle(_zip({**files, "../evil.py": b"print(1)"}), "x.zip")
-    with pytest.raises(RunFileError, match="lacks model.safetensors"):
+    with pytest.raises(RunFileError, match=r"zip archive without the model weights \(model.safetensors\)"):
         read_model_bundle(_zip({"config.json": files["config.json"]}), "x.zip")
+    with pytest.raises(RunFileError, match=r"zip archive without the configuration \(config.json\)"):
+        read_model_bundle(_zip({"model.safetensors": files["model.safetensors"]}), "x.zip")
     with pytest.raises(RunFileError, match="x.zip"):
         read_model_bundle(_zip({**files, "config.json": b"{not json"}), "x.zip")
     with pytest.raises(RunFileError, match="pickle"):
         read_model_upload(b"\x80\x04\x95" + b"\x00" * 64, "model.safetensors")
+
+
+@pytest.mark.parametrize("content,filename", [
+    (b"hello", "model.zip"),  # not a zip at all, named like one
+    ("truncated", "model.zip"),  # a real bundle cut in half: a damaged zip
+    ("truncated", "model"),  # the same without a name that says zip: it starts like one
+    (b"PK\x05\x06" + b"\x00" * 8, "model.bin"),  # the start of an empty archive, cut short
+], ids=["junk", "truncated", "truncated-no-suffix", "broken-empty"])
+def test_an_upload_that_is_a_broken_zip_is_not_called_a_bad_safetensors_file(model, content, filename):
+    if content == "truncated":
+        data = model_bundle(model, None, "toy")
+        content = data[:len(data) // 2]
+    with pytest.raises(RunFileError, match=f"{filename} is not a valid model bundle") as info:
+        read_model_upload(content, filename)
+    assert "safetensors" not in str(info.value)
+
+
+def test_an_upload_without_the_weights_says_so(model):
+    config_only = _zip({"config.json": zipfile.ZipFile(io.BytesIO(model_bundle(model))).read("config.json")})
+    with pytest.raises(RunFileError, match="model.zip is a zip archive without the model weights"):
+        read_model_upload(config_only, "model.zip")
+
+
+# ----------------------------------------------------------------------------- the step of the weights
+
+def test_bundles_and_model_files_carry_the_step_of_their_weights(model, tmp_path):
+    hist = {"step": np.arange(5.0), "total": np.linspace(3, 1, 5)}
+    data = model_bundle(model, TrainConfig(), "digits", hist, step=280)
+    assert read_model_bundle(data, "m.zip").step == 280 and read_model_upload(data, "m.zip").step == 280
+    bare = model_to_bytes(model, TrainConfig(), "digits", step=7)
+    assert read_model_upload(bare, "m.safetensors").step == 7
+    assert load_run(save_run(tmp_path / "run", model, None, step=0)).step == 0
+    # older bundles and files have no step: None, and the reader falls back on the history
+    assert read_model_bundle(model_bundle(model, TrainConfig(), "digits", hist), "old.zip").step is None
+    assert read_model_upload(model_to_bytes(model), "old.safetensors").step is None
+
+
+@pytest.mark.parametrize("step", [-1, 2.5, "3", True])
+def test_a_step_that_is_not_a_whole_number_is_refused(model, step):
+    with pytest.raises(RunFileError, match="whole number"):
+        model_to_bytes(model, step=step)
+
+
+def test_a_tampered_step_is_refused(model):
+    from safetensors.torch import load, save
+
+    data = model_to_bytes(model, step=3)
+    metadata = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])["__metadata__"]
+    with pytest.raises(RunFileError, match="step '-3' is not a whole number"):
+        read_model_upload(save(load(data), metadata={**metadata, "step": "-3"}), "m.safetensors")
 
 
 # ----------------------------------------------------------------------------- figures

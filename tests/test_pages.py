@@ -4,7 +4,6 @@ AppTest runs fragments inline (``run_every`` never fires), so "live" is checked 
 again after the background trainer has moved.
 """
 
-import gc
 import json
 import time
 from pathlib import Path
@@ -32,29 +31,7 @@ def wait_for(predicate, timeout=15.0):
     return False
 
 
-@pytest.fixture(autouse=True, scope="module")
-def restore_process_state():
-    """Leave the test process as we found it for the tests that follow:
-    - the dashboard sets torch to one thread for its process;
-    - Streamlit runs each script as ``sys.modules["__main__"]`` and leaves it there, so a later
-      ``multiprocessing`` spawn would re-run dashboard.py in its child."""
-    import sys
-
-    import torch
-
-    n, main = torch.get_num_threads(), sys.modules["__main__"]
-    yield
-    torch.set_num_threads(n)
-    sys.modules["__main__"] = main
-    gc.unfreeze()  # the dashboard freezes the heap it starts with (sae.ui.page.configure_process)
-
-
-@pytest.fixture(autouse=True)
-def stop_jobs():
-    """Every job a test started is stopped (the server keeps one training slot per spare core)."""
-    yield
-    for job in session.live_jobs():
-        job.stop("test over")
+pytestmark = pytest.mark.usefixtures("restore_process_state", "stop_live_jobs")  # tests/conftest.py
 
 
 def app(params=None) -> AppTest:

@@ -15,7 +15,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from sae.experiments import rethreshold  # noqa: E402
-from sae.ui import session, tasks  # noqa: E402
+from sae.ui import tasks  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 HOME = str(ROOT / "dashboard.py")
@@ -29,28 +29,16 @@ TINY = {"denoising": {"dn_data": "digits", "dn_epochs": 3},
         "mistakes": {"mk_iters": 15}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def restore_process_state():
-    """As in test_pages.py: the dashboard sets torch to one thread, and Streamlit leaves the last script
-    as ``sys.modules["__main__"]``; put both back for the tests that follow."""
-    import sys
-
-    import torch
-
-    n, main = torch.get_num_threads(), sys.modules["__main__"]
-    yield
-    torch.set_num_threads(n)
-    sys.modules["__main__"] = main
+pytestmark = pytest.mark.usefixtures("restore_process_state")  # tests/conftest.py
 
 
 @pytest.fixture(autouse=True)
-def stop_everything():
-    """Every experiment and training job a test started is stopped (they share the server's training slots)."""
+def stop_everything(stop_live_jobs):
+    """Every experiment and training job a test started is stopped (they share the server's training slots):
+    the experiments here, then the jobs (``stop_live_jobs``)."""
     yield
     for task in tasks.live_tasks():
         task.stop(wait=5.0)
-    for job in session.live_jobs():
-        job.stop("test over")
 
 
 def wait_for(predicate, timeout=60.0):

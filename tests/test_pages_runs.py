@@ -24,12 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from sae import ModelConfig, TrainConfig, Trainer  # noqa: E402
+from sae import ModelConfig, TrainConfig, Trainer, export  # noqa: E402
 from sae.data import load_dataset  # noqa: E402
 from sae.persistence import model_to_bytes  # noqa: E402
 from sae.recorder import RunRecorder  # noqa: E402
@@ -43,30 +42,21 @@ RUNS, SWEEP = "pages/10_runs.py", "pages/11_sweep.py"
 SMALL = {"data": "digits", "hidden": "9", "epochs": "4"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def restore_process_state():
-    """As in test_pages.py: the dashboard sets torch to one thread, and Streamlit leaves the last script
-    as ``sys.modules["__main__"]``; put both back for the tests that follow."""
-    import sys
-
-    n, main = torch.get_num_threads(), sys.modules["__main__"]
-    yield
-    torch.set_num_threads(n)
-    sys.modules["__main__"] = main
+pytestmark = pytest.mark.usefixtures("restore_process_state")  # tests/conftest.py
 
 
 @pytest.fixture(autouse=True)
-def stop_everything():
-    """Every job and sweep a test started is stopped (they share the server's training slots)."""
+def stop_everything(stop_live_jobs):
+    """Every job and sweep a test started is stopped (they share the server's training slots): the sweeps
+    here, then the jobs (``stop_live_jobs``)."""
     yield
     share.sweep_registry().cancel_all()
-    for job in session.live_jobs():
-        job.stop("test over")
 
 
 @pytest.fixture
 def store(lab_data):
-    """The test's own run store (conftest points SAE_LAB_DATA at a fresh directory for every test)."""
+    """The test's own run store, the one the dashboard records into (conftest points SAE_LAB_DATA at a fresh
+    directory for every test); unlike conftest's ``store``, which is apart from it."""
     with RunStore(lab_data) as s:
         yield s
 
@@ -366,18 +356,30 @@ def test_every_page_has_the_share_section(store):
         assert at.sidebar.file_uploader(key="share_upload")
 
 
-def test_a_downloaded_bundle_uploads_back_to_identical_outputs(store):
+def paused_at(step: int) -> tuple[AppTest, Job]:
+    """The home page with a digits job trained to ``step`` (the panel's Step, then more), paused."""
     at = app({"data": "digits", "hidden": "16", "epochs": "1000"})
     at.button(key="btn_step").click().run()
-    original = at.session_state["sae_job"]
-    original.step(40)
-    assert wait_for(lambda: original.latest().step == 41 and original.status == session.PAUSED)
+    job = at.session_state["sae_job"]
+    job.step(step - 1)
+    assert wait_for(lambda: job.latest().step == step and job.status == session.PAUSED)
+    return at, job
+
+
+def upload(at: AppTest, name: str, data: bytes) -> Job:
+    """Open ``data`` as the file ``name`` with the sidebar's model uploader; the session's job after it."""
+    at.sidebar.file_uploader(key="share_upload").set_value((name, data, "application/octet-stream")).run()
+    no_exception(at)
+    return at.session_state["sae_job"]
+
+
+def test_a_downloaded_bundle_uploads_back_to_identical_outputs(store):
+    at, original = paused_at(41)
     bundle = share.job_bundle(original, original.model_config, original.data.name)  # what the button serves
     before = original.derived()
-    at.sidebar.file_uploader(key="share_upload").set_value(("model.zip", bundle, "application/zip")).run()
-    no_exception(at)
-    loaded = at.session_state["sae_job"]
+    loaded = upload(at, "model.zip", bundle)
     assert loaded is not original and original.final and loaded.status == session.PAUSED
+    assert loaded.latest().step == 41  # the step the bundle records
     after = loaded.derived()
     np.testing.assert_array_equal(after.A, before.A)
     np.testing.assert_array_equal(after.X_hat, before.X_hat)
@@ -389,29 +391,37 @@ def test_a_downloaded_bundle_uploads_back_to_identical_outputs(store):
         assert at.session_state["sae_job"] is loaded
     # a bare .safetensors (the store's weight files) opens too, with the same outputs
     raw = model_to_bytes(share.job_model(original, original.model_config), original.trainer.config, "digits")
-    at.sidebar.file_uploader(key="share_upload").set_value(("weights.safetensors", raw, "application/octet-stream"))
-    at.run()
-    no_exception(at)
-    again = at.session_state["sae_job"]
+    again = upload(at, "weights.safetensors", raw)
     assert again is not loaded
     np.testing.assert_array_equal(again.derived().X_hat, before.X_hat)
     again.start()  # and it trains on from there
     assert wait_for(lambda: again.latest().step > 0 and again.run_id is not None)
 
 
+def test_an_uploaded_bundle_resumes_at_its_recorded_step_else_after_its_history(store):
+    at, job = paused_at(10)
+    model, history = share.job_model(job, job.model_config), job.history()
+    assert history["step"][-1] == 9
+    # (recorded step, what the upload resumes at): the weights' step, rows after it dropped from the history;
+    # a bundle without a step (written before the step was recorded): the step after its last history row
+    for i, (recorded, resumed, rows) in enumerate(((500, 500, 10), (5, 5, 5), (None, 10, 10))):
+        loaded = upload(at, f"m{i}.zip", export.model_bundle(model, job.trainer.config, "digits", history,
+                                                             step=recorded))
+        assert loaded.latest().step == resumed and len(loaded.history()["step"]) == rows, recorded
+        assert any(f"(step {resumed:,})" in s.value for s in at.sidebar.success)
+
+
 @pytest.mark.parametrize("name,content,message", [
-    ("junk.zip", b"this is not a zip", "not a zip archive"),
+    ("junk.zip", b"this is not a zip", "junk.zip is not a valid model bundle"),
     ("empty.safetensors", b"", "empty"),
     ("model.safetensors", b"\x80\x04\x95" + b"\x00" * 64, "pickle"),
 ], ids=["not-zip", "empty", "pickle"])
 def test_a_bad_upload_is_explained_and_changes_nothing(store, name, content, message):
     at = app()
     job = at.session_state["sae_job"]
-    at.sidebar.file_uploader(key="share_upload").set_value((name, content, "application/octet-stream")).run()
-    no_exception(at)
+    assert upload(at, name, content) is job
     errors = [e.value for e in at.sidebar.error]
     assert any(message in e for e in errors), errors
-    assert at.session_state["sae_job"] is job
 
 
 def test_a_model_for_other_data_is_explained(store):
@@ -419,6 +429,5 @@ def test_a_model_for_other_data_is_explained(store):
 
     model = SparseAutoencoder(5, 3)  # 5 inputs: no built-in data set has 5 features
     at = app()
-    at.sidebar.file_uploader(key="share_upload").set_value(("odd.safetensors", model_to_bytes(model), "x")).run()
-    no_exception(at)
+    upload(at, "odd.safetensors", model_to_bytes(model))
     assert any("5 inputs" in e.value for e in at.sidebar.error)

@@ -15,41 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from sae import ModelConfig, SparseAutoencoder, TrainConfig
+from sae import ModelConfig
 from sae.recorder import RunRecorder
 from sae.store import DB_FILE, RunNotFoundError, RunStore, StoreError, check_run_id, default_root
-from sae.train import DIVERGED, FINISHED, RUNNING, Snapshot
+from sae.train import DIVERGED, FINISHED, RUNNING
 
-MC, TC = ModelConfig(12, 5), TrainConfig(rho=0.1, beta=2.0, epochs=3, batch_size=16)
-
-
-def make_model(seed: int = 0, n: int = 12, s: int = 5) -> SparseAutoencoder:
-    model = SparseAutoencoder(n, s)
-    model.reset_parameters(torch.Generator().manual_seed(seed))
-    return model
-
-
-def snapshot(model: SparseAutoencoder, step: int, status: str = RUNNING, total: float = 1.0) -> Snapshot:
-    s = model.config.n_hidden
-    return Snapshot(step=step, epoch=step / 4, losses={"total": total, "reconstruction": total * 0.9,
-                                                       "sparsity": total * 0.1, "weight_decay": 0.001},
-                    rho_hat=np.linspace(0.05, 0.2, s), weights={k: v.detach().numpy().copy()
-                                                                for k, v in model.state_dict().items()},
-                    hyper={"rho": 0.1, "beta": 2.0, "weight_decay": 1e-4, "lr": 0.01}, samples_per_s=1.0,
-                    elapsed=step * 0.01, status=status, reason="")
-
-
-def history(rows: int, offset: float = 0.0) -> dict[str, np.ndarray]:
-    step = np.arange(rows, dtype=np.float64)
-    return {"step": step, "epoch": step / 4, "time": step * 0.01, "total": 1.0 / (1 + step) + offset,
-            "rho_hat_mean": np.full(rows, 0.1)}
-
-
-@pytest.fixture
-def store(tmp_path):
-    with RunStore(tmp_path / "lab") as s:
-        yield s
-
+from conftest import MC, TC, history, make_model, snapshot
 
 # ----------------------------------------------------------------------------- basics
 

@@ -24,12 +24,6 @@ def digits():
     return load_dataset("digits")
 
 
-@pytest.fixture
-def store(tmp_path):
-    with RunStore(tmp_path / "lab") as s:
-        yield s
-
-
 def spec_2x2(**changes) -> SweepSpec:
     args = dict(rhos=(0.01, 0.1), betas=(0.5, 3.0), model_config=ModelConfig(64, 9), train_config=TINY,
                 dataset="digits")

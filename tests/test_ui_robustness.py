@@ -39,23 +39,7 @@ HOME = str(ROOT / "dashboard.py")
 SMALL = {"data": "digits", "hidden": "16", "epochs": "1000"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def restore_process_state():
-    """The dashboard sets torch to one thread, and Streamlit leaves the script as sys.modules["__main__"]."""
-    import sys
-
-    n, main = torch.get_num_threads(), sys.modules["__main__"]
-    yield
-    torch.set_num_threads(n)
-    sys.modules["__main__"] = main
-    gc.unfreeze()  # the dashboard freezes the heap it starts with (sae.ui.page.configure_process)
-
-
-@pytest.fixture(autouse=True)
-def stop_jobs():
-    yield
-    for job in session.live_jobs():
-        job.stop("test over")
+pytestmark = pytest.mark.usefixtures("restore_process_state", "stop_live_jobs")  # tests/conftest.py
 
 
 def wait_for(predicate, timeout=20.0):

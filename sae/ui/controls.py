@@ -42,7 +42,7 @@ from sae.data import DATASETS, DataError, Dataset, load_array, scale_to_unit_int
 from . import state
 from .session import ACTIVE, DIVERGED, FINISHED, IDLE, PAUSED, QUEUED, RUNNING, STOPPED, Job, Settings
 
-POLL_SECONDS = 0.5  # how often live views redraw while training (>= 2 per second)
+POLL_SECONDS = 0.3  # how often live views redraw while training (about 3 per second)
 QUEUED_POLL_SECONDS = 1.0  # how often a queued run's status line looks whether its turn has come
 
 RHO_OPTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
@@ -108,7 +108,7 @@ def _common(key: str) -> dict:
     return {"key": key, "persist_state": "session"}
 
 
-def _nearest(options: tuple, value: float) -> float:
+def nearest(options: tuple, value: float) -> float:
     """The option closest to value on a log scale (zero only matches zero-ish values)."""
     def distance(o: float) -> float:
         if o == 0 or value == 0:
@@ -136,7 +136,7 @@ def check_url(params: dict[str, str]) -> tuple[Settings, list[str]]:
         except ValueError as exc:
             shown = re.sub(r"[^\w.+\-]", "?", str(raw))  # shown in a code span: no backticks, no newlines
             shown = shown if len(shown) <= 24 else shown[:21] + "…"
-            default = _widget_values(DEFAULTS)[key]
+            default = widget_values(DEFAULTS)[key]
             warnings.append(f"`{key}={shown}` in the link: {exc}; using the default "
                             f"{fmt(default) if isinstance(default, float) else default}.")
     return Settings(**values), warnings
@@ -167,14 +167,14 @@ def _url_value(name: str, raw: str):
         lo, hi = min(options), max(options)
         if not lo <= number <= hi:
             raise ValueError(f"outside the range the slider offers ({fmt(lo)} to {fmt(hi)})")
-        return _nearest(options, number)
+        return nearest(options, number)
     lo, hi = INT_LIMITS[name]
     if not lo <= number <= hi:
         raise ValueError(f"outside the allowed range ({lo:,} to {hi:,})")
     return float(number) if name == "epochs" else int(number)
 
 
-def _widget_values(settings: Settings) -> dict:
+def widget_values(settings: Settings) -> dict:
     """Settings -> {widget key: widget value}."""
     out = {}
     for key, name in KEYS.items():
@@ -196,7 +196,7 @@ def sync_widgets(page_id: str) -> None:
     elif st.session_state.get("sae_page") != page_id and memory is not None:
         target = memory
     if target is not None:
-        for key, value in _widget_values(target).items():
+        for key, value in widget_values(target).items():
             st.session_state[key] = value
     st.session_state["sae_page"] = page_id
 
@@ -285,7 +285,7 @@ def parse_image_shape(text: str) -> tuple[int, int] | None:
     return int(m.group(1)), int(m.group(2))
 
 
-def _display_name(name: str) -> str:
+def display_name(name: str) -> str:
     """The uploaded file's name as shown in messages: harmless characters only, short. (It is never
     used as a path: the file's bytes are parsed in memory.)"""
     name = re.sub(r"[^\w.\- ]", "_", str(name))[-60:].strip() or "upload"
@@ -299,7 +299,7 @@ def on_upload() -> None:
     if file is None:
         st.session_state["sae_upload_error"] = "Choose a CSV or NPY file first."
         return
-    name = _display_name(getattr(file, "name", "upload"))
+    name = display_name(getattr(file, "name", "upload"))
     limit = upload_limit_mb()
     try:
         labels = (st.session_state.get("up_labels") or "").strip() or None
@@ -570,4 +570,4 @@ def _show(v) -> str:
 
 __all__ = ["panel", "status_text", "settings_widgets", "settings_from_state", "check_url", "parse_url", "changes",
            "upload_widgets", "upload_limit_mb", "parse_image_shape", "PAGES", "POLL_SECONDS", "DEFAULTS", "KEYS",
-           "UPLOAD", "UPLOAD_LIMIT_MB", "fmt"]
+           "UPLOAD", "UPLOAD_LIMIT_MB", "fmt", "nearest", "widget_values", "display_name"]

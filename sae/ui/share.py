@@ -52,7 +52,7 @@ def sweep_registry() -> SweepRegistry:
 # ----------------------------------------------------------------------------- settings for a model
 
 def _snap(options: tuple, value: float) -> float:
-    return controls._nearest(options, float(value))  # noqa: SLF001 - the panel's own rule for URL values
+    return controls.nearest(options, float(value))  # the panel's own rule for URL values
 
 
 def settings_for(model_config: ModelConfig, train_config: TrainConfig, dataset: str, base: Settings) -> Settings:
@@ -106,7 +106,7 @@ def _history_or_none(history: dict[str, np.ndarray] | None) -> dict[str, np.ndar
 
 def _set_widgets(settings: Settings) -> None:
     """Put ``settings`` in the panel's widgets (callbacks only: before the widgets are drawn)."""
-    for key, value in controls._widget_values(settings).items():  # noqa: SLF001 - the panel's own mapping
+    for key, value in controls.widget_values(settings).items():  # the panel's own mapping
         st.session_state[key] = value
 
 
@@ -146,14 +146,15 @@ def load_stored_run(run_id: str) -> Job:
 def load_upload(data: bytes, filename: str) -> Job:
     """Put an uploaded model (a bundle .zip or a .safetensors written by the Lab) on view, paused.
     Raises RunFileError / LoadError / ConfigError with a message for the user."""
-    data = bytes(data)
-    if filename.lower().endswith(".zip"):  # say "not a zip archive" for a broken .zip, not "not safetensors"
-        run = export.read_model_bundle(data, filename)
-    else:
-        run = export.read_model_upload(data, filename)
+    run = export.read_model_upload(bytes(data), filename)
     history = run.history or {}
-    step = int(history["step"][-1]) + 1 if "step" in history and len(history["step"]) else 0
-    shown = controls._display_name(filename) if hasattr(controls, "_display_name") else filename  # noqa: SLF001
+    if run.step is not None:  # the step of the weights, as the bundle records it
+        step = run.step
+        if "step" in history:  # rows recorded after those weights (a download while training) are dropped
+            history = {name: values[history["step"] < step] for name, values in history.items()}
+    else:  # a bundle from before the step was recorded: the step after its last history row
+        step = int(history["step"][-1]) + 1 if "step" in history and len(history["step"]) else 0
+    shown = controls.display_name(filename)
     return _install(run.model, run.model_config, run.train_config, run.dataset, step, history, parent_id=None,
                     name=f"{shown} (continued)"[:200],
                     note=f"opened {shown}" + (f" (step {step:,})" if step else "") +
@@ -209,9 +210,11 @@ def job_model(job_or_trainer: Any, model_config: ModelConfig):
 
 
 def job_bundle(job_or_trainer: Any, model_config: ModelConfig, dataset: str) -> bytes:
-    """The model bundle (.zip: config.json, model.safetensors, history.npz) of the latest snapshot."""
+    """The model bundle (.zip: config.json, model.safetensors, history.npz) of the latest snapshot, with its step."""
     trainer = getattr(job_or_trainer, "trainer", job_or_trainer)
-    return export.model_bundle(job_model(trainer, model_config), trainer.config, dataset, trainer.history())
+    snap = trainer.latest()  # one snapshot: the weights and their step
+    return export.model_bundle(model_from_weights(model_config, snap.weights), trainer.config, dataset,
+                               trainer.history(), step=snap.step)
 
 
 def _deferred(fn: Callable[[], bytes], what: str) -> Callable[[], bytes]:
