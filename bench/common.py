@@ -32,6 +32,20 @@ def matmul_peak_gflops(n: int = 1024, repeats: int = 20) -> float:
     return best
 
 
+def plain_objective(enc: torch.nn.Linear, dec: torch.nn.Linear, x: torch.Tensor, rho: float, beta: float,
+                    weight_decay: float) -> torch.Tensor:
+    """The reference: the sparse autoencoder objective as anyone would write it with torch (autograd).
+
+    sigmoid hidden and output units, rho_hat the batch mean, beta KL, lambda/2 on both weight matrices.
+    """
+    a = torch.sigmoid(enc(x))
+    x_hat = torch.sigmoid(dec(a))
+    rho_hat = a.mean(0)
+    kl = (rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
+    return 0.5 * (x_hat - x).pow(2).sum() / x.shape[0] + beta * kl + \
+        0.5 * weight_decay * (enc.weight.pow(2).sum() + dec.weight.pow(2).sum())
+
+
 def interleaved(contenders: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
     """Run each contender once per round, rounds interleaved so machine noise hits all alike."""
     out: dict[str, list[float]] = {name: [] for name in contenders}

@@ -37,7 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import interleaved, matmul_peak_gflops, median, print_table, save_json  # noqa: E402
+from bench.common import interleaved, matmul_peak_gflops, median, plain_objective, print_table, save_json  # noqa: E402
 from sae import ModelConfig, TrainConfig, Trainer  # noqa: E402
 from sae.slots import TrainingSlots  # noqa: E402
 from sae.data import load_dataset  # noqa: E402
@@ -66,12 +66,7 @@ def plain_loop(X: torch.Tensor, n_hidden: int, steps: int, fused_adam: bool = Fa
     opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=LR, fused=fused_adam or None)
 
     def loss_fn(x):
-        a = torch.sigmoid(enc(x))
-        x_hat = torch.sigmoid(dec(a))
-        rho_hat = a.mean(0)
-        kl = (RHO * torch.log(RHO / rho_hat) + (1 - RHO) * torch.log((1 - RHO) / (1 - rho_hat))).sum()
-        return 0.5 * (x_hat - x).pow(2).sum() / x.shape[0] + BETA * kl + \
-            0.5 * LAMBDA * (enc.weight.pow(2).sum() + dec.weight.pow(2).sum())
+        return plain_objective(enc, dec, x, RHO, BETA, LAMBDA)
 
     if compiled:
         loss_fn = torch.compile(loss_fn)

@@ -3,7 +3,8 @@
     python bench/ufldl_lbfgs.py [--repeats 5] [--threads N]
 
 The project (sae.Trainer: its one-iteration-at-a-time L-BFGS on the hand-derived full-batch pass,
-in float64 as minFunc) against plain torch.optim.LBFGS with autograd (history 100, strong Wolfe, the
+in float64 as minFunc) against plain torch.optim.LBFGS with autograd on the objective as anyone would
+write it (bench.common.plain_objective; history 100, strong Wolfe, the
 same tolerances, no cap on evaluations so both take the same 400 iterations), from the same initial
 weights on the same data, interleaved, median of the rounds. The reference runs in float64 (the
 comparison: same precision, same iterations) and in float32 (torch's default, for context: its
@@ -22,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import interleaved, median, print_table, save_json  # noqa: E402
+from bench.common import interleaved, median, plain_objective, print_table, save_json  # noqa: E402
 from sae import ModelConfig, TrainConfig, Trainer, sparse_autoencoder_loss  # noqa: E402
 from sae.data import load_dataset  # noqa: E402
 
@@ -42,13 +43,14 @@ def project(X: torch.Tensor, out: dict) -> float:
 
 def plain(X: torch.Tensor, out: dict, dtype: torch.dtype) -> float:
     model = Trainer(X, ModelConfig(64, 25), CONFIG).model.to(dtype)  # the same seeded initial weights
+    enc, dec = model.encoder, model.decoder  # two nn.Linear
     X = X.to(dtype)
     opt = torch.optim.LBFGS(model.parameters(), lr=1, max_iter=CONFIG.max_iter, max_eval=10 ** 6, history_size=100,
                             line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
 
     def closure():
         opt.zero_grad()
-        loss = sparse_autoencoder_loss(model, X, CONFIG.rho, CONFIG.beta, CONFIG.weight_decay)["total"]
+        loss = plain_objective(enc, dec, X, CONFIG.rho, CONFIG.beta, CONFIG.weight_decay)
         loss.backward()
         return loss
 

@@ -53,16 +53,17 @@ class LBFGS:
     def reset_memory(self) -> None:
         """Drop the curvature pairs (keep x, f, g).
 
-        Pairs live in ring buffers S, Y (history_size, p), written in place: a new pair overwrites the
-        oldest, so an iteration copies one row, not the whole history. ``_order`` lists the physical
-        rows of the kept pairs oldest first; SY = S'Y and YY = Y'Y (k, k) are kept in that time order.
+        Pairs live in one buffer (2 history_size, p): rows [0, h) a ring of s_i, rows [h, 2h) a ring of
+        y_i, written in place (a new pair overwrites the oldest: an iteration copies one row, not the
+        history). ``_order`` lists the ring rows of the kept pairs oldest first; SY = S'Y and YY = Y'Y
+        (k, k) are kept in that time order. An iteration reads the buffer about four times (matrix-vector
+        products): for the new pair's products, for u = S g and w = Y g, and for the direction.
         """
-        p = self.x.numel()
-        if getattr(self, "_S", None) is None or self._S.shape != (self.history_size, p):
-            self._S = self.x.new_zeros(self.history_size, p)  # zeros: unused rows meet only zero weights
-            self._Y = self.x.new_zeros(self.history_size, p)
+        p, h = self.x.numel(), self.history_size
+        if getattr(self, "_pairs", None) is None or self._pairs.shape != (2 * h, p):
+            self._pairs = self.x.new_zeros(2 * h, p)  # zeros: unused rows meet only zero weights
         self._order = torch.empty(0, dtype=torch.long)
-        self._next = 0  # the physical row the next pair goes to
+        self._next = 0  # the ring row the next pair goes to
         self._SY, self._YY = self.x.new_empty(0, 0), self.x.new_empty(0, 0)
 
     @property
@@ -71,20 +72,22 @@ class LBFGS:
         return len(self._order)
 
     def _remember(self, s: torch.Tensor, y: torch.Tensor) -> None:
-        """Add the pair (s, y), dropping the oldest beyond history_size; update S'Y and Y'Y by matvecs."""
-        if len(self._order) == self.history_size:  # the oldest pair, at row _next, gives way
+        """Add the pair (s, y), dropping the oldest beyond history_size; update S'Y and Y'Y."""
+        h = self.history_size
+        if len(self._order) == h:  # the oldest pair, at ring row _next, gives way
             self._order = self._order[1:]
             self._SY, self._YY = self._SY[1:, 1:], self._YY[1:, 1:]
         order = self._order
-        sy_col, sy_row, yy = (self._S @ y)[order], (self._Y @ s)[order], (self._Y @ y)[order]  # s_i.y, s.y_i, y_i.y
+        with_y, y_with_s = self._pairs @ y, self._pairs[h:] @ s  # (S y, Y y) and Y s: matrix-vector products
+        sy_col, yy, sy_row = with_y[order], with_y[h + order], y_with_s[order]
         k = len(order)
         SY = self._SY.new_empty(k + 1, k + 1)
         SY[:k, :k], SY[:k, k], SY[k, :k], SY[k, k] = self._SY, sy_col, sy_row, s.dot(y)
         YY = self._YY.new_empty(k + 1, k + 1)
         YY[:k, :k], YY[:k, k], YY[k, :k], YY[k, k] = self._YY, yy, yy, y.dot(y)
-        self._S[self._next], self._Y[self._next] = s, y
+        self._pairs[self._next], self._pairs[h + self._next] = s, y
         self._order = torch.cat([order, torch.tensor([self._next])])
-        self._next = (self._next + 1) % self.history_size
+        self._next = (self._next + 1) % h
         self._SY, self._YY = SY, YY
 
     def _direction(self) -> torch.Tensor:
@@ -95,19 +98,20 @@ class LBFGS:
         H g = gamma g + S'(R^-T ((D + gamma Y'Y) v - gamma w)) - gamma Y' v: a few small matrix
         operations per iteration instead of 4k vector operations.
         """
-        g, order = self.g, self._order
+        g, order, h = self.g, self._order, self.history_size
         if len(order) == 0:
             return -g
         SY = self._SY
         gamma = SY[-1, -1] / self._YY[-1, -1]
         R = torch.triu(SY)
-        u, w = (self._S @ g)[order], (self._Y @ g)[order]
+        products = self._pairs @ g  # (2h,): S g, then Y g
+        u, w = products[order], products[h + order]
         v = torch.linalg.solve_triangular(R, u[:, None], upper=True)[:, 0]
         rhs = torch.diagonal(SY) * v + gamma * (self._YY @ v) - gamma * w
         z = torch.linalg.solve_triangular(R.t(), rhs[:, None], upper=False)[:, 0]
-        weights = g.new_zeros(2, self.history_size)  # z and -gamma v, back in physical row order
-        weights[0, order], weights[1, order] = z, -gamma * v
-        return -(gamma * g + self._S.t() @ weights[0] + self._Y.t() @ weights[1])
+        weights = g.new_zeros(2 * h)  # z on the s rows, -gamma v on the y rows, in ring order
+        weights[order], weights[h + order] = z, -gamma * v
+        return -(gamma * g + self._pairs.t() @ weights)
 
     def iterate(self) -> bool:
         """One L-BFGS iteration. Returns False once converged (reason in ``converged``)."""
