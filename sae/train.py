@@ -42,7 +42,7 @@ HISTORY_COLUMNS = ("step", "epoch", "time", *LOSS_TERMS, "rho_hat_mean", "rho_ha
                    "rho_hat_min", "rho_hat_max", "rho", "beta", "lambda", "lr")  # the last four: settings in effect
 
 LBFGS_MEMORY_BYTES = 64 * 2**20  # cap on L-BFGS's curvature pairs (minFunc's 100 fit up to ~40k parameters)
-SMALL_STEP_FLOPS = 100_000_000  # below this a training step runs faster on one thread than on two (see Trainer)
+SMALL_STEP_FLOPS = 2_000_000_000  # below this a step in a training thread runs faster on one thread (see Trainer)
 
 # Trainer states. "queued": waiting for a training slot (see sae.slots); "diverged" behaves like
 # "paused" (resume after lowering the rate); "finished" and "stopped" are final.
@@ -87,10 +87,10 @@ class Trainer:
         fused: use the hand-derived forward/backward pass (sae.fused) and fused optimiser kernels
             where they cover the model; False forces autograd (same results within rounding).
         threads: torch threads of the background training thread (``start()``; ``run()`` keeps the
-            caller's). None: one thread when a step is small (under ``SMALL_STEP_FLOPS``), torch's
-            setting otherwise. From a Python thread every multi-threaded kernel call pays ~40 µs of
-            OpenMP start-up, which makes a 64->25 step 4-5x slower on two threads than on one
-            (bench/throughput.py). Set inside the training thread: the caller's threads keep their
+            caller's). None: one thread when a step is under ``SMALL_STEP_FLOPS``, torch's setting
+            otherwise. From a Python thread every multi-threaded kernel call pays ~40 µs of OpenMP
+            start-up: on two threads a 64->25 step runs 4-5x slower than on one, a 784->196 step
+            (batch 256) 1.4x slower (bench/throughput.py). Set inside the training thread: the caller's threads keep their
             own count; threads created later inherit it (torch keeps one process-wide default).
     """
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sae import ModelConfig, SparseAutoencoder, TrainConfig, Trainer, sparse_autoencoder_loss
-from sae.fused import FusedObjective, supports
+from sae.fused import ONEDNN_MIN_MACS, FusedObjective, onednn_available, supports
 from sae.gradcheck import numerical_gradient, relative_difference
 from sae.model import flat_parameters, load_flat_parameters
 
@@ -117,3 +117,34 @@ def test_samples_in_columns_gives_the_same_terms_and_gradients(activation, decod
             torch.testing.assert_close(cols[k], rows[k], rtol=1e-12, atol=1e-14)
         for g, p in zip(rows_grads, model.parameters()):
             torch.testing.assert_close(p.grad, g, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN")
+@pytest.mark.parametrize("activation,decoder,penalty", CASES)
+def test_onednn_products_equal_mkl_products_in_float32(activation, decoder, penalty):
+    """The oneDNN kernels (used for big minibatch products) give MKL's terms and gradients within float32 rounding."""
+    model, x = make(activation, decoder, dtype=torch.float32, seed=7)
+    target = torch.rand_like(x)
+    results = []
+    for onednn in (False, True):
+        terms = FusedObjective(model, penalty, onednn=onednn).loss_and_grad(x, 0.1, 3.0, 1e-3, target)
+        results.append((terms, [p.grad.clone() for p in model.parameters()]))
+    (mkl, mkl_grads), (dnn, dnn_grads) = results
+    for k in mkl:
+        torch.testing.assert_close(dnn[k], mkl[k], rtol=2e-6, atol=1e-7)
+    for a, b in zip(dnn_grads, mkl_grads):
+        torch.testing.assert_close(a, b, rtol=2e-5, atol=1e-7)
+
+
+def test_big_float32_minibatches_go_to_onednn_small_ones_to_mkl():
+    calls = []
+    original = torch._C._nn.mkldnn_linear
+    try:
+        torch._C._nn.mkldnn_linear = lambda *a: calls.append(1) or original(*a)
+        for m, n, s in ((256, 784, 196), (256, 64, 25)):
+            model = SparseAutoencoder(n, s)
+            FusedObjective(model).loss_and_grad(torch.rand(m, n), 0.1, 3.0, 1e-3)
+            assert len(calls) == (5 if m * n * s >= ONEDNN_MIN_MACS and onednn_available() else 0)
+            calls.clear()
+    finally:
+        torch._C._nn.mkldnn_linear = original

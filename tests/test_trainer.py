@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sae import ConfigError, ModelConfig, TrainConfig, Trainer
-from sae.train import DIVERGED, FINISHED, PAUSED, RUNNING, STOPPED
+from sae.train import DIVERGED, FINISHED, PAUSED, RUNNING, SMALL_STEP_FLOPS, STOPPED
 
 
 @pytest.fixture(scope="module")
@@ -314,17 +314,19 @@ def test_stop_before_start_publishes_the_stop(X):
     assert trainer.latest().status == STOPPED and trainer.latest().reason == "reset by the user"
 
 
-@pytest.mark.parametrize("threads,model,expected", [(None, (32, 8), 1), (2, (32, 8), 2), (None, (784, 196), "caller")])
-def test_training_thread_sets_its_own_torch_threads(X, threads, model, expected):
-    """A small model trains on one thread inside the background thread; the caller's count is untouched."""
+@pytest.mark.parametrize("threads,big,expected", [(None, False, 1), (2, False, 2), (None, True, "caller")])
+def test_training_thread_sets_its_own_torch_threads(X, threads, big, expected):
+    """A small step trains on one thread inside the background thread; the caller's count is untouched."""
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         seen = []
-        data = X if model[0] == 32 else np.random.default_rng(0).random((300, 784), dtype=np.float32)
-        trainer = Trainer(data, ModelConfig(*model), TrainConfig(epochs=1, batch_size=256), threads=threads,
+        # big: one full-batch L-BFGS step over 2,000 x 784 -> 196, about 3 GFLOP
+        data = np.random.default_rng(0).random((2000, 784), dtype=np.float32) if big else X
+        config = TrainConfig(optimizer="lbfgs", max_iter=1) if big else TrainConfig(epochs=1, batch_size=256)
+        trainer = Trainer(data, ModelConfig(784, 196) if big else ModelConfig(32, 8), config, threads=threads,
                           on_snapshot=lambda snap: seen.append((snap.status, torch.get_num_threads())))
-        assert (trainer.step_flops() < 1e8) == (model[0] == 32)
+        assert (trainer.step_flops() >= SMALL_STEP_FLOPS) == big
         trainer.start()
         trainer.join(60)
         assert trainer.latest().status == FINISHED
