@@ -41,6 +41,7 @@ LossFunction = Callable[..., dict[str, torch.Tensor]]
 HISTORY_COLUMNS = ("step", "epoch", "time", *LOSS_TERMS, "rho_hat_mean", "rho_hat_std",
                    "rho_hat_min", "rho_hat_max", "rho", "beta", "lambda", "lr")  # the last four: settings in effect
 
+RATE_WINDOW = 1.0  # s of training over which samples_per_s is measured (one slow step must not show as the rate)
 LBFGS_MEMORY_BYTES = 64 * 2**20  # cap on L-BFGS's curvature pairs (minFunc's 100 fit up to ~40k parameters)
 SMALL_STEP_FLOPS = 2_000_000_000  # below this a step in a training thread runs faster on one thread (see Trainer)
 
@@ -60,7 +61,7 @@ class Snapshot:
     rho_hat: np.ndarray  # (s,) mean activation of each hidden unit, as used by the last step's penalty
     weights: dict[str, np.ndarray]  # encoder.weight (s, n), encoder.bias (s,), decoder.weight (n, s), decoder.bias (n,)
     hyper: dict[str, float]  # rho, beta, weight_decay, lr in effect
-    samples_per_s: float  # training throughput since the previous snapshot (paused time excluded)
+    samples_per_s: float  # training throughput over the last RATE_WINDOW s or more (paused time excluded)
     elapsed: float  # seconds spent training (paused time excluded)
     status: str  # idle, queued, running, paused, diverged, finished, stopped
     reason: str = ""  # why training stopped or paused, for the status line
@@ -530,7 +531,9 @@ class Trainer:
         clock, step0, elapsed0 = self._mark
         trained = self._elapsed - elapsed0
         rate = (self.step_count - step0) * self._samples_per_step() / trained if trained > 0 else 0.0
-        if self.step_count > step0:
+        if self._latest is not None and self._latest.samples_per_s > 0 and status == RUNNING and now - clock < RATE_WINDOW:
+            rate = self._latest.samples_per_s  # too few steps yet for a steady figure: keep the last one
+        elif self.step_count > step0:
             self._mark = (now, self.step_count, self._elapsed)
         elif self._latest is not None:
             rate = self._latest.samples_per_s

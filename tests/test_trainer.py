@@ -339,3 +339,31 @@ def test_training_thread_sets_its_own_torch_threads(X, threads, big, expected):
 def test_threads_must_be_positive(X):
     with pytest.raises(ConfigError, match="threads"):
         Trainer(X, ModelConfig(32, 8), TrainConfig(), threads=0)
+
+
+def test_rate_is_measured_over_a_window_not_one_slow_step(X):
+    """A single step slowed down (the GIL taken by a page redraw) right after a snapshot must not show as
+    the training rate: measured over that step alone it would read ~1/100 of the steady rate."""
+    trainer = Trainer(X, ModelConfig(32, 8), TrainConfig(epochs=5000, batch_size=50), snapshot_interval=0.05)
+    trainer.start()
+    assert wait_for(lambda: trainer.latest().samples_per_s > 0)
+    time.sleep(1.2)
+    steady = trainer.latest().samples_per_s
+    original, armed = trainer._fused.loss_and_grad, []
+
+    def slow_after_a_snapshot(*args, **kwargs):
+        if armed:
+            armed.clear()
+            time.sleep(0.04)
+        return original(*args, **kwargs)
+
+    rates = []
+    trainer._fused.loss_and_grad = slow_after_a_snapshot
+    trainer.on_snapshot = lambda snap: armed.append(1) if len(rates) < 5 else None
+    end = time.time() + 0.6
+    while time.time() < end:
+        rates.append(trainer.latest().samples_per_s)
+        time.sleep(0.005)
+    trainer.stop()
+    trainer.join(10)
+    assert min(rates) > steady / 5
