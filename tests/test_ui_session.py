@@ -129,3 +129,16 @@ def test_derived_views_are_cached_per_snapshot(job):
 def test_training_slots_cap_concurrent_runs(monkeypatch):
     slots = session.training_slots()
     assert slots.capacity >= 1
+
+
+def test_warm_up_imports_what_later_pages_need_first(monkeypatch):
+    import importlib
+    import sys
+
+    page_module = importlib.import_module("sae.ui.page")
+    monkeypatch.setattr(page_module, "WARM_UP_DELAY", 0.0)
+    try:
+        page_module._warm_up()  # runs in a background thread in the server; any error there would go unseen
+    finally:
+        gc.unfreeze()  # it freezes the heap, as the server wants; this test process does not
+    assert "sklearn.decomposition" in sys.modules and "sklearn.linear_model" in sys.modules

@@ -36,8 +36,8 @@ def configure_process() -> None:
 
 def _warm_up() -> None:
     """Import and exercise, off the first page's path, what later pages need on first use: scikit-learn's
-    PCA and logistic regression (0.8 s to import) and the first Plotly scatter (0.2 s). Without it the
-    first visit to the Codes page took 2.5 s; then freeze the heap again (see configure_process).
+    PCA and logistic regression (0.8 s to import), the first Plotly scatter (0.2 s) and image (0.25 s).
+    Without it the first visit to the Codes page took 2.5 s; then freeze the heap again (see configure_process).
     Starts WARM_UP_DELAY after the first script run began, so it does not slow the first page down."""
     import time
 
@@ -51,6 +51,7 @@ def _warm_up() -> None:
     Z = np.random.default_rng(0).random((40, 4))
     coords, explained = pca_projection(Z, 3)
     figures.pca_scatter(coords, explained, None, None, "warm-up", dims=2)
+    figures.filters_figure(Z.T.astype(np.float32)[:, :4], (2, 2))  # plotly.express's image: 0.25 s the first time
     linear_probe(Z, np.arange(40) % 2)
     gc.collect()
     gc.freeze()
