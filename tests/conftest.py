@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -62,6 +63,16 @@ def stop_live_jobs():
 # ----------------------------------------------------------------------------- the run store
 
 MC, TC = ModelConfig(12, 5), TrainConfig(rho=0.1, beta=2.0, epochs=3, batch_size=16)
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.02) -> bool:
+    """Poll ``predicate`` until it holds (True) or ``timeout`` s pass (False); for threads and fragments."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
 
 
 def make_model(seed: int = 0, n: int = 12, s: int = 5) -> SparseAutoencoder:

@@ -34,6 +34,7 @@ from sae import ModelConfig, SparseAutoencoder, TrainConfig, Trainer
 from sae.config import ConfigError
 from sae.data import DataError, load_array
 from sae.persistence import RunFileError, model_from_bytes, model_to_bytes
+from conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 HOME = str(ROOT / "dashboard.py")
@@ -310,17 +311,6 @@ def test_image_shape_parser_returns_two_ints_or_a_data_error(text):
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 SMALL = {"data": "digits", "hidden": "16", "epochs": "1000"}
-
-
-
-
-def wait_for(predicate, timeout=15.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def app(params=None):

@@ -14,21 +14,13 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from sae.ui import session  # noqa: E402
+from conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 HOME = str(ROOT / "dashboard.py")
 PAGES = ["pages/1_kl_penalty.py", "pages/2_filters.py", "pages/3_activations.py", "pages/4_codes.py",
          "pages/5_reconstructions.py"]
 SMALL = {"data": "digits", "hidden": "16", "epochs": "1000"}  # quick to load, long enough to watch
-
-
-def wait_for(predicate, timeout=15.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 pytestmark = pytest.mark.usefixtures("restore_process_state", "stop_live_jobs")  # tests/conftest.py

@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from sae.experiments import rethreshold  # noqa: E402
 from sae.ui import tasks  # noqa: E402
+from conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 HOME = str(ROOT / "dashboard.py")
@@ -39,15 +40,6 @@ def stop_everything(stop_live_jobs):
     yield
     for task in tasks.live_tasks():
         task.stop(wait=5.0)
-
-
-def wait_for(predicate, timeout=60.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def open_page(name: str, settings: dict | None = None) -> AppTest:

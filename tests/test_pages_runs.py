@@ -35,6 +35,7 @@ from sae.recorder import RunRecorder  # noqa: E402
 from sae.store import RunStore  # noqa: E402
 from sae.ui import session, share, state  # noqa: E402
 from sae.ui.session import Job, Settings, subset_indices  # noqa: E402
+from conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 HOME = str(ROOT / "dashboard.py")
@@ -59,15 +60,6 @@ def store(lab_data):
     directory for every test); unlike conftest's ``store``, which is apart from it."""
     with RunStore(lab_data) as s:
         yield s
-
-
-def wait_for(predicate, timeout=60.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def app(params=None, page=None) -> AppTest:

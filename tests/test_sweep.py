@@ -15,6 +15,7 @@ from sae.metrics import evaluate_run
 from sae.store import RunStore
 from sae.sweep import Sweep, SweepError, SweepSpec, load_sweep
 from sae.train import DIVERGED, FINISHED, STOPPED
+from conftest import wait_for
 
 TINY = TrainConfig(epochs=1.0, batch_size=256, lr=0.02)  # 7 full batches of 256 on digits
 
@@ -29,15 +30,6 @@ def spec_2x2(**changes) -> SweepSpec:
                 dataset="digits")
     args.update(changes)
     return SweepSpec(**args)
-
-
-def wait_for(predicate, timeout=30.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 # ----------------------------------------------------------------------------- the spec

@@ -8,6 +8,7 @@ import torch
 
 from sae import ConfigError, ModelConfig, TrainConfig, Trainer
 from sae.train import DIVERGED, FINISHED, PAUSED, RUNNING, SMALL_STEP_FLOPS, STOPPED
+from conftest import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -17,15 +18,6 @@ def X():
     basis = torch.rand(6, 32, generator=g)
     codes = torch.rand(600, 6, generator=g)
     return ((codes @ basis) / 6).numpy()
-
-
-def wait_for(predicate, timeout=20.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 @pytest.mark.parametrize("optimizer,lr", [("adam", 1e-2), ("sgd", 0.5), ("lbfgs", 1.0)])

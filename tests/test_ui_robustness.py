@@ -33,6 +33,7 @@ from sae.slots import TrainingSlots  # noqa: E402
 from sae.ui import session  # noqa: E402
 from sae.ui.controls import DEFAULTS, status_text  # noqa: E402
 from sae.ui.session import Job, Settings, subset_indices  # noqa: E402
+from conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 HOME = str(ROOT / "dashboard.py")
@@ -40,15 +41,6 @@ SMALL = {"data": "digits", "hidden": "16", "epochs": "1000"}
 
 
 pytestmark = pytest.mark.usefixtures("restore_process_state", "stop_live_jobs")  # tests/conftest.py
-
-
-def wait_for(predicate, timeout=20.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def app(params=None) -> AppTest:

@@ -10,15 +10,7 @@ from sae.data import load_dataset
 from sae.ui import session
 from sae.ui.controls import DEFAULTS, parse_url, url_params
 from sae.ui.session import Job, Settings, subset_indices
-
-
-def wait_for(predicate, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
+from conftest import wait_for
 
 
 @pytest.fixture
