@@ -91,8 +91,9 @@ class Trainer:
             caller's). None: one thread when a step is under ``SMALL_STEP_FLOPS``, torch's setting
             otherwise. From a Python thread every multi-threaded kernel call pays ~40 µs of OpenMP
             start-up: on two threads a 64->25 step runs 4-5x slower than on one, a 784->196 step
-            (batch 256) 1.4x slower (bench/throughput.py). Set inside the training thread: the caller's threads keep their
-            own count; threads created later inherit it (torch keeps one process-wide default).
+            (batch 256) 1.4x slower (bench/throughput.py). Set inside the training thread: the
+            caller's threads keep their own count; threads created later inherit it (torch keeps
+            one process-wide default).
     """
 
     def __init__(self, X, model_config: ModelConfig | None = None, config: TrainConfig | None = None, *,
@@ -531,7 +532,8 @@ class Trainer:
         clock, step0, elapsed0 = self._mark
         trained = self._elapsed - elapsed0
         rate = (self.step_count - step0) * self._samples_per_step() / trained if trained > 0 else 0.0
-        if self._latest is not None and self._latest.samples_per_s > 0 and status == RUNNING and now - clock < RATE_WINDOW:
+        steady = self._latest is not None and self._latest.samples_per_s > 0
+        if steady and status == RUNNING and now - clock < RATE_WINDOW:
             rate = self._latest.samples_per_s  # too few steps yet for a steady figure: keep the last one
         elif self.step_count > step0:
             self._mark = (now, self.step_count, self._elapsed)

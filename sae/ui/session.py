@@ -407,7 +407,7 @@ def reap(now: float | None = None) -> list[tuple[int, str]]:
 
 def _reap_forever() -> None:
     """Reap every REAPER_PERIOD; collect garbage every GC_PERIOD. The dashboard turns off Streamlit's
-    gc.collect() after every script run (``runner.postScriptGC``: ~0.25 s holding the GIL, twice a second
+    gc.collect() after every script run (``runner.postScriptGC``: ~0.25 s holding the GIL, several times a second
     per polling page), so the reference cycles a closed session leaves behind are freed here instead
     (cheap: sae.ui.page freezes the startup heap)."""
     import gc
