@@ -437,29 +437,40 @@ class Trainer:
         ways in the fourth digit). The objective is evaluated on a float64 twin of the model and a float64
         copy of the data; the float32 model receives the iterate after every iteration.
         """
-        self._twin = copy.deepcopy(self.model).to(torch.float64)
-        self._twin_fused = FusedObjective(self._twin, self.config.penalty) if self._fused is not None else None
+        self._twin = twin = copy.deepcopy(self.model).to(torch.float64)
+        theta = flat_parameters(twin)
+        self._twin_fused = None
+        if self._fused is not None:  # the twin's parameters and gradients are views of two flat vectors
+            self._twin_theta, self._twin_grad = theta.clone(), torch.zeros_like(theta)
+            offset = 0
+            for p in twin.parameters():
+                p.data = self._twin_theta[offset:offset + p.numel()].view_as(p)
+                p.grad = self._twin_grad[offset:offset + p.numel()].view_as(p)
+                offset += p.numel()
+            self._twin_fused = FusedObjective(twin, self.config.penalty)
         if self._X64 is None:  # the fused pass takes one sample per column (faster matmuls, see sae.fused)
             X64 = self.X.to(torch.float64)
             self._X64 = X64.t().contiguous() if self._twin_fused is not None else X64
-        theta = flat_parameters(self._twin)
         pairs = min(100, max(10, LBFGS_MEMORY_BYTES // (2 * theta.numel() * theta.element_size())))
         self._lbfgs = LBFGS(self._objective, theta, history_size=pairs)
 
     def _objective(self, theta: torch.Tensor) -> tuple[float, torch.Tensor]:
         """The full-batch loss and its gradient (float64) at flat parameters theta (p,)."""
         cfg, model = self.config, self._twin
-        load_flat_parameters(model, theta)
         if self._twin_fused is not None:
+            self._twin_theta.copy_(theta)  # one copy: the parameters are views of it
             terms = self._twin_fused.loss_and_grad(self._X64, cfg.rho, cfg.beta, cfg.weight_decay,
                                                    samples_in_columns=True)
+            grad = self._twin_grad  # filled through the .grad views (the caller copies it)
         else:
+            load_flat_parameters(model, theta)
             model.zero_grad(set_to_none=True)
             terms = self.loss(model, self._X64, cfg.rho, cfg.beta, cfg.weight_decay, cfg.penalty)
             terms["total"].backward()
+            grad = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
         f = float(terms["total"].detach())
         self._evaluated.append((f, {k: v.detach() for k, v in terms.items()}))
-        return f, torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+        return f, grad
 
     def _corrupt(self, x: torch.Tensor) -> torch.Tensor:
         """The denoising input: x corrupted by the configured noise, clipped to the data's range."""
