@@ -4,7 +4,7 @@ import math
 
 import streamlit as st
 
-from sae import figures
+from sae.viz import figures
 from sae.ui import page, what_to_look_for
 from sae.ui.live import headline_deltas, live
 

@@ -9,7 +9,7 @@ natural-image patches 64->25. Contenders, interleaved round by round (median of 
   plain loop            nn.Linear + autograd + torch.optim.Adam, nothing else (the reference), at torch's
                         default thread count and at 1 thread
   plain + fused Adam    the same with Adam(fused=True): what the optimiser kernel alone buys
-  hand-derived grads    sae.fused.FusedObjective + plain Adam: what the hand-derived pass alone buys
+  hand-derived grads    sae.core.fused.FusedObjective + plain Adam: what the hand-derived pass alone buys
   compiled loss         torch.compile of the plain loss (with --compile; compiling takes a while)
   dashboard (autograd)  sae.Trainer(fused=False) in its background thread holding a training slot, a
                         consumer reading snapshots three times a second as the UI does
@@ -39,10 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import interleaved, matmul_peak_gflops, median, plain_objective, print_table, save_json  # noqa: E402
 from sae import ModelConfig, TrainConfig, Trainer  # noqa: E402
-from sae.slots import TrainingSlots  # noqa: E402
+from sae.training.slots import TrainingSlots  # noqa: E402
 from sae.data import load_dataset  # noqa: E402
-from sae.fused import FusedObjective  # noqa: E402
-from sae.model import SparseAutoencoder  # noqa: E402
+from sae.core.fused import FusedObjective  # noqa: E402
+from sae.core.model import SparseAutoencoder  # noqa: E402
 
 RHO, BETA, LAMBDA, LR, BATCH, SEED = 0.1, 3.0, 3e-3, 1e-3, 256, 0
 

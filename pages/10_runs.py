@@ -6,11 +6,13 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from sae import export, figures, figures_runs
-from sae.compare import DEFAULT_COLUMNS, MAX_RUNS, CompareError, differing_settings, load_comparison
+from sae.runs import export
+from sae.viz import figures
+from sae.viz import run_figures
+from sae.runs.compare import DEFAULT_COLUMNS, MAX_RUNS, CompareError, differing_settings, load_comparison
 from sae.data import DATASETS
-from sae.notebook import image_shape_for, run_table
-from sae.store import SORTABLE, StoreError
+from sae.runs.table import image_shape_for, run_table
+from sae.runs.store import SORTABLE, StoreError
 from sae.ui import page, share, state
 
 job = page("Runs", ":material/table_rows:",
@@ -165,7 +167,7 @@ if view == "Compare":
                 "their ρ̂ histograms.", icon=":material/compare_arrows:")
         st.stop()
     c = st.columns([2, 1.5, 1])
-    column = c[0].radio("Curve", list(DEFAULT_COLUMNS), format_func=lambda k: figures_runs.COLUMN_TITLES.get(k, k),
+    column = c[0].radio("Curve", list(DEFAULT_COLUMNS), format_func=lambda k: run_figures.COLUMN_TITLES.get(k, k),
                         horizontal=True, key="runs_curve", persist_state="session")
     x_axis = c[1].radio("Against", ["step", "epoch", "time"], horizontal=True, key="runs_x", persist_state="session")
     log_y = c[2].toggle("Log y", value=True, key="runs_log", persist_state="session")
@@ -178,7 +180,7 @@ if view == "Compare":
     left, right = st.columns([3, 2], gap="medium")
     with left:
         rho = comparison.records[0].current_train_config.rho if comparison.records[0].current_train_config else None
-        fig = figures_runs.compare_curves(comparison.curves, column if column in comparison.curves.curves else "total",
+        fig = run_figures.compare_curves(comparison.curves, column if column in comparison.curves.curves else "total",
                                           names, log_y=log_y, target=rho)
         st.plotly_chart(fig, key="cmp_curves")
         share.figure_download(fig, f"compare-{column}", key="dl_cmp_curves")
@@ -186,7 +188,7 @@ if view == "Compare":
         if comparison.histograms is not None:
             targets = {r.id: (r.current_train_config.rho if r.current_train_config else None)
                        for r in comparison.records}
-            fig = figures_runs.compare_rho_hat(comparison.histograms, names, targets)
+            fig = run_figures.compare_rho_hat(comparison.histograms, names, targets)
             st.plotly_chart(fig, key="cmp_rho_hat")
             share.figure_download(fig, "compare-rho-hat", key="dl_cmp_rho")
         else:
@@ -195,7 +197,7 @@ if view == "Compare":
         shape = shape_of(comparison.records[0])
         st.markdown("**Encoder filters W₁, side by side**")
         if shape is not None:
-            fig = figures_runs.filters_side_by_side(comparison.filters, shape, names)
+            fig = run_figures.filters_side_by_side(comparison.filters, shape, names)
             st.plotly_chart(fig, key="cmp_filters", config={"displayModeBar": False})
             share.figure_download(fig, "compare-filters", key="dl_cmp_filters")
         else:
@@ -299,7 +301,7 @@ else:
                              file_name=export.download_name(record.name, ".zip"), mime="application/zip",
                              on_click="ignore", key="runs_bundle", icon=":material/download:", width="stretch",
                              help="config.json + model.safetensors + history.npz; open it with “Open a saved "
-                                  "model” in the sidebar, or sae.export.read_model_bundle in Python.")
+                                  "model” in the sidebar, or sae.runs.export.read_model_bundle in Python.")
         if tc is not None:
             with d[1].expander("Reproduce in Python", icon=":material/code:"):
                 st.code(export.reproduce_snippet(record.model_config, tc, record.dataset), language="python")

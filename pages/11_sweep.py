@@ -8,16 +8,16 @@ from functools import partial
 import numpy as np
 import streamlit as st
 
-from sae import figures_runs
-from sae.config import ConfigError
+from sae.viz import run_figures
+from sae.core.config import ConfigError
 from sae.data import DATASETS, DataError
-from sae.figures_runs import cell_from_event
-from sae.notebook import METRIC_LABELS, best_cell
-from sae.train import steps_per_epoch
-from sae.store import StoreError
-from sae.sweep import MAX_AXIS, SweepError, SweepSpec, load_sweep
+from sae.viz.run_figures import cell_from_event
+from sae.runs.table import METRIC_LABELS, best_cell
+from sae.training.trainer import steps_per_epoch
+from sae.runs.store import StoreError
+from sae.runs.sweep import MAX_AXIS, SweepError, SweepSpec, load_sweep
 from sae.ui import controls, page, share, state
-from sae.ui.session import training_slots
+from sae.app.job import training_slots
 
 HEATMAPS = ("reconstruction", "rho_hat_mean", "dead_units", "probe_accuracy")
 HIDDEN_OPTIONS = (4, 9, 16, 25, 36, 49, 64, 100, 144, 196, 256)
@@ -205,7 +205,7 @@ def sweep_view() -> None:
     def figure(kind: str, *args):
         """The figure of ``kind`` for these results, built once per (kind, arguments)."""
         if (kind, args) not in figs:
-            figs[(kind, args)] = getattr(figures_runs, kind)(results, *args)
+            figs[(kind, args)] = getattr(run_figures, kind)(results, *args)
         return figs[(kind, args)]
     sizes = results.hidden_sizes
     h = 0

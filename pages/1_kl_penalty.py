@@ -5,8 +5,8 @@ import inspect
 import numpy as np
 import streamlit as st
 
-import sae.loss
-from sae import figures
+import sae.core.loss
+from sae.viz import figures
 from sae.ui import page, what_to_look_for
 from sae.ui.live import live
 
@@ -57,5 +57,5 @@ def draw(job) -> None:
 live(draw)
 
 with st.expander("The source of the KL function used in training", icon=":material/code:"):
-    st.code(inspect.getsource(sae.loss.kl_divergence), language="python")
-    st.code(inspect.getsource(sae.loss.kl_divergence_grad), language="python")
+    st.code(inspect.getsource(sae.core.loss.kl_divergence), language="python")
+    st.code(inspect.getsource(sae.core.loss.kl_divergence_grad), language="python")

@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from sae import figures
+from sae.viz import figures
 from sae.ui import page, share, what_to_look_for
 from sae.ui.live import live
 

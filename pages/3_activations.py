@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from sae import figures
+from sae.viz import figures
 from sae.ui import page, what_to_look_for
 from sae.ui.live import live
 

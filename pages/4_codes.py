@@ -5,11 +5,11 @@ import time
 import numpy as np
 import streamlit as st
 
-from sae import figures
-from sae.metrics import linear_probe, pca_projection
+from sae.viz import figures
+from sae.evaluation.metrics import linear_probe, pca_projection
 from sae.ui import page, what_to_look_for
 from sae.ui.live import live
-from sae.ui.session import ACTIVE
+from sae.training.status import ACTIVE_STATUSES
 
 POINTS = 300  # points drawn per scatter (each carries a small hover picture of its input)
 PROBE_EVERY = 4.0  # s between linear-probe refits while training
@@ -55,7 +55,7 @@ def probe_codes(job, d) -> float | None:
     cache = job.__dict__.get("_probe")
     version = d.snapshot.version
     stale = cache is None or (cache[0] != version and (time.monotonic() - cache[1] > PROBE_EVERY
-                                                       or job.status not in ACTIVE))
+                                                       or job.status not in ACTIVE_STATUSES))
     if stale:
         A = d.A
         acc = linear_probe(A, labels) if np.ptp(A, axis=0).max() > 0 else 1.0 / len(np.unique(labels))

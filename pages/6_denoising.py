@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from sae import figures_extra as fx
-from sae.config import ModelConfig
-from sae.experiments import denoising_train_config, run_denoising
+from sae.viz import experiment_figures as fx
+from sae.core.config import ModelConfig
+from sae.experiments.denoising import denoising_train_config, run_denoising
 from sae.ui import page, what_to_look_for
 from sae.ui.experiment import experiment
 from sae.ui.state import load_data

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from sae import figures_extra as fx
-from sae.anomaly import default_model_config, default_train_config
-from sae.config import ModelConfig, replace
-from sae.experiments import flag_rates, rethreshold, run_anomaly
+from sae.viz import experiment_figures as fx
+from sae.experiments.anomaly import default_model_config, default_train_config
+from sae.core.config import ModelConfig, replace
+from sae.experiments.denoising import flag_rates, rethreshold, run_anomaly
 from sae.ui import page, what_to_look_for
 from sae.ui.experiment import experiment
 from sae.ui.state import load_data
@@ -27,7 +27,7 @@ with st.expander("Model and training", icon=":material/tune:"):
                             help="auto: 196 for MNIST, 32 for the 8×8 digits.")
     iters = e[1].number_input("L-BFGS iterations", 5, 1000, 200, step=50, key="an_iters", persist_state="session")
     seed = e[2].number_input("Seed", 0, 10_000, 0, key="an_seed", persist_state="session")
-    st.caption("UFLDL's MNIST objective: ρ = 0.1, β = 3, λ = 3e-3, full-batch L-BFGS (sae.anomaly's defaults).")
+    st.caption("UFLDL's MNIST objective: ρ = 0.1, β = 3, λ = 3e-3, full-batch L-BFGS (sae.experiments.anomaly's defaults).")
 
 data = load_data(dataset)
 model_config = default_model_config(data.n_features) if hidden == "auto" else ModelConfig(data.n_features, int(hidden))

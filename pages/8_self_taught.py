@@ -3,11 +3,11 @@
 import numpy as np
 import streamlit as st
 
-from sae import figures
-from sae import figures_extra as fx
-from sae.config import ModelConfig, replace
-from sae.experiments import run_self_taught_experiment
-from sae.selftaught import default_model_config, default_train_config
+from sae.viz import figures
+from sae.viz import experiment_figures as fx
+from sae.core.config import ModelConfig, replace
+from sae.experiments.denoising import run_self_taught_experiment
+from sae.experiments.selftaught import default_model_config, default_train_config
 from sae.ui import page, what_to_look_for
 from sae.ui.experiment import experiment
 from sae.ui.state import load_data

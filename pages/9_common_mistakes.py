@@ -4,12 +4,12 @@ import math
 
 import streamlit as st
 
-from sae import figures
-from sae import figures_extra as fx
-from sae.config import ModelConfig
-from sae.mistake_compare import compare_mistake, mistake_train_config
-from sae.metrics import dead_units
-from sae.mistakes import MISTAKES
+from sae.viz import figures
+from sae.viz import experiment_figures as fx
+from sae.core.config import ModelConfig
+from sae.experiments.mistake_compare import compare_mistake, mistake_train_config
+from sae.evaluation.metrics import dead_units
+from sae.experiments.mistakes import MISTAKES
 from sae.ui import page, what_to_look_for
 from sae.ui.experiment import experiment
 from sae.ui.state import load_data

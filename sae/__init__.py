@@ -3,10 +3,10 @@
 The core (everything but ``sae.ui``) imports no Streamlit: use it from a notebook, a script or tests.
 """
 
-from .config import ConfigError, ModelConfig, TrainConfig
-from .loss import kl_divergence, kl_divergence_grad, mean_activation, sparse_autoencoder_loss
-from .model import SparseAutoencoder
-from .train import Snapshot, Trainer
+from sae.core.config import ConfigError, ModelConfig, TrainConfig
+from sae.core.loss import kl_divergence, kl_divergence_grad, mean_activation, sparse_autoencoder_loss
+from sae.core.model import SparseAutoencoder
+from sae.training.trainer import Snapshot, Trainer
 
 __all__ = ["ConfigError", "ModelConfig", "TrainConfig", "SparseAutoencoder", "kl_divergence",
            "kl_divergence_grad", "mean_activation", "sparse_autoencoder_loss", "Snapshot", "Trainer"]

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from .config import ACTIVATIONS, DECODER_ACTIVATIONS, OPTIMIZERS, PENALTIES, ConfigError, TrainConfig
+from sae.core.config import ACTIVATIONS, DECODER_ACTIVATIONS, OPTIMIZERS, PENALTIES, ConfigError, TrainConfig
+from sae.training.status import RunStatus
 
 _DEFAULTS = TrainConfig()
 FILTER_CELL_PIXELS = 32  # filters.png is upscaled so each filter is at least this many pixels wide
@@ -31,7 +32,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .data import DATASETS
+    from sae.data import DATASETS
 
     parser = _Parser(prog="python -m sae", description="The Sparse Autoencoder Lab: train the classic "
                      "KL-sparsity autoencoder (UFLDL / CS294A) or check its gradients.")
@@ -108,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------- train
 
 def _load_data(args):
-    from .data import load_array, load_dataset
+    from sae.data import load_array, load_dataset
 
     if args.data:
         data = load_array(args.data)
@@ -122,12 +123,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from .config import ModelConfig
-    from .images import save_png, tile_filters
-    from .loss import sparse_autoencoder_loss
-    from .metrics import summarize
-    from .persistence import save_run
-    from .train import DIVERGED, Trainer
+    from sae.core.config import ModelConfig
+    from sae.viz.images import save_png, tile_filters
+    from sae.core.loss import sparse_autoencoder_loss
+    from sae.evaluation.metrics import summarize
+    from sae.runs.files import save_run
+    from sae.training.trainer import Trainer
 
     if args.penalty == "topk" and args.topk is None:
         raise ConfigError("--penalty topk needs --topk K (how many units stay active per sample).")
@@ -186,7 +187,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 raise ConfigError(f"cannot write {out / 'filters.png'}: {exc.strerror or exc}.") from None
             files.append("filters.png")
         print(f"saved {out}: {', '.join(files)}")
-    if snapshot.status == DIVERGED:
+    if snapshot.status == RunStatus.DIVERGED:
         print(f"error: {snapshot.reason}", file=sys.stderr)
         return 1
     return 0
@@ -195,7 +196,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- gradcheck
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
-    from .gradcheck import gradient_check_all
+    from sae.core.gradcheck import gradient_check_all
 
     if args.seed < 0:
         raise ConfigError(f"seed must be >= 0, got {args.seed}.")
@@ -213,9 +214,9 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (argparse usage errors exit 2 through SystemExit)."""
-    from .data import DataError
-    from .images import ImageError
-    from .persistence import RunFileError
+    from sae.data import DataError
+    from sae.viz.images import ImageError
+    from sae.runs.files import RunFileError
 
     args = build_parser().parse_args(argv)
     try:

@@ -1,7 +1,7 @@
 """Shared test settings, fixtures and helpers.
 
 Every training run started through the dashboard's session layer is recorded in the run store
-(``sae.store``), whose directory comes from ``SAE_LAB_DATA`` (default ``~/.local/share/sae-lab``).
+(``sae.runs.store``), whose directory comes from ``SAE_LAB_DATA`` (default ``~/.local/share/sae-lab``).
 Tests must never write there: each test gets its own temporary store directory.
 
 - ``lab_data`` (every test): that temporary store directory.
@@ -23,7 +23,8 @@ import pytest
 import torch
 
 from sae import ModelConfig, SparseAutoencoder, TrainConfig
-from sae.train import RUNNING, Snapshot
+from sae.training.status import RunStatus
+from sae.training.trainer import Snapshot
 
 
 @pytest.fixture(autouse=True)
@@ -54,9 +55,9 @@ def restore_process_state():
 def stop_live_jobs():
     """Every job a test started is stopped (the server keeps one training slot per spare core)."""
     yield
-    from sae.ui import session  # (imports streamlit: only for the modules that use this fixture)
+    from sae.app import job as job_module
 
-    for job in session.live_jobs():
+    for job in job_module.live_jobs():
         job.stop("test over")
 
 
@@ -81,7 +82,7 @@ def make_model(seed: int = 0, n: int = 12, s: int = 5) -> SparseAutoencoder:
     return model
 
 
-def snapshot(model: SparseAutoencoder, step: int, status: str = RUNNING, total: float = 1.0) -> Snapshot:
+def snapshot(model: SparseAutoencoder, step: int, status: str = RunStatus.RUNNING, total: float = 1.0) -> Snapshot:
     s = model.config.n_hidden
     return Snapshot(step=step, epoch=step / 4, losses={"total": total, "reconstruction": total * 0.9,
                                                        "sparsity": total * 0.1, "weight_decay": 0.001},
@@ -100,7 +101,7 @@ def history(rows: int, offset: float = 0.0) -> dict[str, np.ndarray]:
 @pytest.fixture
 def store(tmp_path):
     """A fresh run store in ``tmp_path / "lab"`` (apart from ``lab_data``), closed after the test."""
-    from sae.store import RunStore
+    from sae.runs.store import RunStore
 
     with RunStore(tmp_path / "lab") as s:
         yield s

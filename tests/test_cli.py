@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from sae import cli
-from sae.gradcheck import GradCheck
-from sae.persistence import load_run
+from sae.core.gradcheck import GradCheck
+from sae.runs.files import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,9 +46,9 @@ def test_gradcheck_passes():
 
 
 def test_gradcheck_failure_exits_nonzero(monkeypatch, capsys):
-    import sae.gradcheck
+    import sae.core.gradcheck
 
-    monkeypatch.setattr(sae.gradcheck, "gradient_check_all",
+    monkeypatch.setattr(sae.core.gradcheck, "gradient_check_all",
                         lambda seed=0: [GradCheck("sigmoid", "kl", "sigmoid", 1e-11),
                                         GradCheck("tanh", "kl", "sigmoid", 2e-9)])
     assert cli.main(["gradcheck"]) == 1

@@ -15,6 +15,6 @@ torch alone.
 
 from __future__ import annotations
 
-from .page import page, what_to_look_for
+from sae.ui.page import page, what_to_look_for
 
 __all__ = ["page", "what_to_look_for"]

@@ -36,11 +36,12 @@ from dataclasses import fields
 
 import streamlit as st
 
-from sae.config import ACTIVATIONS, OPTIMIZERS, ConfigError
+from sae.core.config import ACTIVATIONS, OPTIMIZERS, ConfigError
+from sae.training.status import RunStatus, ACTIVE_STATUSES
 from sae.data import DATASETS, DataError, Dataset, load_array, scale_to_unit_interval
 
-from . import state
-from .session import ACTIVE, DIVERGED, FINISHED, IDLE, PAUSED, QUEUED, RUNNING, STOPPED, Job, Settings
+from sae.ui import state
+from sae.app.job import Job, Settings
 
 POLL_SECONDS = 0.3  # how often live views redraw while training (about 3 per second)
 QUEUED_POLL_SECONDS = 1.0  # how often a queued run's status line looks whether its turn has come
@@ -414,9 +415,9 @@ def on_pause_resume() -> None:
     job = state.current_job()
     if job is None:
         return
-    if job.status in ACTIVE:
+    if job.status in ACTIVE_STATUSES:
         job.pause()
-    elif job.status in (PAUSED, DIVERGED):
+    elif job.status in (RunStatus.PAUSED, RunStatus.DIVERGED):
         job.resume()
 
 
@@ -441,13 +442,13 @@ def on_reset() -> None:
 def status_text(job: Job) -> str:
     """One line: state, step, epoch, samples/s, elapsed, and why it stopped."""
     snap = job.latest()
-    icon = {RUNNING: ":green[●]", QUEUED: ":orange[◔]", PAUSED: ":orange[❚❚]", DIVERGED: ":red[▲]",
-            FINISHED: ":blue[■]", STOPPED: ":gray[■]", IDLE: ":gray[○]"}.get(snap.status, "")
+    icon = {RunStatus.RUNNING: ":green[●]", RunStatus.QUEUED: ":orange[◔]", RunStatus.PAUSED: ":orange[❚❚]", RunStatus.DIVERGED: ":red[▲]",
+            RunStatus.FINISHED: ":blue[■]", RunStatus.STOPPED: ":gray[■]", RunStatus.IDLE: ":gray[○]"}.get(snap.status, "")
     rate = snap.samples_per_s
     rate_text = f"{rate / 1000:,.0f}k samples/s" if rate >= 1000 else f"{rate:,.0f} samples/s"
     line = (f"{icon} **{snap.status}** · step {snap.step:,} · epoch {snap.epoch:,.1f} · "
             f"{rate_text} · {snap.elapsed:,.1f} s")
-    why = job.note if job.note and snap.status in (PAUSED, STOPPED) else snap.reason
+    why = job.note if job.note and snap.status in (RunStatus.PAUSED, RunStatus.STOPPED) else snap.reason
     if why and why != snap.status:
         line += f"  \n{why}"
     return line
@@ -456,7 +457,7 @@ def status_text(job: Job) -> str:
 def status_line(job: Job) -> None:
     """The live status line (its own small fragment in the sidebar)."""
 
-    every = POLL_SECONDS if job.status == RUNNING else QUEUED_POLL_SECONDS if job.status == QUEUED else None
+    every = POLL_SECONDS if job.status == RunStatus.RUNNING else QUEUED_POLL_SECONDS if job.status == RunStatus.QUEUED else None
 
     @st.fragment(run_every=every)
     def _status() -> None:
@@ -486,16 +487,16 @@ def buttons(job: Job, settings: Settings | None) -> None:
     valid = settings is not None
     row1 = st.columns(2, gap="small")
     row1[0].button("Train", type="primary", icon=":material/play_arrow:", on_click=on_train,
-                   disabled=not valid or status in (RUNNING, QUEUED, PAUSED, DIVERGED), width="stretch",
+                   disabled=not valid or status in (RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.PAUSED, RunStatus.DIVERGED), width="stretch",
                    key="btn_train", help="Start a run with these settings.")
-    pausing = status in ACTIVE
+    pausing = status in ACTIVE_STATUSES
     row1[1].button("Pause" if pausing else "Resume", icon=":material/pause:" if pausing else ":material/resume:",
-                   on_click=on_pause_resume, disabled=status not in (RUNNING, QUEUED, PAUSED, DIVERGED),
+                   on_click=on_pause_resume, disabled=status not in (RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.PAUSED, RunStatus.DIVERGED),
                    width="stretch", key="btn_pause")
     row2 = st.columns(3, gap="small")
-    row2[0].button("Step", on_click=on_step, disabled=status in (RUNNING, QUEUED, FINISHED, STOPPED), width="stretch",
+    row2[0].button("Step", on_click=on_step, disabled=status in (RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.FINISHED, RunStatus.STOPPED), width="stretch",
                    key="btn_step", help="One optimiser step, then pause.")
-    row2[1].button("Stop", on_click=on_stop, disabled=status in (IDLE, FINISHED, STOPPED), width="stretch",
+    row2[1].button("Stop", on_click=on_stop, disabled=status in (RunStatus.IDLE, RunStatus.FINISHED, RunStatus.STOPPED), width="stretch",
                    key="btn_stop", help="End the run; its model stays on view.")
     row2[2].button("Reset", on_click=on_reset, width="stretch", key="btn_reset",
                    help="Discard the run: a fresh untrained model with the panel's settings.")
@@ -546,7 +547,7 @@ def panel(page_id: str = "") -> Job:
                 st.warning(warning, icon=":material/link_off:")
             if error:
                 st.error(error)
-            if job.status == DIVERGED:
+            if job.status == RunStatus.DIVERGED:
                 lr_helps = job.settings.optimizer != "lbfgs" and job.latest().step > 0
                 st.error("Training diverged (the loss became NaN or infinite). The last weights with a sound loss "
                          "are kept and every page shows them. " +

@@ -2,7 +2,7 @@
 
 ``experiment(name, config, fn)`` draws the buttons and the status of this page's experiment for ``config``
 and returns its result once finished (None before). The experiment itself, ``fn(progress)``, runs in a
-:class:`sae.ui.tasks.Task` thread, never in the script run. Tasks live per session in
+:class:`sae.app.tasks.Task` thread, never in the script run. Tasks live per session in
 ``st.session_state[f"exp_{name}"]`` (an :class:`Experiments`), keyed by the configuration, so going back to a
 setting already run, or to the page, shows its result at once. One task per page runs at a time.
 
@@ -19,10 +19,11 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from sae.experiments import Progress
+from sae.experiments.denoising import Progress
+from sae.training.status import RunStatus
 
-from .session import training_slots
-from .tasks import DONE, FAILED, QUEUED, RUNNING, STOPPED, Task
+from sae.app.job import training_slots
+from sae.app.tasks import Task
 
 POLL_SECONDS = 0.5
 KEEP = 5  # experiments kept per page and session (the oldest go first; a result holds up to ~2.5 MB)
@@ -83,15 +84,15 @@ def _status(task: Task | None, other: Task | None, action: str) -> None:
                     "these settings, or go back to those to watch it.", icon=":material/hourglass_top:")
         else:
             st.info(f"Press **Run** to {action}.", icon=":material/play_circle:")
-    elif task.status in (QUEUED, RUNNING):
+    elif task.status in (RunStatus.QUEUED, RunStatus.RUNNING):
         fraction, message = task.progress.state()
         st.progress(fraction, text=f"{message or 'starting'} · {task.elapsed:.0f} s")
-    elif task.status == DONE:
+    elif task.status == RunStatus.FINISHED:
         st.caption(f":material/check_circle: Finished in {task.elapsed:.1f} s. Kept for these settings in this "
                    "session: come back to them and the results are here at once.")
-    elif task.status == FAILED:
+    elif task.status == RunStatus.FAILED:
         st.error(task.error, icon=":material/error:")
-    elif task.status == STOPPED:
+    elif task.status == RunStatus.STOPPED:
         st.warning("Stopped before the end: press **Run** to start again.", icon=":material/stop_circle:")
 
 
@@ -133,7 +134,7 @@ def experiment(name: str, config: dict, fn: Callable[[Progress], Any], *, action
     with status:
         _status_line()
     task = exps.get(key)
-    return task.result if task is not None and task.status == DONE else None
+    return task.result if task is not None and task.status == RunStatus.FINISHED else None
 
 
 __all__ = ["experiment", "experiments", "Experiments", "config_key", "POLL_SECONDS", "KEEP"]

@@ -15,9 +15,10 @@ from typing import Callable
 
 import streamlit as st
 
-from . import state
-from .controls import POLL_SECONDS
-from .session import RUNNING, Job
+from sae.ui import state
+from sae.training.status import RunStatus
+from sae.ui.controls import POLL_SECONDS
+from sae.app.job import Job
 
 
 def live(draw: Callable[[Job], None]) -> None:
@@ -26,7 +27,7 @@ def live(draw: Callable[[Job], None]) -> None:
     status_at_render = job.status if job is not None else None
 
     # a queued run's views do not change: only the status line polls (and reruns the page when it starts)
-    @st.fragment(run_every=POLL_SECONDS if status_at_render == RUNNING else None)
+    @st.fragment(run_every=POLL_SECONDS if status_at_render == RunStatus.RUNNING else None)
     def _live_view() -> None:
         current = state.current_job()
         if current is None:

@@ -8,8 +8,9 @@ import threading
 import streamlit as st
 import torch
 
-from . import controls, share
-from .session import Job
+from sae.ui import controls
+from sae.ui import share
+from sae.app.job import Job
 
 APP = "Sparse Autoencoder Lab"
 TORCH_THREADS = 1  # per process: one trainer thread per session, one core left for the server
@@ -45,8 +46,8 @@ def _warm_up() -> None:
 
     time.sleep(WARM_UP_DELAY)
 
-    from sae import figures
-    from sae.metrics import linear_probe, pca_projection
+    from sae.viz import figures
+    from sae.evaluation.metrics import linear_probe, pca_projection
 
     Z = np.random.default_rng(0).random((40, 4))
     coords, explained = pca_projection(Z, 3)

@@ -1,4 +1,4 @@
-"""Runs into the live view, files in and out, and the server's sweeps (the Streamlit side of ``sae.notebook``).
+"""Runs into the live view, files in and out, and the server's sweeps (the Streamlit side of ``sae.runs.table``).
 
 - :func:`load_stored_run` / :func:`load_upload`: a recorded run (from the run store) or an uploaded model
   file (a ``.zip`` bundle or a ``.safetensors``) becomes this session's job, paused at its step: every
@@ -22,16 +22,17 @@ from typing import Any, Callable
 import numpy as np
 import streamlit as st
 
-from sae import export
-from sae.config import ConfigError, ModelConfig, TrainConfig
+from sae.runs import export
+from sae.core.config import ConfigError, ModelConfig, TrainConfig
 from sae.data import DATASETS, DataError, Dataset
-from sae.notebook import SweepRegistry, continuation
-from sae.persistence import RunFileError
-from sae.store import StoreError, model_from_weights
-from sae.train import HISTORY_COLUMNS
+from sae.runs.table import SweepRegistry, continuation
+from sae.runs.files import RunFileError
+from sae.runs.store import StoreError, model_from_weights
+from sae.training.trainer import HISTORY_COLUMNS
 
-from . import controls, state
-from .session import Job, Settings, subset_indices
+from sae.ui import controls
+from sae.ui import state
+from sae.app.job import Job, Settings, subset_indices
 
 UPLOAD_TYPES = ("zip", "safetensors")
 ERROR_KEY = "share_error"  # sidebar upload problems
@@ -243,7 +244,7 @@ def sidebar_section(job: Job) -> None:
                            file_name=export.download_name(stem, ".zip"), mime="application/zip", on_click="ignore",
                            key="share_model", icon=":material/download:", width="stretch",
                            help="The current weights, configs and history; open it again below, or with "
-                                "sae.export.read_model_bundle / sae.persistence.load_run in Python.")
+                                "sae.runs.export.read_model_bundle / sae.runs.files.load_run in Python.")
         st.download_button("Codes a = f(W₁x + b₁) as CSV",
                            _deferred(lambda: export.codes_csv(job_model(trainer, mc), data.X, data.labels), "The codes"),
                            file_name=export.download_name(f"{stem}-codes", ".csv"), mime="text/csv",

@@ -1,6 +1,6 @@
 """The session's job in ``st.session_state``, the process-wide data cache, and the session guard.
 
-``get_job(settings)`` returns this browser session's :class:`sae.ui.session.Job`, creating an idle
+``get_job(settings)`` returns this browser session's :class:`sae.app.job.Job`, creating an idle
 one (untrained model, step 0) the first time, so every page has something to draw before Train.
 """
 
@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from sae.config import ConfigError
+from sae.core.config import ConfigError
 from sae.data import DataError, Dataset, load_dataset
-from sae.store import RunStore, StoreError, default_root
-from sae.train import check_compatible  # the Trainer's own rules (e.g. no KL penalty on ReLU units)
+from sae.runs.store import RunStore, StoreError, default_root
+from sae.training.trainer import check_compatible  # the Trainer's own rules (e.g. no KL penalty on ReLU units)
 
-from .session import SESSION_GONE_STOP, Job, Settings, subset_indices
+from sae.app.job import SESSION_GONE_STOP, Job, Settings, subset_indices
 
 
 JOB_KEY = "sae_job"

@@ -1,0 +1,226 @@
+r"""A scikit-learn transformer around the sparse autoencoder: fit, then transform X into codes.
+
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> clf = make_pipeline(SparseAutoencoderTransformer(n_hidden=64), LogisticRegression(max_iter=500))
+    >>> clf.fit(X_train, y_train).score(X_test, y_test)
+
+``transform`` maps x (n,) to the hidden code a = f(W1 x + b1) (s,); ``inverse_transform`` maps codes
+back to reconstructions x_hat = g(W2 a + b2); ``score`` is minus the mean per-sample error
+(1/m) sum_i 1/2 ||x_hat_i - x_i||^2 (higher is better, as scikit-learn expects).
+
+Follows scikit-learn's conventions: ``__init__`` only stores its arguments; they are validated in
+``fit`` (through ModelConfig / TrainConfig, so bad values raise ConfigError, a ValueError); learned
+attributes end in ``_``. Parameter names and defaults are the library's (ModelConfig, TrainConfig).
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from sae.core.config import ConfigError, ModelConfig, TrainConfig
+from sae.training.status import RunStatus
+from sae.evaluation.metrics import hidden_activations, reconstructions, rho_hat
+from sae.core.model import SparseAutoencoder
+from sae.training.trainer import Trainer
+
+try:  # scikit-learn >= 1.6
+    from sklearn.utils.validation import validate_data as _validate_data
+except ImportError:  # pragma: no cover - older scikit-learn
+    def _validate_data(estimator, X, **kwargs):
+        return estimator._validate_data(X, **kwargs)
+
+PARTIAL_FIT_LBFGS_ITER = 20  # L-BFGS iterations per partial_fit call (adam / sgd: one epoch)
+_FLOATS = [np.float64, np.float32]
+
+
+def _whole(value):
+    """numpy integers -> int (configs want Python ints); anything else unchanged, for the config to judge."""
+    return int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
+
+
+def _tensor(X: np.ndarray) -> torch.Tensor:
+    """A float32 copy (also of read-only arrays, which torch would otherwise share and warn about)."""
+    return torch.tensor(np.asarray(X), dtype=torch.float32)
+
+
+class SparseAutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Sparse autoencoder features: X (m, n) -> codes A (m, n_hidden).
+
+    Parameters:
+        n_hidden: hidden units s (number of features learned).
+        activation: hidden f: ``sigmoid``, ``tanh`` or ``relu`` (relu needs penalty ``l1`` or ``topk``).
+        decoder_activation: output g: ``sigmoid`` (data in [0, 1]), ``linear``, or ``auto``: sigmoid when
+            the training data lie in [0, 1], linear otherwise.
+        topk: keep only the k largest activations per sample (for penalty ``topk``).
+        rho, beta, weight_decay, penalty, optimizer, lr, momentum, batch_size, epochs, max_iter,
+        rho_hat, ema_decay, seed: as in :class:`sae.core.config.TrainConfig`.
+
+    Attributes:
+        model_: the trained SparseAutoencoder (eval mode).
+        n_features_in_: n. ``feature_names_in_`` when fitted on a DataFrame with string column names.
+        components_: (s, n) encoder weights W1; row j is unit j's filter.
+        rho_hat_: (s,) each unit's mean activation on the training data.
+        losses_: the loss terms of the last training step (total, reconstruction, sparsity, weight_decay).
+        history_: training history, column -> (rows,) array (see sae.training.trainer.HISTORY_COLUMNS).
+        n_iter_: optimiser steps taken (minibatches or L-BFGS iterations), over all fit / partial_fit calls.
+    """
+
+    def __init__(self, n_hidden: int = 25, *, activation: str = "sigmoid", decoder_activation: str = "auto",
+                 topk: int | None = None, rho: float = 0.05, beta: float = 3.0, weight_decay: float = 1e-4,
+                 penalty: str = "kl", optimizer: str = "adam", lr: float = 1e-2, momentum: float = 0.9,
+                 batch_size: int = 256, epochs: float = 50.0, max_iter: int = 400, rho_hat: str = "batch",
+                 ema_decay: float = 0.9, seed: int | None = 0) -> None:
+        self.n_hidden = n_hidden
+        self.activation = activation
+        self.decoder_activation = decoder_activation
+        self.topk = topk
+        self.rho = rho
+        self.beta = beta
+        self.weight_decay = weight_decay
+        self.penalty = penalty
+        self.optimizer = optimizer
+        self.lr = lr
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.max_iter = max_iter
+        self.rho_hat = rho_hat
+        self.ema_decay = ema_decay
+        self.seed = seed
+
+    # ------------------------------------------------------------------ configuration
+    def _configs(self, X: np.ndarray, decoder: str | None = None) -> tuple[ModelConfig, TrainConfig]:
+        """Validate the parameters into (ModelConfig, TrainConfig); raises ConfigError."""
+        if decoder is None:
+            decoder = self.decoder_activation
+            if decoder == "auto":
+                decoder = "sigmoid" if X.size and X.min() >= 0.0 and X.max() <= 1.0 else "linear"
+        model = ModelConfig(X.shape[1], _whole(self.n_hidden), self.activation, decoder, _whole(self.topk))
+        train = TrainConfig(rho=self.rho, beta=self.beta, weight_decay=self.weight_decay, penalty=self.penalty,
+                            optimizer=self.optimizer, lr=self.lr, momentum=self.momentum,
+                            batch_size=_whole(self.batch_size), epochs=self.epochs, max_iter=_whole(self.max_iter),
+                            rho_hat=self.rho_hat, ema_decay=self.ema_decay, seed=_whole(self.seed))
+        return model, train
+
+    # ------------------------------------------------------------------ training
+    def fit(self, X, y=None) -> "SparseAutoencoderTransformer":
+        """Train a fresh model on X (m, n) to the end of the schedule (epochs, or max_iter for lbfgs)."""
+        for name in ("model_", "history_", "_optimizer_state", "_partial_calls", "n_iter_"):
+            self.__dict__.pop(name, None)  # a failed fit leaves the estimator unfitted
+        X = _validate_data(self, X, dtype=_FLOATS)
+        model_config, train_config = self._configs(X)
+        trainer = Trainer(_tensor(X), model_config, train_config)
+        self._finish(trainer, trainer.run(), X)
+        return self
+
+    def partial_fit(self, X, y=None) -> "SparseAutoencoderTransformer":
+        """Continue training on X: one epoch (adam, sgd) or PARTIAL_FIT_LBFGS_ITER iterations (lbfgs).
+
+        The first call builds the model (seeded like ``fit``); later calls keep the weights and the
+        optimiser's state (Adam moments, momentum). Each call shuffles with seed + call number.
+        """
+        first = not hasattr(self, "model_")
+        X = _validate_data(self, X, dtype=_FLOATS, reset=first)
+        model_config, train_config = self._configs(X, None if first else self.model_.config.decoder_activation)
+        if not first and model_config != self.model_.config:
+            raise ConfigError("the model's shape or activations changed since it was created; "
+                              "call fit to start a new model.")
+        calls = getattr(self, "_partial_calls", 0)
+        seed = None if train_config.seed is None else train_config.seed + calls
+        train_config = replace(train_config, epochs=1.0, max_iter=PARTIAL_FIT_LBFGS_ITER, seed=seed)
+        trainer = Trainer(_tensor(X), model_config, train_config, model=None if first else self.model_.train())
+        state = getattr(self, "_optimizer_state", None)
+        if state is not None and train_config.optimizer != "lbfgs" and state[0] == train_config.optimizer:
+            trainer.optimizer.load_state_dict(state[1])
+            for group in trainer.optimizer.param_groups:  # the saved state carries the old hyperparameters
+                group["lr"] = train_config.lr
+                if "momentum" in group:
+                    group["momentum"] = train_config.momentum
+        self._finish(trainer, trainer.run(), X, previous=None if first else (self.history_, self.n_iter_))
+        self._optimizer_state = (train_config.optimizer, trainer.optimizer.state_dict())
+        self._partial_calls = calls + 1
+        return self
+
+    def _finish(self, trainer: Trainer, snapshot, X: np.ndarray,
+                previous: tuple[dict[str, np.ndarray], int] | None = None) -> None:
+        """Set the learned attributes after a training run (appending to an earlier history if given)."""
+        if snapshot.status == RunStatus.DIVERGED:
+            warnings.warn(snapshot.reason, ConvergenceWarning, stacklevel=3)
+        self.model_ = trainer.model.eval()
+        self.components_ = self.model_.encoder.weight.detach().numpy().copy()
+        self.losses_ = dict(snapshot.losses)
+        self.rho_hat_ = rho_hat(hidden_activations(self.model_, _tensor(X)), self.model_.activation)
+        history = trainer.history()
+        if previous is not None:
+            old, steps = previous
+            offsets = {"step": steps, "epoch": old["epoch"][-1] if len(old["epoch"]) else 0.0,
+                       "time": old["time"][-1] if len(old["time"]) else 0.0}
+            history = {k: np.concatenate([old[k], v + offsets.get(k, 0.0)]) for k, v in history.items()}
+            self.n_iter_ = steps + trainer.step_count
+        else:
+            self.n_iter_ = trainer.step_count
+        self.history_ = history
+
+    # ------------------------------------------------------------------ using the model
+    def transform(self, X) -> np.ndarray:
+        """Hidden codes a = f(W1 x + b1): (m, n) -> (m, n_hidden), in X's float dtype."""
+        check_is_fitted(self)
+        X = _validate_data(self, X, dtype=_FLOATS, reset=False)
+        return hidden_activations(self.model_, _tensor(X)).astype(X.dtype, copy=False)
+
+    def inverse_transform(self, A) -> np.ndarray:
+        """Reconstructions from codes, x_hat = g(W2 a + b2): (m, n_hidden) -> (m, n), in A's float dtype."""
+        check_is_fitted(self)
+        A = check_array(A, dtype=_FLOATS)
+        s = self.model_.config.n_hidden
+        if A.shape[1] != s:
+            raise ValueError(f"codes have {A.shape[1]} columns but the model has {s} hidden units.")
+        with torch.no_grad():
+            return self.model_.decode(_tensor(A)).numpy().astype(A.dtype, copy=False)
+
+    def score(self, X, y=None) -> float:
+        """Minus the mean reconstruction error, -(1/m) sum_i 1/2 ||x_hat_i - x_i||^2 (higher is better)."""
+        check_is_fitted(self)
+        X = _validate_data(self, X, dtype=_FLOATS, reset=False)
+        X32 = _tensor(X)
+        errors = 0.5 * ((torch.from_numpy(reconstructions(self.model_, X32)) - X32) ** 2).sum(dim=1)
+        return -float(errors.double().mean())
+
+    @property
+    def _n_features_out(self) -> int:
+        return self.components_.shape[0]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.non_deterministic = self.seed is None
+        return tags
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict:
+        """Pickle the model as safetensors bytes (a module with a linear decoder holds a lambda)."""
+        from sae.runs.files import model_to_bytes
+
+        state = super().__getstate__()
+        if isinstance(state.get("model_"), SparseAutoencoder):
+            state = dict(state, model_=model_to_bytes(state["model_"]))
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        from sae.runs.files import model_from_bytes
+
+        if isinstance(state.get("model_"), bytes):
+            state = dict(state, model_=model_from_bytes(state["model_"])[0])
+        super().__setstate__(state)
+
+
+__all__ = ["SparseAutoencoderTransformer", "PARTIAL_FIT_LBFGS_ITER"]

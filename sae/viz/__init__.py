@@ -1,0 +1,2 @@
+"""Pure functions from data to Plotly figures and images (no Streamlit).
+"""

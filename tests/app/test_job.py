@@ -1,0 +1,137 @@
+"""sae.ui: the per-session job, its cleanup (disconnect, heartbeat, garbage collection) and the URL round trip."""
+
+import gc
+import time
+
+import numpy as np
+import pytest
+
+from sae.data import load_dataset
+from sae.training.status import RunStatus, ACTIVE_STATUSES
+from sae.app import job as job_module
+from sae.ui.controls import DEFAULTS, parse_url, url_params
+from sae.app.job import Job, Settings, subset_indices
+from conftest import wait_for
+
+
+@pytest.fixture
+def job():
+    data = load_dataset("digits")
+    j = Job(Settings(dataset="digits", n_hidden=9, epochs=1000), data, subset_indices(data.n_samples))
+    yield j
+    j.stop("test over")
+
+
+def test_settings_changes_split_live_and_structural():
+    a = Settings()
+    live, structural = a.changes(Settings(beta=5.0, lr=0.1, n_hidden=49, dataset="mnist"))
+    assert live == {"beta": 5.0, "lr": 0.1}
+    assert structural == {"n_hidden": 49, "dataset": "mnist"}
+    assert a.changes(Settings(topk=7)) == ({}, {})  # k only matters under TopK
+    assert a.changes(Settings(max_iter=10)) == ({}, {})  # iterations only matter for L-BFGS
+
+
+def test_url_round_trip_and_defaults_stay_out():
+    assert url_params(DEFAULTS) == {}
+    s = Settings(dataset="mnist", n_hidden=196, rho=0.1, beta=3.0, weight_decay=3e-3, penalty="l1", seed=4)
+    params = url_params(s)
+    assert params == {"data": "mnist", "hidden": "196", "rho": "0.1", "lambda": "0.003", "penalty": "L1", "seed": "4"}
+    assert parse_url(params) == s
+    bad = parse_url({"rho": "nonsense", "hidden": "-3", "data": "nope", "lr": "0.02"})
+    assert bad.rho == DEFAULTS.rho and bad.n_hidden == DEFAULTS.n_hidden and bad.dataset == DEFAULTS.dataset
+    assert bad.lr == 0.03  # snapped to the nearest slider option (log scale)
+
+
+def test_job_controls(job):
+    assert job.status == RunStatus.IDLE and not job.started
+    job.step(3)
+    assert wait_for(lambda: job.latest().step == 3 and job.status == RunStatus.PAUSED)
+    job.start()
+    assert job.status in ACTIVE_STATUSES
+    job.apply_live(beta=7.0)
+    assert wait_for(lambda: job.latest().hyper["beta"] == 7.0) and job.settings.beta == 7.0
+    job.pause()
+    assert job.status == RunStatus.PAUSED
+    job.stop()
+    assert job.status == RunStatus.STOPPED and job.final and not job.trainer.is_alive
+
+
+def test_stop_an_idle_job():
+    data = load_dataset("toy")
+    j = Job(Settings(dataset="toy", n_hidden=2), data, subset_indices(data.n_samples))
+    j.stop()
+    assert j.status == RunStatus.STOPPED
+
+
+def test_disconnect_pauses_and_reconnect_resumes(job):
+    job.start()
+    job.disconnected()
+    assert wait_for(lambda: job.status == RunStatus.PAUSED) and "disconnected" in job.note
+    job.reconnected()
+    assert job.status in ACTIVE_STATUSES
+
+
+def test_reaper_pauses_a_job_nobody_watches_and_stops_one_whose_session_ended(job):
+    job.start()
+    assert job_module.reap() == []
+    job.last_beat -= job_module.HEARTBEAT_PAUSE + 1
+    assert (job.id, "pause") in job_module.reap()
+    assert job.status == RunStatus.PAUSED and "no page polled" in job.note
+    job.beat()
+    job.session_alive = lambda: False
+    now = time.monotonic()
+    assert job_module.reap(now) == []  # the session just went away: grace period
+    assert (job.id, "stop") in job_module.reap(now + job_module.SESSION_GONE_STOP + 1)
+    assert job.status == RunStatus.STOPPED and not job.trainer.is_alive
+
+
+def test_a_dropped_job_stops_its_thread():
+    data = load_dataset("digits")
+    j = Job(Settings(dataset="digits", n_hidden=9, epochs=1000), data, subset_indices(data.n_samples))
+    j.start()
+    trainer = j.trainer
+    assert trainer.is_alive
+    del j
+    gc.collect()
+    assert wait_for(lambda: not trainer.is_alive)
+    assert trainer.latest().status == RunStatus.STOPPED
+    assert "session ended" in trainer.latest().reason
+
+
+def test_distribution_trace_records_and_stays_bounded(job):
+    job.trace.rows = 8
+    job.start()
+    assert wait_for(lambda: len(job.trace.arrays()["step"]) >= 4)
+    arrays = job.trace.arrays()
+    assert arrays["rho"].shape[1] == len(arrays["rho_edges"]) - 1
+    assert np.allclose(arrays["rho"].sum(1), 1.0) and np.allclose(arrays["act"].sum(1), 1.0)
+    assert wait_for(lambda: job.trace._stride > 1, timeout=10)
+    assert len(job.trace.arrays()["step"]) <= 8 + 1
+
+
+def test_derived_views_are_cached_per_snapshot(job):
+    d = job.derived()
+    assert job.derived() is d
+    assert d.A.shape == (len(job.subset), 9) and d.errors.shape == (len(job.subset),)
+    assert d.headline()["dead"] >= 0
+    job.step(1)
+    assert wait_for(lambda: job.latest().version != d.snapshot.version)
+    assert job.derived() is not d
+
+
+def test_training_slots_cap_concurrent_runs(monkeypatch):
+    slots = job_module.training_slots()
+    assert slots.capacity >= 1
+
+
+def test_warm_up_imports_what_later_pages_need_first(monkeypatch):
+    import importlib
+    import sys
+
+    page_module = importlib.import_module("sae.ui.page")
+    monkeypatch.setattr(page_module, "WARM_UP_DELAY", 0.0)
+    try:
+        page_module._warm_up()  # runs in a background thread in the server; any error there would go unseen
+    finally:
+        gc.unfreeze()  # it freezes the heap, as the server wants; this test process does not
+    assert "sklearn.decomposition" in sys.modules and "sklearn.linear_model" in sys.modules

@@ -1,0 +1,38 @@
+import json
+
+import pytest
+
+from sae.core.config import ConfigError, ModelConfig, TrainConfig, config_from_dict, config_to_dict
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("rho", 0.0, "strictly between 0 and 1"), ("rho", 1.0, "strictly between 0 and 1"), ("rho", -0.1, "rho"),
+    ("rho", float("nan"), "finite"), ("rho", "abc", "number"), ("beta", -1.0, "beta"), ("beta", float("inf"), "finite"),
+    ("weight_decay", -1e-4, "weight decay"), ("lr", 0.0, "learning rate"), ("lr", 1e3, "learning rate"),
+    ("batch_size", 0, "batch size"), ("epochs", 0, "epochs"), ("max_iter", 0, "max_iter"),
+    ("penalty", "l2", "penalty"), ("optimizer", "rmsprop", "optimizer"), ("momentum", 1.0, "momentum"),
+    ("seed", -1, "seed"), ("rho_hat", "median", "rho_hat"), ("ema_decay", 1.0, "ema_decay"),
+])
+def test_train_config_limits(field, value, match):
+    with pytest.raises(ConfigError, match=match):
+        TrainConfig(**{field: value})
+
+
+def test_limits_inside_are_accepted():
+    TrainConfig(rho=1e-6, beta=0.0, weight_decay=0.0, lr=10.0, batch_size=1, seed=None)
+
+
+def test_round_trip_through_json():
+    cfg = TrainConfig(rho=0.01, beta=3.0, optimizer="lbfgs", max_iter=400)
+    model = ModelConfig(64, 25, "tanh", "linear")
+    assert config_from_dict(TrainConfig, json.loads(json.dumps(config_to_dict(cfg)))) == cfg
+    assert config_from_dict(ModelConfig, json.loads(json.dumps(config_to_dict(model)))) == model
+
+
+def test_unknown_and_missing_fields_named():
+    with pytest.raises(ConfigError, match="unknown.*colour"):
+        config_from_dict(TrainConfig, {"colour": "red"})
+    with pytest.raises(ConfigError, match="n_hidden"):
+        config_from_dict(ModelConfig, {"n_inputs": 4})
+    with pytest.raises(ConfigError, match="JSON object"):
+        config_from_dict(ModelConfig, [1, 2])

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+import torch
+
+from sae import SparseAutoencoder
+from sae.evaluation import metrics
+
+
+def test_reconstruction_errors_are_per_sample():
+    model = SparseAutoencoder(6, 3)
+    X = np.random.default_rng(0).random((10, 6), dtype=np.float32)
+    X[3] = 50.0  # an outlier gets its own, larger score
+    errors = metrics.reconstruction_errors(model, X)
+    x_hat = model(torch.as_tensor(X))[0].detach().numpy()
+    np.testing.assert_allclose(errors, 0.5 * ((x_hat - X) ** 2).sum(1), rtol=1e-6)
+    assert errors.shape == (10,) and errors.argmax() == 3
+
+
+def test_rho_hat_dead_dense_l0():
+    A = np.array([[0.9, 0.0, 0.5], [0.8, 0.01, 0.0], [0.7, 0.02, 0.0], [0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(metrics.rho_hat(A), A.mean(0))
+    assert list(metrics.dead_units(A)) == [1]
+    assert list(metrics.dense_units(A)) == [0]
+    np.testing.assert_array_equal(metrics.l0_per_sample(A), [2, 1, 1, 0])
+
+
+def test_tanh_activity_is_shifted():
+    A = np.array([[-1.0, 1.0], [-1.0, 0.0]])
+    np.testing.assert_allclose(metrics.rho_hat(A, "tanh"), [0.0, 0.75])
+    assert list(metrics.dead_units(A, "tanh")) == [0]
+
+
+def test_treves_rolls_sparseness_extremes():
+    one_hot = np.eye(5)
+    uniform = np.ones((5, 5))
+    assert metrics.lifetime_sparsity(one_hot) == pytest.approx(np.ones(5))
+    assert metrics.population_sparsity(uniform) == pytest.approx(np.zeros(5))
+
+
+def test_pca_projection_explained_variance():
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(200, 1)) @ np.array([[3.0, 1.0, 0.0]]) + 0.01 * rng.normal(size=(200, 3))
+    coords, ratio = metrics.pca_projection(Z, 2)
+    assert coords.shape == (200, 2) and ratio[0] > 0.99 and ratio.sum() <= 1.0 + 1e-9
+
+
+def test_linear_probe_separable_vs_noise():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 60)
+    separable = np.eye(3)[labels] + 0.05 * rng.normal(size=(180, 3))
+    noise = rng.normal(size=(180, 3))
+    assert metrics.linear_probe(separable, labels) == 1.0
+    assert metrics.linear_probe(noise, labels) < 0.6
+
+
+def test_summary_fields():
+    model = SparseAutoencoder(6, 4)
+    summary = metrics.summarize(model, np.random.default_rng(0).random((30, 6), dtype=np.float32))
+    assert 0 < summary.rho_hat_mean < 1 and summary.dead_units == 0 and summary.l0_mean > 0

@@ -1,0 +1,371 @@
+"""The dashboard in a real browser: `streamlit run dashboard.py` driven by headless Chromium.
+
+Uses Debian's /usr/bin/chromium through the playwright package (no `playwright install`).
+Skipped when either is missing. The server runs on a free loopback port and is always killed.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+from bench.streamlit_server import browser as chromium  # noqa: E402
+from bench.streamlit_server import serve  # noqa: E402
+
+PAGES = [("kl_penalty", "KL penalty"), ("filters", "Filters"), ("activations", "Activations"),
+         ("codes", "Codes (PCA)"), ("reconstructions", "Reconstructions")]
+APP = "Sparse Autoencoder Lab"
+
+# No skip: the test command (scripts/test.sh) installs Debian's chromium; without it these tests fail loudly.
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`streamlit run dashboard.py` on a free loopback port (bench/streamlit_server.py); killed (its whole
+    process group) at the end. Its run store is a temporary directory (SAE_LAB_DATA), never the user's."""
+    with lab_server(tmp_path_factory.mktemp("sae-lab-data")) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.errors = errors
+    yield pg
+    context.close()
+
+
+def visible_charts(pg) -> int:
+    return pg.evaluate("""() => [...document.querySelectorAll("[data-testid='stPlotlyChart']")]
+        .filter(e => e.getBoundingClientRect().height > 0 && e.querySelector('.main-svg')).length""")
+
+
+def wait_charts(pg, n: int = 1, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while visible_charts(pg) < n:
+        assert time.monotonic() < deadline, f"fewer than {n} charts drawn on {pg.url}"
+        time.sleep(0.1)
+
+
+def status(pg) -> str:
+    return pg.locator("[data-testid='stSidebar'] [data-testid='stCaptionContainer']").filter(
+        has_text="step").first.inner_text()
+
+
+def step_of(pg) -> int:
+    return int(re.search(r"step ([\d,]+)", status(pg)).group(1).replace(",", ""))
+
+
+def last_loss_step(pg) -> float:
+    """The last x of the loss chart's first curve, read from the live Plotly graph in the page."""
+    return pg.evaluate("""() => { const g = document.querySelector("[data-testid='stPlotlyChart'] .js-plotly-plot");
+        const t = g && g._fullData && g._fullData[0];  // decoded arrays (data[] keeps the base64 payload)
+        if (!t || !t.x || !t.x.length) return -1;
+        return Number(t.x[t.x.length - 1]); }""")
+
+
+def no_exception(pg) -> None:
+    assert pg.locator("[data-testid='stException']").count() == 0, pg.locator(
+        "[data-testid='stException']").first.inner_text()
+    assert not pg.errors, pg.errors
+
+
+def open_page(pg, url: str) -> None:
+    pg.goto(url)
+    pg.wait_for_selector("[data-testid='stApp']")
+    wait_charts(pg)
+
+
+def test_dashboard_in_a_browser(server, page):
+    pg = page
+    # 1. a link straight to a page, as the very first request after the server started
+    open_page(pg, server + "/filters?hidden=25&rho=0.05")
+    assert pg.title() == f"Filters · {APP}"
+    assert "Filters" in pg.locator("h1").first.inner_text()
+    assert pg.get_by_role("spinbutton", name="Hidden units").input_value() == "25"
+    no_exception(pg)
+
+    # 2. the home page: set rho, beta and the hidden size in the panel; the URL follows
+    open_page(pg, server + "/")
+    assert pg.title() == f"Train · {APP}"
+    hidden = pg.get_by_role("spinbutton", name="Hidden units")
+    hidden.fill("25")
+    hidden.press("Enter")
+    pg.wait_for_function("() => /hidden=25/.test(location.search)", timeout=15_000)
+    sidebar = pg.locator("[data-testid='stSidebar']")
+    for label, param in (("ρ: target", "rho=0.03"), ("β: sparsity", "beta=5")):  # one notch right each
+        knob = sidebar.locator("[data-testid='stSlider']").filter(has_text=label).get_by_role("slider")
+        knob.focus()
+        knob.press("ArrowRight")
+        pg.wait_for_function("p => location.search.includes(p)", arg=param, timeout=15_000)
+    assert all(p in pg.url for p in ("hidden=25", "rho=0.03", "beta=5"))
+
+    # 3. Train: the status line runs and the loss chart grows
+    pg.get_by_role("button", name="Train", exact=True).click()
+    pg.wait_for_function("() => document.body.innerText.includes('running')", timeout=15_000)
+    wait_charts(pg, 2)
+    deadline = time.monotonic() + 20
+    while last_loss_step(pg) <= 0:
+        assert time.monotonic() < deadline, "the loss chart never showed a step"
+        time.sleep(0.2)
+    first = last_loss_step(pg)
+    deadline = time.monotonic() + 20
+    while last_loss_step(pg) <= first:
+        assert time.monotonic() < deadline, "the loss chart did not change over time"
+        time.sleep(0.2)
+    assert "running" in status(pg) and "samples/s" in status(pg)
+    no_exception(pg)
+
+    # 4. Pause: the steps stop
+    pg.get_by_role("button", name="Pause").click()
+    pg.wait_for_function("() => document.body.innerText.includes('paused')", timeout=15_000)
+    paused_at = step_of(pg)
+    time.sleep(1.0)
+    assert step_of(pg) == paused_at
+
+    # 5. every page through its link in the panel: same session, same run, charts, no exception
+    for path, label in PAGES:
+        link = pg.get_by_role("link", name=label, exact=True)
+        assert re.search(rf"{path}\?.*hidden=25", link.get_attribute("href")), "links carry the configuration"
+        link.click()
+        pg.wait_for_function("t => document.title.startsWith(t)", arg=label, timeout=30_000)
+        wait_charts(pg)
+        assert path in pg.url and "hidden=25" in pg.url and "beta=5" in pg.url
+        assert step_of(pg) == paused_at and "paused" in status(pg)
+        no_exception(pg)
+
+    # 6. Resume, then Stop
+    pg.get_by_role("button", name="Resume").click()
+    pg.wait_for_function("() => document.body.innerText.includes('running')", timeout=15_000)
+    pg.get_by_role("button", name="Stop").click()
+    pg.wait_for_function("() => document.body.innerText.includes('stopped by the user')", timeout=15_000)
+    assert step_of(pg) > paused_at
+
+
+@pytest.mark.parametrize("path,label", PAGES)
+def test_every_page_opens_by_its_link(server, page, path, label):
+    open_page(page, f"{server}/{path}?data=digits&hidden=16")
+    assert page.title() == f"{label} · {APP}"
+    assert page.get_by_role("spinbutton", name="Hidden units").input_value() == "16"
+    no_exception(page)
+
+
+def test_closing_the_tab_releases_its_training(server, browser):
+    """A session that goes away stops training: its job pauses on disconnect and gives back the
+    server's training slot, so the next visitor's run starts at once instead of queueing."""
+    first = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = first.new_page()
+    open_page(pg, server + "/?data=digits&hidden=16&epochs=5000")
+    pg.get_by_role("button", name="Train", exact=True).click()
+    pg.wait_for_function("() => document.body.innerText.includes('running')", timeout=15_000)
+    first.close()  # the tab goes away mid-run
+    second = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        pg = second.new_page()
+        open_page(pg, server + "/?data=digits&hidden=16&epochs=5000")
+        pg.get_by_role("button", name="Train", exact=True).click()
+        pg.wait_for_function("() => document.body.innerText.includes('running')", timeout=15_000)
+        assert "queued" not in status(pg)
+        pg.get_by_role("button", name="Stop").click()
+        pg.wait_for_function("() => document.body.innerText.includes('stopped by the user')", timeout=15_000)
+    finally:
+        second.close()
+
+
+EXPERIMENT_PAGES = [("denoising", "Denoising"), ("anomaly_detection", "Anomaly detection"),
+                    ("self_taught", "Self-taught features"), ("common_mistakes", "Common mistakes")]
+
+
+def open_experiment_page(pg, url: str, label: str) -> None:
+    """Open an experiment page and wait for its title and its Run button (its charts come after a run)."""
+    pg.goto(url)
+    pg.wait_for_selector("[data-testid='stApp']")
+    pg.wait_for_function("t => [...document.querySelectorAll('h1')].some(h => h.innerText.includes(t))", arg=label,
+                         timeout=60_000)
+    pg.get_by_role("button", name="Run", exact=True).wait_for(timeout=30_000)
+
+
+@pytest.mark.parametrize("path,label", EXPERIMENT_PAGES)
+def test_every_experiment_page_opens_by_its_link(server, page, path, label):
+    open_experiment_page(page, f"{server}/{path}?data=digits&hidden=16", label)
+    assert page.title() == f"{label} · {APP}"
+    page.get_by_role("link", name=label, exact=True).wait_for(timeout=15_000)  # the sidebar links to it
+    no_exception(page)
+
+
+def test_experiments_run_in_the_background_and_draw_their_results(server, page):
+    """The polling fragment in a real browser: a run's progress, then its charts, without touching the page."""
+    pg = page
+    # the common-mistakes page starts its (one-second) comparison by itself
+    open_experiment_page(pg, server + "/common_mistakes", "Common mistakes")
+    pg.wait_for_function("() => document.body.innerText.includes('Finished in')", timeout=60_000)
+    wait_charts(pg, 5)
+    assert "with the mistake" in pg.locator("[data-testid='stTable']").first.inner_text()
+    no_exception(pg)
+
+    # denoising on the small digits set: press Run, the page fills in when the thread is done
+    open_experiment_page(pg, server + "/denoising", "Denoising")
+    pg.get_by_text("scikit-learn digits 8×8 (1,797)").click()
+    pg.wait_for_timeout(500)
+    pg.get_by_role("button", name="Run", exact=True).click()
+    pg.wait_for_function("() => document.body.innerText.includes('Finished in')", timeout=90_000)
+    wait_charts(pg, 2)
+    assert "dB" in pg.locator("[data-testid='stMetric']").first.inner_text()
+    no_exception(pg)
+
+
+# ----------------------------------------------------------------------------- runs, sweeps, share
+
+def overlaid_traces(pg) -> list[str]:
+    """Names of the curves on the Runs page's overlaid loss chart ([] while it is not drawn)."""
+    return pg.evaluate("""() => { for (const g of document.querySelectorAll("[data-testid='stPlotlyChart'] .js-plotly-plot")) {
+        const t = g._fullLayout && g._fullLayout.title && g._fullLayout.title.text;
+        if (t && t.includes('runs overlaid') && t.includes('loss')) return g._fullData.map(d => d.name); }
+        return []; }""")
+
+
+def train_until_finished(pg, url: str) -> None:
+    open_page(pg, url)
+    pg.get_by_role("button", name="Train", exact=True).click()
+    pg.wait_for_function("() => document.body.innerText.includes('finished:')", timeout=60_000)
+
+
+def click_heatmap_cell(pg, title: str, row: int, column: int, rows: int, columns: int) -> None:
+    """A real mouse click in the middle of one cell of the sweep heatmap titled ``title``."""
+    box = pg.evaluate("""t => { for (const g of document.querySelectorAll("[data-testid='stPlotlyChart'] .js-plotly-plot")) {
+        const L = g._fullLayout; if (!L || !L.title || !String(L.title.text).includes(t)) continue;
+        const r = g.getBoundingClientRect();
+        return {x: r.left + L.xaxis._offset, y: r.top + L.yaxis._offset, w: L.xaxis._length, h: L.yaxis._length}; }
+        return null; }""", title)
+    assert box, f"no heatmap titled {title!r}"
+    pg.mouse.click(box["x"] + box["w"] * (column + 0.5) / columns, box["y"] + box["h"] * (row + 0.5) / rows)
+
+
+def test_runs_are_compared_and_a_sweep_opens_its_cells(server, page):
+    """Two short runs, compared on the Runs page; a 3 x 3 sweep trained in the background on the Sweep page;
+    a click on a heatmap cell opens that run, which joins the comparison."""
+    pg = page
+    train_until_finished(pg, server + "/?data=digits&hidden=16&epochs=20")
+    train_until_finished(pg, server + "/?data=digits&hidden=16&epochs=20&beta=10")
+
+    # the Runs page: a new session compares the two latest finished runs by default
+    deadline = time.monotonic() + 30
+    while True:
+        open_page(pg, server + "/runs?data=digits&hidden=16&epochs=20")
+        pg.wait_for_timeout(1000)
+        names = overlaid_traces(pg)
+        if len(names) == 2:
+            break
+        assert time.monotonic() < deadline, f"the two runs are not compared: {names}"
+    assert any("β=10" in n for n in names) and any("β=3" in n for n in names), names
+    assert pg.title() == f"Runs · {APP}"
+    wait_charts(pg, 3)  # curves, ρ̂ histograms, filters side by side
+    no_exception(pg)
+
+    # the Sweep page: the default 3 x 3 grid over rho x beta, 5 epochs a cell
+    pg.get_by_role("link", name="Sweep", exact=True).click()
+    pg.wait_for_function("t => document.title.startsWith(t)", arg="Sweep", timeout=30_000)
+    epochs = pg.get_by_role("spinbutton", name="Epochs per cell")
+    epochs.fill("5")
+    pg.get_by_role("button", name="Start sweep").click()
+    pg.wait_for_function("() => /[0-9] of 9 cells done/.test(document.body.innerText)", timeout=30_000)
+    pg.wait_for_function("() => document.body.innerText.includes('9 of 9 cells done')", timeout=180_000)
+    pg.wait_for_function("() => !document.body.innerText.includes('running')", timeout=30_000)
+    wait_charts(pg, 5)  # four heatmaps and the small multiples
+    texts = pg.evaluate("""() => [...document.querySelectorAll("[data-testid='stPlotlyChart'] .js-plotly-plot")]
+        .map(g => g._fullLayout.title && g._fullLayout.title.text)""")
+    for title in ("Reconstruction error", "Mean ρ̂", "Dead units", "Probe accuracy"):
+        assert any(t and title in t for t in texts), texts
+    no_exception(pg)
+
+    # a click on the middle cell (rho 0.05, beta 3) opens its run on the Runs page
+    pg.wait_for_timeout(1000)
+    click_heatmap_cell(pg, "Reconstruction error", 1, 1, 3, 3)
+    pg.wait_for_function("() => document.title.startsWith('Runs') && location.search.includes('run=')",
+                         timeout=30_000)
+    pg.wait_for_function("() => document.body.innerText.includes('KL ρ=0.05 β=3 ')", timeout=30_000)
+    assert "hidden=16" in pg.url, "the settings travel with the link"
+    no_exception(pg)
+
+    # ... and joins the comparison with the earlier runs
+    pg.get_by_role("button", name="Add to comparison").click()
+    pg.wait_for_function("() => document.body.innerText.includes('Runs to compare')", timeout=30_000)
+    deadline = time.monotonic() + 30
+    while len(overlaid_traces(pg)) != 3:
+        assert time.monotonic() < deadline, overlaid_traces(pg)
+        time.sleep(0.2)
+    no_exception(pg)
+
+
+@contextmanager
+def lab_server(data_dir: Path):
+    """`streamlit run dashboard.py` (own port, own process group) on the run store ``data_dir``; yields its URL.
+    One training slot: a leaked run would queue the next."""
+    with serve(env={"SAE_TRAINING_SLOTS": "1"}, data_dir=data_dir) as server:
+        yield server.url
+
+
+def download_model(pg) -> bytes:
+    """The sidebar's "Model (.zip …)" download, as bytes."""
+    button = pg.locator("[data-testid='stSidebar'] [data-testid='stDownloadButton']").filter(has_text="Model (.zip")
+    if not button.is_visible():
+        pg.locator("[data-testid='stSidebar'] [data-testid='stExpander']").filter(has_text="Share and export") \
+            .locator("summary").click()
+    with pg.expect_download(timeout=60_000) as info:
+        button.click()
+    return Path(info.value.path()).read_bytes()
+
+
+def test_runs_survive_a_restart_and_a_model_round_trips_through_a_file(tmp_path, browser):
+    """Train; restart the server; the run is listed, loads back into the live view; its model downloads,
+    uploads and downloads again with the same weights."""
+    from sae.runs.export import read_model_bundle
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
+    pg = context.new_page()
+    pg.errors = []
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    try:
+        with lab_server(tmp_path / "lab") as base:
+            train_until_finished(pg, base + "/?data=digits&hidden=16&epochs=20")
+            pg.wait_for_timeout(1500)  # the final metrics are recorded after the last step
+        with lab_server(tmp_path / "lab") as base:  # a new server process on the same store
+            pg.goto(base + "/runs?data=digits&hidden=16&epochs=20")  # one run: nothing to compare, no chart yet
+            pg.wait_for_function("() => document.body.innerText.includes('1 of 1 runs shown')", timeout=60_000)
+            pg.get_by_text("One run", exact=True).click()
+            pg.get_by_role("button", name="Load into the live view").click()
+            pg.wait_for_function("() => document.title.startsWith('Train')", timeout=30_000)
+            pg.wait_for_function("() => document.body.innerText.includes('loaded run')", timeout=30_000)
+            assert "paused" in status(pg) and step_of(pg) == 280  # 20 epochs x 14 full batches of 128
+            no_exception(pg)
+
+            first = download_model(pg)
+            uploader = pg.locator("[data-testid='stSidebar'] [data-testid='stFileUploader']").filter(
+                has_text="Open a saved model")
+            uploader.locator("input[type='file']").set_input_files(
+                {"name": "model.zip", "mimeType": "application/zip", "buffer": first})
+            pg.wait_for_function("() => document.body.innerText.includes('opened model.zip')", timeout=30_000)
+            wait_charts(pg, 2)
+            no_exception(pg)
+            second = download_model(pg)
+    finally:
+        context.close()
+    a, b = read_model_bundle(first), read_model_bundle(second)
+    for name, tensor in a.model.state_dict().items():
+        assert (tensor == b.model.state_dict()[name]).all(), name
+    assert a.train_config == b.train_config and a.dataset == b.dataset == "digits"
