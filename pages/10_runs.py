@@ -1,8 +1,6 @@
 """Runs: every training run recorded on this server. Filter and sort them, compare two to four, open one
 (rename, delete, download, load it back into the live view to continue training)."""
 
-from datetime import datetime
-
 import pandas as pd
 import streamlit as st
 
@@ -11,8 +9,9 @@ from sae.viz import figures
 from sae.viz import run_figures
 from sae.runs.compare import DEFAULT_COLUMNS, MAX_RUNS, CompareError, differing_settings, load_comparison
 from sae.data import DATASETS
-from sae.runs.table import image_shape_for, run_table
-from sae.runs.store import SORTABLE, StoreError
+from sae.runs.table import (RUN_SORTS, STATUS_FILTERS, default_comparison, filter_runs, image_shape_for,
+                            live_run_ids, run_label, run_table)
+from sae.runs.store import StoreError
 from sae.ui import page, share, state
 
 job = page("Runs", ":material/table_rows:",
@@ -35,29 +34,21 @@ if error:
     st.error(error, icon=":material/error:")
 
 # ----------------------------------------------------------------------------- filters and the table
-SORTS = {"last updated": ("updated", True), "created": ("created", True), "name": ("name", False),
-         "reconstruction error": ("reconstruction", False), "probe accuracy": ("probe_accuracy", True),
-         "dead units": ("dead_units", False), "total loss": ("total", False)}
 c = st.columns([2, 1.4, 1.4, 1.2, 1.1])
 search = c[0].text_input("Name contains", key="runs_search", persist_state="session", placeholder="e.g. digits")
 datasets = c[1].multiselect("Data set", sorted(set(DATASETS) | {r.dataset for r in store.list()}), key="runs_data",
                             persist_state="session")
-statuses = c[2].multiselect("Status", ["finished", "stopped", "running", "paused", "queued", "diverged",
-                                       "interrupted", "idle"], key="runs_status", persist_state="session")
-sort = c[3].selectbox("Sort by", list(SORTS), key="runs_sort", persist_state="session")
+statuses = c[2].multiselect("Status", list(STATUS_FILTERS), key="runs_status", persist_state="session")
+sort = c[3].selectbox("Sort by", list(RUN_SORTS), key="runs_sort", persist_state="session")
 sweeps = c[4].toggle("Sweep cells", value=True, key="runs_sweeps", persist_state="session",
                      help="Also list the runs that are cells of a sweep.")
-order_by, descending = SORTS[sort]
-assert order_by in SORTABLE
-LIVE = ("running", "queued")
+order_by, descending = RUN_SORTS[sort]
 
 
 def listed() -> tuple[list, list]:
     """(every run, the runs the filters let through), in the chosen order."""
     every = store.list(order_by=order_by, descending=descending)
-    return every, [r for r in every
-                   if (not search or search.lower() in r.name.lower()) and (not datasets or r.dataset in datasets)
-                   and (not statuses or r.display_status in statuses) and (sweeps or r.sweep_id is None)]
+    return every, filter_runs(every, search=search, datasets=datasets, statuses=statuses, sweep_cells=sweeps)
 
 
 everything, records = listed()
@@ -66,7 +57,7 @@ if not everything:
     st.info("No runs recorded yet. Press **Train** in the sidebar (every run is recorded as it trains), or start "
             "a sweep on the **Sweep** page.", icon=":material/info:")
     st.stop()
-live_at_render = {r.id for r in everything if r.display_status in LIVE}
+live_at_render = live_run_ids(everything)
 
 
 @st.fragment(run_every=2.0 if live_at_render else None)
@@ -96,7 +87,7 @@ def runs_table() -> None:
                  })
     st.caption(f"{len(shown)} of {len(every)} runs shown · click a column header to sort"
                + (" · updating while runs train" if live_at_render else ""))
-    if {r.id for r in every if r.display_status in LIVE} != live_at_render:
+    if live_run_ids(every) != live_at_render:
         st.rerun(scope="app")
 
 
@@ -104,10 +95,7 @@ runs_table()
 
 
 def label(run_id: str) -> str:
-    r = by_id.get(run_id)
-    if r is None:
-        return run_id[:8]
-    return f"{r.name} · {r.display_status} · {datetime.fromtimestamp(r.created):%d %b %H:%M:%S}"
+    return run_label(by_id.get(run_id), run_id)
 
 
 # the run named by the URL (?run=<id>, e.g. a sweep cell clicked on the Sweep page) opens once
@@ -123,8 +111,7 @@ for key in ("runs_compare",):  # runs deleted meanwhile leave the selections
 if st.session_state.get("runs_open") not in by_id:
     st.session_state.pop("runs_open", None)
 if "runs_compare" not in st.session_state:  # a first visit compares the two latest finished runs (not sweep cells)
-    finished = store.list(status="finished")
-    st.session_state["runs_compare"] = [r.id for r in sorted(finished, key=lambda r: r.sweep_id is not None)][:2]
+    st.session_state["runs_compare"] = default_comparison(store)
 
 options = [r.id for r in records]
 view = st.radio("View", ["Compare", "One run"], horizontal=True, key="runs_view", persist_state="session",

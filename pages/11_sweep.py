@@ -1,7 +1,6 @@
 """Sweep: a grid over ρ × β (and optionally the hidden size) trained in the background, every cell recorded as
 a run; the result as small multiples of the filters and heatmaps of the metrics; a click on a cell opens its run."""
 
-from dataclasses import replace
 from datetime import datetime
 from functools import partial
 
@@ -12,10 +11,11 @@ from sae.viz import run_figures
 from sae.core.config import ConfigError
 from sae.data import DATASETS, DataError
 from sae.viz.run_figures import cell_from_event
-from sae.runs.table import METRIC_LABELS, best_cell
-from sae.training.trainer import steps_per_epoch
+from sae.runs.table import METRIC_LABELS, best_cell, sweep_label
 from sae.runs.store import StoreError
-from sae.runs.sweep import MAX_AXIS, SweepError, SweepSpec, load_sweep
+from sae.runs.sweep_results import load_sweep
+from sae.runs.sweep_spec import MAX_AXIS, SweepError, default_cell_budget, spec_from_choices
+from sae.training.status import RunStatus
 from sae.ui import controls, page, share, state
 from sae.app.job import training_slots
 
@@ -43,15 +43,10 @@ def start_sweep() -> None:
     s = st.session_state.get("sae_settings") or job.settings
     try:
         data = state.dataset(s.dataset)
-        train_config = s.train_config()
-        amount = int(st.session_state["sweep_epochs"])
-        train_config = replace(train_config, max_iter=amount) if train_config.optimizer == "lbfgs" else \
-            replace(train_config, epochs=float(amount))
-        rhos, betas = sorted(st.session_state["sweep_rhos"]), sorted(st.session_state["sweep_betas"])
-        hidden = sorted(st.session_state.get("sweep_hidden") or []) or None
-        name = (st.session_state.get("sweep_name") or "").strip() or f"sweep on {data.name}"
-        spec = SweepSpec(rhos=rhos, betas=betas, hidden_sizes=hidden, model_config=s.model_config(data),
-                         train_config=train_config, dataset=data.name, name=name[:200])
+        spec = spec_from_choices(s.model_config(data), s.train_config(), data.name,
+                                 rhos=st.session_state["sweep_rhos"], betas=st.session_state["sweep_betas"],
+                                 hidden_sizes=st.session_state.get("sweep_hidden"),
+                                 budget=int(st.session_state["sweep_epochs"]), name=st.session_state.get("sweep_name"))
         sweep = registry.start(spec, store, data, parallel=max(1, min(4, slots.capacity)), slots=slots)
     except (SweepError, ConfigError, DataError, StoreError) as exc:
         st.session_state["sweep_error"] = str(exc)
@@ -60,7 +55,7 @@ def start_sweep() -> None:
 
 
 # ----------------------------------------------------------------------------- a new sweep
-sweeps = store.sweeps()
+sweeps = store.sweeps.list()
 try:
     data_name = state.dataset(settings.dataset).name
 except DataError:
@@ -77,10 +72,10 @@ with st.expander("New sweep", icon=":material/add_circle:", expanded=not sweeps)
                          help="One ρ × β grid per hidden size. Empty: the sidebar's hidden size only.")
         lbfgs = settings.optimizer == "lbfgs"
         try:
-            per_epoch = steps_per_epoch(settings.train_config(), state.dataset(settings.dataset).n_samples)
-        except (ConfigError, DataError):
-            per_epoch = 1
-        default = settings.max_iter if lbfgs else int(np.clip(round(2000 / per_epoch), 5, settings.epochs))
+            n_samples = state.dataset(settings.dataset).n_samples
+        except DataError:
+            n_samples = None
+        default = default_cell_budget(settings.train_config(), n_samples)
         c[3].number_input("Iterations per cell" if lbfgs else "Epochs per cell", 1, 100_000, int(default),
                           key="sweep_epochs", help="Every cell trains this long: try short sweeps first.")
         c[4].text_input("Name", key="sweep_name", placeholder=f"sweep on {data_name}", max_chars=200)
@@ -97,7 +92,7 @@ error = st.session_state.pop("sweep_error", None)
 if error:
     st.error(f"Cannot start this sweep: {error}", icon=":material/error:")
 
-sweeps = store.sweeps()
+sweeps = store.sweeps.list()
 if not sweeps:
     st.info("No sweeps yet: choose the values above and press **Start sweep**.", icon=":material/info:")
     st.stop()
@@ -111,22 +106,8 @@ if st.session_state.get("sweep_pick") not in by_id:
     st.session_state["sweep_pick"] = sweeps[0].id
 
 
-def sweep_status(record) -> str:
-    if record.status == "running" and registry.get(record.id) is None:
-        return "interrupted"  # a previous server process ran it
-    return record.status
-
-
-def sweep_label(sweep_id: str) -> str:
-    r = by_id[sweep_id]
-    spec = r.spec
-    shape = f"{len(spec.get('rhos', []))}×{len(spec.get('betas', []))}" + \
-        (f"×{len(spec['hidden_sizes'])}" if spec.get("hidden_sizes") else "")
-    return f"{r.name} · {shape} · {datetime.fromtimestamp(r.created):%d %b %H:%M:%S}"
-
-
 top = st.columns([4, 1])
-pick = top[0].selectbox("Sweep", list(by_id), key="sweep_pick", format_func=sweep_label)
+pick = top[0].selectbox("Sweep", list(by_id), key="sweep_pick", format_func=lambda i: sweep_label(by_id[i]))
 st.query_params["sweep"] = pick
 st.session_state["sweep_url_seen"] = pick
 live_at_render = registry.get(pick)
@@ -136,7 +117,7 @@ with top[1].popover("Delete", icon=":material/delete:", width="stretch", disable
 
     def delete_sweep(sweep_id=pick) -> None:
         try:
-            store.delete_sweep(sweep_id)
+            store.sweeps.delete(sweep_id)
         except StoreError as exc:
             st.session_state["sweep_error"] = str(exc)
         st.session_state.pop("sweep_pick", None)
@@ -171,9 +152,7 @@ def sweep_view() -> None:
     sweep = registry.get(pick)
     if sweep is not None:
         progress = sweep.progress()
-        text = (f"{progress.done} of {progress.total} cells done · {progress.running} training · "
-                f"{progress.queued} waiting" + (f" · {progress.failed} failed" if progress.failed else "")
-                + (" · cancelled" if progress.cancelled else ""))
+        text = progress.summary
         if sweep.done:
             st.progress(1.0, text=text)
         else:
@@ -184,10 +163,10 @@ def sweep_view() -> None:
         version = (pick, tuple(c.status for c in progress.cells))
     else:
         record = by_id[pick]
-        status = sweep_status(record)
+        status = registry.display_status(record)
         st.caption(f"**{status}** · last update {datetime.fromtimestamp(record.updated):%d %b %H:%M:%S}"
                    + (" · the server stopped while this sweep trained: the cells it finished are kept"
-                      if status == "interrupted" else ""))
+                      if status == RunStatus.INTERRUPTED else ""))
         version = (pick, record.updated)
     cache = st.session_state.get("sweep_cache")
     if cache is not None and cache[0] == version:
@@ -265,7 +244,7 @@ def sweep_view() -> None:
         with d[1]:
             share.figure_download(filters_fig, "sweep-filters", key="dl_sweep_filters", label="Filters")
         st.caption("Downloads are interactive HTML files.")
-    failed = [c for c in (sweep.progress().cells if sweep is not None else ()) if c.status == "failed"]
+    failed = [c for c in (sweep.progress().cells if sweep is not None else ()) if c.status == RunStatus.FAILED]
     for cell in failed:
         st.caption(f":material/error: ρ={cell.rho:g} β={cell.beta:g}: {cell.reason}")
     if running_at_render and (sweep is None or sweep.done):

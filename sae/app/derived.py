@@ -34,9 +34,7 @@ class Derived:
 
     @cached_property
     def model(self) -> SparseAutoencoder:
-        model = SparseAutoencoder.from_config(self.model_config)
-        model.load_state_dict({k: torch.from_numpy(v) for k, v in self.snapshot.weights.items()})
-        return model.eval()
+        return SparseAutoencoder.from_weights(self.model_config, self.snapshot.weights)
 
     @cached_property
     def X(self) -> np.ndarray:

@@ -119,7 +119,7 @@ class DistributionTrace:
     def __init__(self, X_subset: np.ndarray, model_config: ModelConfig, rows: int = TRACE_ROWS,
                  bins: int = HIST_BINS) -> None:
         self.X = torch.as_tensor(np.array(X_subset, dtype=np.float32))
-        self.model = SparseAutoencoder.from_config(model_config)
+        self.model_config = model_config
         self.activation = model_config.activation
         self.rows, self.bins = rows, bins
         self.rho_edges = np.concatenate([[0.0], np.geomspace(1e-3, 1.0, bins)])  # log bins: 0.5 and 0.01 both show
@@ -141,8 +141,7 @@ class DistributionTrace:
         if (self._seen - 1) % self._stride or not np.isfinite(snap.rho_hat).all():
             return
         with torch.no_grad():
-            self.model.load_state_dict({k: torch.from_numpy(v) for k, v in snap.weights.items()})
-            a = self.model.encode(self.X).numpy().ravel()
+            a = SparseAutoencoder.from_weights(self.model_config, snap.weights).encode(self.X).numpy().ravel()
         top = float(a.max()) if self.activation == "relu" else 1.0
         edges = self.act_edges * max(top, 1e-6) if self.activation == "relu" else self.act_edges
         rho_counts = np.histogram(np.clip(snap.rho_hat, 0, 1), self.rho_edges)[0]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import Mapping
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -62,6 +64,35 @@ class SparseAutoencoder(nn.Module):
     @classmethod
     def from_config(cls, config: ModelConfig) -> "SparseAutoencoder":
         return cls(config.n_inputs, config.n_hidden, config.activation, config.decoder_activation, config.topk)
+
+    @classmethod
+    def from_weights(cls, config: ModelConfig, weights: Mapping[str, np.ndarray]) -> "SparseAutoencoder":
+        """A model (eval mode) holding ``weights`` (name -> array, as in ``state_dict()``; copied as float32).
+
+        The one way to turn a Snapshot's weights back into a network. Raises ValueError, starting "weights do
+        not fit", when a name is missing or unknown or a shape differs from what ``config`` describes.
+        """
+        model = cls.from_config(config)
+        expected = {name: tuple(value.shape) for name, value in model.state_dict().items()}
+        fit = f"weights do not fit a {config.n_inputs} -> {config.n_hidden} model"
+        if not isinstance(weights, Mapping):
+            raise ValueError(f"{fit} (expected a dict of name -> array, got {type(weights).__name__}).")
+        missing, unknown = sorted(set(expected) - set(weights)), sorted(map(str, set(weights) - set(expected)))
+        problems = ([f"missing {', '.join(missing)}"] if missing else []) + \
+            ([f"unknown {', '.join(unknown)}"] if unknown else [])
+        if problems:
+            raise ValueError(f"{fit} ({'; '.join(problems)}).")
+        tensors = {}
+        for name, shape in expected.items():
+            try:
+                array = np.array(weights[name], dtype=np.float32)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{fit} ({name} is not an array of numbers: {exc}).") from None
+            if array.shape != shape:
+                raise ValueError(f"{fit} ({name} has shape {array.shape}, expected {shape}).")
+            tensors[name] = torch.from_numpy(array)
+        model.load_state_dict(tensors)
+        return model.eval()
 
     @property
     def activation(self) -> str:

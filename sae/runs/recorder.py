@@ -17,7 +17,8 @@ import numpy as np
 from sae.core.config import ModelConfig, TrainConfig
 from sae.training.status import RunStatus
 from sae.evaluation.metrics import evaluate_run
-from sae.runs.store import RunNotFoundError, RunStore, StoreError, check_run_id, model_from_weights
+from sae.core.model import SparseAutoencoder
+from sae.runs.store import RunNotFoundError, RunStore, StoreError, check_run_id
 from sae.training.trainer import Snapshot
 
 
@@ -100,8 +101,11 @@ class RunRecorder:
             metrics, rho_hat = {}, None
             try:
                 if self._X is not None and snapshot.step > 0 and np.isfinite(snapshot.rho_hat).all():
-                    model_config = self.store._run_configs(self.run_id)[0]  # noqa: SLF001
-                    model = model_from_weights(model_config, snapshot.weights)
+                    model_config = self.store.run_configs(self.run_id)[0]
+                    try:
+                        model = SparseAutoencoder.from_weights(model_config, snapshot.weights)
+                    except ValueError as exc:
+                        raise StoreError(f"the snapshot's {exc}") from None
                     metrics, rho_hat = evaluate_run(model, self._X, self._labels, probe=self._probe)
                 self.store.finish(self.run_id, snapshot, self._current_history(), metrics, rho_hat=rho_hat)
                 self.error = None

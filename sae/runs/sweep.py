@@ -1,14 +1,11 @@
-"""Sweeps: train a grid over rho x beta (x hidden size) in the background, record every cell.
+"""Running sweeps: train a grid of runs in the background, record every cell, report live progress.
 
-A :class:`SweepSpec` is the grid and the base configs; a :class:`Sweep` trains its cells with at most
-``parallel`` trainers at once (its own :class:`sae.training.slots.TrainingSlots`, or a server-wide one shared
-with interactive sessions), records each cell as a run in a :class:`sae.runs.store.RunStore` through a
-:class:`sae.runs.recorder.RunRecorder`, reports live progress, and can be cancelled. :func:`sweep_results`
-turns the recorded cells into grids for heatmaps and small multiples, also after a restart.
-
-Every cell uses the same seed (the base config's, 0 if unset): the same initial weights for one
-hidden size and the same minibatch order, so differences between cells come from rho, beta and the
-hidden size alone.
+A :class:`Sweep` trains the cells of a :class:`sae.runs.sweep_spec.SweepSpec` with at most ``parallel`` trainers
+at once (its own :class:`sae.training.slots.TrainingSlots`, or a server-wide one shared with interactive
+sessions), records each cell as a run in a :class:`sae.runs.store.RunStore` through a
+:class:`sae.runs.recorder.RunRecorder`, reports live progress (:class:`SweepProgress`), and can be cancelled.
+:class:`SweepRegistry` keeps the sweeps this process runs, by id. The recorded cells become grids with
+:func:`sae.runs.sweep_results.sweep_results`, also after a restart.
 
 Example:
     >>> spec = SweepSpec(rhos=(0.01, 0.05), betas=(0.5, 3.0), model_config=ModelConfig(64, 25),
@@ -19,151 +16,30 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import warnings
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-import numpy as np
-
-from sae.core.config import ConfigError, ModelConfig, TrainConfig, config_from_dict, config_to_dict
-from sae.training.status import RunStatus
-from sae.training.slots import TrainingSlots
+from sae.core.config import ConfigError
 from sae.runs.recorder import RunRecorder
 from sae.runs.store import RunStore, StoreError
+from sae.runs.sweep_results import SweepResults, sweep_results
+from sae.runs.sweep_spec import Cell, SweepError, SweepSpec
+from sae.runs.sweep_table import SweepRecord
+from sae.training.slots import TrainingSlots
+from sae.training.status import RunStatus
 from sae.training.trainer import Snapshot, Trainer
 
-MAX_AXIS = 8  # values per axis
-MAX_CELLS = 64  # cells per sweep
-METRICS = ("reconstruction", "rho_hat_mean", "dead_units", "probe_accuracy", "total")
+logger = logging.getLogger(__name__)
+
 # cell statuses: waiting (for a worker or a slot), training, and how it ended
 CELL_DONE = (RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.DIVERGED, RunStatus.FAILED, RunStatus.CANCELLED)
-
-
-class SweepError(ValueError):
-    """A sweep that cannot be set up or run as asked; the message says why."""
-
-
-def _axis(values: Any, name: str, kind: type) -> tuple:
-    try:
-        values = tuple(values)
-    except TypeError:
-        raise SweepError(f"{name} must be a list of values, got {values!r}.") from None
-    if not 1 <= len(values) <= MAX_AXIS:
-        raise SweepError(f"{name} needs between 1 and {MAX_AXIS} values, got {len(values)}.")
-    try:
-        values = tuple(kind(v) if kind is float else v for v in values)
-    except (TypeError, ValueError):
-        raise SweepError(f"{name} must hold numbers, got {values!r}.") from None
-    if kind is int and not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
-        raise SweepError(f"{name} must hold whole numbers, got {values!r}.")
-    values = tuple(int(v) for v in values) if kind is int else values
-    if len(set(values)) != len(values):
-        raise SweepError(f"{name} lists a value twice: {values!r}.")
-    return values
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One grid point: index (hidden, rho, beta) into the spec's axes, and its full configs."""
-
-    index: tuple[int, int, int]
-    rho: float
-    beta: float
-    n_hidden: int
-    model_config: ModelConfig
-    train_config: TrainConfig
-
-    @property
-    def label(self) -> str:
-        return f"ρ={self.rho:g} β={self.beta:g} s={self.n_hidden}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class SweepSpec:
-    """A grid over rho x beta (x hidden size) around base configs. Every cell is validated here.
-
-    Attributes:
-        rhos: target activations (rows of the heatmaps).
-        betas: sparsity weights (columns).
-        hidden_sizes: optional hidden sizes (one grid per size); default: the base model's only.
-        model_config: the base model (its n_hidden is used when hidden_sizes is None).
-        train_config: the base training settings; its seed (0 if None) is used by every cell.
-        dataset: the data set name recorded with every run (a built-in name lets Sweep load it).
-        name: shown in the store; default "sweep on <dataset>".
-    """
-
-    rhos: Sequence[float]
-    betas: Sequence[float]
-    model_config: ModelConfig
-    train_config: TrainConfig
-    dataset: str
-    hidden_sizes: Sequence[int] | None = None
-    name: str = ""
-
-    def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        set_(self, "rhos", _axis(self.rhos, "rhos", float))
-        set_(self, "betas", _axis(self.betas, "betas", float))
-        if self.hidden_sizes is not None:
-            set_(self, "hidden_sizes", _axis(self.hidden_sizes, "hidden sizes", int))
-        if not isinstance(self.model_config, ModelConfig) or not isinstance(self.train_config, TrainConfig):
-            raise SweepError("a sweep needs a ModelConfig and a TrainConfig as its base.")
-        if not isinstance(self.dataset, str) or not self.dataset.strip():
-            raise SweepError("a sweep needs the name of its data set.")
-        if self.train_config.penalty == "topk":
-            raise SweepError("a rho x beta sweep needs the KL or L1 penalty; TopK codes ignore both.")
-        if self.train_config.penalty == "l1" and len(self.rhos) > 1:
-            raise SweepError("rho has no effect under the L1 penalty: sweep beta (and the hidden size) with one rho.")
-        if self.train_config.seed is None:
-            set_(self, "train_config", replace(self.train_config, seed=0))
-        count = len(self.rhos) * len(self.betas) * len(self.sizes)
-        if count > MAX_CELLS:
-            raise SweepError(f"this sweep has {count} cells; the limit is {MAX_CELLS}.")
-        if not self.name:
-            set_(self, "name", f"sweep on {self.dataset}")
-        self.cells()  # validates every cell's configs
-
-    @property
-    def sizes(self) -> tuple[int, ...]:
-        return tuple(self.hidden_sizes) if self.hidden_sizes is not None else (self.model_config.n_hidden,)
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """(hidden sizes, rhos, betas)."""
-        return len(self.sizes), len(self.rhos), len(self.betas)
-
-    def cells(self) -> list[Cell]:
-        """All cells, hidden size outermost, then rho, then beta. Raises SweepError on a bad value."""
-        out = []
-        for h, n_hidden in enumerate(self.sizes):
-            for i, rho in enumerate(self.rhos):
-                for j, beta in enumerate(self.betas):
-                    try:
-                        mc = replace(self.model_config, n_hidden=n_hidden)
-                        tc = replace(self.train_config, rho=rho, beta=beta)
-                    except ConfigError as exc:
-                        raise SweepError(f"cell ρ={rho:g}, β={beta:g}, {n_hidden} hidden: {exc}") from None
-                    out.append(Cell((h, i, j), rho, beta, n_hidden, mc, tc))
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"rhos": list(self.rhos), "betas": list(self.betas),
-                "hidden_sizes": None if self.hidden_sizes is None else list(self.hidden_sizes),
-                "model_config": config_to_dict(self.model_config), "train_config": config_to_dict(self.train_config),
-                "dataset": self.dataset, "name": self.name}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "SweepSpec":
-        try:
-            return cls(rhos=data["rhos"], betas=data["betas"], hidden_sizes=data.get("hidden_sizes"),
-                       model_config=config_from_dict(ModelConfig, data["model_config"]),
-                       train_config=config_from_dict(TrainConfig, data["train_config"]),
-                       dataset=data["dataset"], name=data.get("name", ""))
-        except (KeyError, TypeError, ConfigError) as exc:
-            raise SweepError(f"the stored sweep description is incomplete or invalid ({exc}).") from None
+MAX_RUNNING_SWEEPS = 4  # per process; each also shares the server's training slots
+KEEP_FINISHED_SWEEPS = 16  # finished sweeps kept in memory for their live progress view
 
 
 @dataclass(frozen=True)
@@ -201,6 +77,12 @@ class SweepProgress:
     peak_running: int
 
     @property
+    def summary(self) -> str:
+        """One line for a progress bar: "3 of 4 cells done · 1 training · 0 waiting" (+ failed, cancelled)."""
+        return (f"{self.done} of {self.total} cells done · {self.running} training · {self.queued} waiting"
+                + (f" · {self.failed} failed" if self.failed else "") + (" · cancelled" if self.cancelled else ""))
+
+    @property
     def finished(self) -> bool:
         return self.done == self.total
 
@@ -209,83 +91,6 @@ class SweepProgress:
         """Share of the work done, counting steps of running cells."""
         parts = [1.0 if c.done else (c.step / c.total_steps if c.total_steps else 0.0) for c in self.cells]
         return sum(parts) / max(1, len(parts))
-
-
-@dataclass(frozen=True)
-class SweepResults:
-    """Recorded metrics on the grid, for heatmaps and small multiples.
-
-    Attributes:
-        rhos, betas, hidden_sizes: the axes.
-        metrics: name (``METRICS``) -> (hidden sizes, rhos, betas) float64; NaN where unknown
-            (cell not finished, or no labels for the probe).
-        run_ids: (hidden sizes, rhos, betas) object array of run ids (None where no run).
-        status: (hidden sizes, rhos, betas) object array of cell statuses.
-        encoder_weights: (h, i, j) -> W1 (n_hidden, n_inputs) of each cell with recorded weights.
-        image_shape: (height, width) to show the filters, if the data are images.
-    """
-
-    sweep_id: str | None
-    rhos: tuple[float, ...]
-    betas: tuple[float, ...]
-    hidden_sizes: tuple[int, ...]
-    metrics: dict[str, np.ndarray]
-    run_ids: np.ndarray
-    status: np.ndarray
-    encoder_weights: dict[tuple[int, int, int], np.ndarray]
-    image_shape: tuple[int, int] | None = None
-
-    def grid(self, metric: str, hidden: int = 0) -> np.ndarray:
-        """(rhos, betas) values of ``metric`` for the ``hidden``-th hidden size."""
-        if metric not in self.metrics:
-            raise SweepError(f"no metric {metric!r}; choose one of {', '.join(self.metrics)}.")
-        if not 0 <= hidden < len(self.hidden_sizes):
-            raise SweepError(f"hidden size index {hidden} is out of range (0..{len(self.hidden_sizes) - 1}).")
-        return self.metrics[metric][hidden]
-
-    def run_at(self, hidden: int, i: int, j: int) -> str | None:
-        """The run id of the cell (hidden, rho index, beta index): what clicking a heatmap cell opens."""
-        return self.run_ids[hidden, i, j]
-
-
-def sweep_results(store: RunStore, spec: SweepSpec, sweep_id: str, *, weights: bool = True,
-                  image_shape: tuple[int, int] | None = None, status: Mapping[tuple, str] | None = None
-                  ) -> SweepResults:
-    """Gather the recorded cells of ``sweep_id`` into grids (the newest run wins if a cell has several)."""
-    shape = spec.shape
-    metrics = {name: np.full(shape, np.nan) for name in METRICS}
-    run_ids = np.full(shape, None, dtype=object)
-    states = np.full(shape, RunStatus.QUEUED, dtype=object)
-    for index, value in (status or {}).items():
-        states[index] = value
-    filters: dict[tuple[int, int, int], np.ndarray] = {}
-    where = {(n, r, b): (h, i, j) for h, n in enumerate(spec.sizes) for i, r in enumerate(spec.rhos)
-             for j, b in enumerate(spec.betas)}
-    for record in sorted(store.list(sweep_id=sweep_id), key=lambda r: r.updated):
-        tc = record.train_config
-        index = None if tc is None else where.get((record.model_config.n_hidden, tc.rho, tc.beta))
-        if index is None:
-            continue
-        run_ids[index] = record.id
-        if status is None or index not in status:
-            states[index] = record.display_status
-        for name in METRICS:
-            value = getattr(record, name)
-            metrics[name][index] = np.nan if value is None or not record.final else float(value)
-        if weights and record.has_weights:
-            try:
-                filters[index] = store.load_model(record.id).encoder.weight.detach().numpy().copy()
-            except StoreError:
-                filters.pop(index, None)
-    return SweepResults(sweep_id, tuple(spec.rhos), tuple(spec.betas), spec.sizes, metrics, run_ids, states,
-                        filters, image_shape)
-
-
-def load_sweep(store: RunStore, sweep_id: str, *, weights: bool = True) -> tuple[SweepSpec, SweepResults]:
-    """A recorded sweep's spec and results (e.g. after a restart)."""
-    record = store.get_sweep(sweep_id)
-    spec = SweepSpec.from_dict(record.spec)
-    return spec, sweep_results(store, spec, sweep_id, weights=weights, image_shape=record.image_shape)
 
 
 class Sweep:
@@ -337,8 +142,8 @@ class Sweep:
         with self._lock:
             if self._workers:
                 raise SweepError("this sweep was already started.")
-            self.id = self.store.create_sweep(self.spec.name, self.spec.dataset, self.spec.to_dict(),
-                                              getattr(self.data, "image_shape", None))
+            self.id = self.store.sweeps.create(self.spec.name, self.spec.dataset, self.spec.to_dict(),
+                                               getattr(self.data, "image_shape", None))
             self._workers = [threading.Thread(target=self._work, name=f"sae-sweep-{k}", daemon=True)
                              for k in range(min(self.parallel, len(self._queue)))]
             self._active = len(self._workers)
@@ -409,6 +214,7 @@ class Sweep:
             try:
                 self._run_cell(self._cells[index])
             except Exception as exc:  # noqa: BLE001 - one broken cell must not end the sweep
+                logger.warning("sweep %s: cell %s failed", self.id, index, exc_info=True)
                 with self._lock:
                     self._set(index, status=RunStatus.FAILED, reason=f"{type(exc).__name__}: {exc}")
         with self._lock:
@@ -416,9 +222,9 @@ class Sweep:
             last = self._active == 0
         if last and self.id is not None:
             try:
-                self.store.update_sweep(self.id, RunStatus.CANCELLED if self._cancelled else RunStatus.FINISHED)
-            except StoreError:
-                pass
+                self.store.sweeps.update(self.id, RunStatus.CANCELLED if self._cancelled else RunStatus.FINISHED)
+            except StoreError as exc:  # the cells are recorded; only the sweep's own status is stale
+                logger.warning("sweep %s ended but its status could not be recorded: %s", self.id, exc)
 
     def _run_cell(self, cell: Cell) -> None:
         index = cell.index
@@ -447,8 +253,9 @@ class Sweep:
         if cancelled:
             try:
                 self.store.delete(run_id)  # never trained: leave no empty record behind
-            except StoreError:
-                pass
+            except StoreError as exc:  # an empty record stays behind: harmless, and deletable on the Runs page
+                logger.warning("sweep %s: the empty run %s of a cancelled cell could not be deleted: %s", self.id,
+                               run_id, exc)
             return
         trainer.start()
         trainer.join()
@@ -488,5 +295,54 @@ class Sweep:
             self._set(index, status=status, step=snap.step, losses=dict(snap.losses), reason=reason)
 
 
-__all__ = ["SweepSpec", "Sweep", "SweepError", "SweepProgress", "SweepResults", "CellState", "Cell",
-           "sweep_results", "load_sweep", "METRICS", "MAX_CELLS", "MAX_AXIS"]
+class SweepRegistry:
+    """The sweeps started in this process, by sweep id; thread-safe.
+
+    They belong to the server (like the run store), not to the browser session that started them: closing the
+    tab does not stop them. A sweep trains in its own worker threads and records every cell in the run store, so
+    a page only needs its id: :meth:`get` gives the live :class:`Sweep` (progress, cancel) while this process
+    runs it; after a restart :func:`sae.runs.sweep_results.load_sweep` reads the same results from the store.
+    """
+
+    def __init__(self, max_running: int = MAX_RUNNING_SWEEPS, keep: int = KEEP_FINISHED_SWEEPS) -> None:
+        self.max_running = max_running
+        self.keep = keep
+        self._lock = threading.Lock()
+        self._sweeps: dict[str, Sweep] = {}
+
+    def start(self, spec: SweepSpec, store: RunStore, data: Any, *, parallel: int = 2,
+              slots: TrainingSlots | None = None, interval: float = 2.0) -> Sweep:
+        """Start a sweep in the background and register it. Raises SweepError (e.g. too many running)."""
+        with self._lock:
+            if sum(not s.done for s in self._sweeps.values()) >= self.max_running:
+                raise SweepError(f"{self.max_running} sweeps are already training on this server; wait for one "
+                                 "to finish or cancel it.")
+            sweep = Sweep(spec, store, data, parallel=parallel, slots=slots, interval=interval).start()
+            self._sweeps[sweep.id] = sweep  # type: ignore[index]
+            finished = [k for k, s in self._sweeps.items() if s.done]
+            for key in finished[:max(0, len(finished) - self.keep)]:
+                del self._sweeps[key]
+        return sweep
+
+    def get(self, sweep_id: str | None) -> Sweep | None:
+        with self._lock:
+            return self._sweeps.get(sweep_id) if sweep_id else None
+
+    def running(self) -> list[Sweep]:
+        with self._lock:
+            return [s for s in self._sweeps.values() if not s.done]
+
+    def display_status(self, record: SweepRecord) -> str:
+        """A recorded sweep's status as shown: ``interrupted`` if recorded as running but no sweep of this
+        registry runs it (a previous server process did, and stopped), else the recorded status."""
+        if record.status == RunStatus.RUNNING and self.get(record.id) is None:
+            return RunStatus.INTERRUPTED
+        return record.status
+
+    def cancel_all(self, wait: bool = True, timeout: float = 30.0) -> None:
+        """Cancel every running sweep (tests, shutdown)."""
+        for sweep in self.running():
+            sweep.cancel(wait=wait, timeout=timeout)
+
+
+__all__ = ["Sweep", "SweepRegistry", "SweepProgress", "CellState", "CELL_DONE", "MAX_RUNNING_SWEEPS"]

@@ -1,39 +1,42 @@
-"""The lab notebook behind the Runs and Sweep pages: pure helpers on recorded runs, and this process's sweeps.
+"""The lab notebook behind the Runs and Sweep pages: pure helpers on recorded runs and sweeps.
 
-No Streamlit here (``sae.ui.share`` wires these to widgets):
+No Streamlit here (the pages and ``sae.ui.share`` wire these to widgets):
 
 - :func:`default_run_name`: what a recorded run is called until the user renames it.
+- :func:`run_label`, :func:`sweep_label`: a recorded run or sweep in one line, for a picker.
+- :func:`filter_runs` with ``RUN_SORTS`` and ``STATUS_FILTERS``: the Runs page's filters; :func:`live_run_ids`:
+  which runs still train (the page redraws while there are any); :func:`default_comparison`: what a first
+  visit compares.
 - :func:`run_table`: recorded runs -> a pandas DataFrame (hyperparameters and final metrics, one row per run).
 - :func:`continuation`: the TrainConfig that continues a run stopped at a given step (a finished run
   gets one more training budget of the same length).
 - :func:`image_shape_for`: how to show a model's filters as pictures (square inputs: 64 -> 8x8).
 - :func:`best_cell`: the cell of a sweep that is best by one metric.
-- :class:`SweepRegistry`: the sweeps training in this process, by sweep id. They belong to the server
-  (like the run store), not to the browser session that started them: closing the tab does not stop them.
+
+The sweeps training in this process are kept by :class:`sae.runs.sweep.SweepRegistry`.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Collection, Sequence
 
 import numpy as np
 
 from sae.core.config import ModelConfig, TrainConfig
+from sae.training.status import ACTIVE_STATUSES, RunStatus
 from sae.training.trainer import steps_per_epoch
 
-if TYPE_CHECKING:  # imported lazily: pandas and the sweep machinery are only needed by the pages
+if TYPE_CHECKING:  # imported lazily: pandas is only needed by the pages
     import pandas as pd
 
-    from sae.training.slots import TrainingSlots
-    from sae.runs.store import RunRecord, RunStore
-    from sae.runs.sweep import Sweep, SweepResults, SweepSpec
+    from sae.runs.records import RunRecord
+    from sae.runs.store import RunStore
+    from sae.runs.sweep_results import SweepResults
+    from sae.runs.sweep_table import SweepRecord
 
-MAX_RUNNING_SWEEPS = 4  # per process; each also shares the server's training slots
-KEEP_FINISHED_SWEEPS = 16  # finished sweeps kept in memory for their live progress view
 # how each sweep metric ranks cells: "min" lower is better, "max" higher is better, "target": closest to rho
 METRIC_GOAL = {"reconstruction": "min", "probe_accuracy": "max", "dead_units": "min", "rho_hat_mean": "target",
                "total": "min"}
@@ -51,6 +54,56 @@ def default_run_name(dataset: str, model_config: ModelConfig, train_config: Trai
     if train_config.penalty == "l1":
         return f"{head} · L1 β={train_config.beta:g}"
     return f"{head} · TopK k={model_config.topk}"
+
+
+# the Runs page's sort choices: label -> (RunStore.list order_by, descending)
+RUN_SORTS = {"last updated": ("updated", True), "created": ("created", True), "name": ("name", False),
+             "reconstruction error": ("reconstruction", False), "probe accuracy": ("probe_accuracy", True),
+             "dead units": ("dead_units", False), "total loss": ("total", False)}
+# the statuses a run can show (RunRecord.display_status), in the order the status filter offers them
+STATUS_FILTERS = tuple(s.value for s in (RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.RUNNING, RunStatus.PAUSED,
+                                         RunStatus.QUEUED, RunStatus.DIVERGED, RunStatus.INTERRUPTED, RunStatus.IDLE))
+
+
+def run_label(record: "RunRecord | None", run_id: str = "") -> str:
+    """``name · status · 30 Nov 06:26:08`` (local time of creation); the id's first 8 digits for a run not found."""
+    if record is None:
+        return run_id[:8]
+    return f"{record.name} · {record.display_status} · {datetime.fromtimestamp(record.created):%d %b %H:%M:%S}"
+
+
+def sweep_label(record: "SweepRecord") -> str:
+    """``name · 3×2(×hidden sizes) · 30 Nov 06:26:08``: a recorded sweep, its grid and when it started."""
+    spec = record.spec
+    shape = f"{len(spec.get('rhos', []))}×{len(spec.get('betas', []))}" + \
+        (f"×{len(spec['hidden_sizes'])}" if spec.get("hidden_sizes") else "")
+    return f"{record.name} · {shape} · {datetime.fromtimestamp(record.created):%d %b %H:%M:%S}"
+
+
+def filter_runs(records: Sequence["RunRecord"], *, search: str = "", datasets: Collection[str] = (),
+                statuses: Collection[str] = (), sweep_cells: bool = True) -> list["RunRecord"]:
+    """The records the Runs page's filters let through, in their order; an empty filter lets everything through.
+
+    Args:
+        search: a case-insensitive substring of the name.
+        datasets, statuses: allowed data set names and shown statuses (``display_status``: ``interrupted`` too).
+        sweep_cells: False leaves out the runs that are cells of a sweep.
+    """
+    needle = (search or "").lower()
+    return [r for r in records
+            if (not needle or needle in r.name.lower()) and (not datasets or r.dataset in datasets)
+            and (not statuses or r.display_status in statuses) and (sweep_cells or r.sweep_id is None)]
+
+
+def live_run_ids(records: Sequence["RunRecord"]) -> set[str]:
+    """Ids of the runs that hold or wait for a training slot (shown as running or queued): their rows still change."""
+    return {r.id for r in records if r.display_status in ACTIVE_STATUSES}
+
+
+def default_comparison(store: "RunStore", n: int = 2) -> list[str]:
+    """What a first visit compares: the ``n`` latest finished runs, runs trained on their own before sweep cells."""
+    finished = store.list(status=RunStatus.FINISHED)
+    return [r.id for r in sorted(finished, key=lambda r: r.sweep_id is not None)][:n]
 
 
 def _origin(record: "RunRecord") -> str:
@@ -128,49 +181,6 @@ def best_cell(results: "SweepResults", metric: str, hidden: int = 0) -> tuple[in
     return (int(i), int(j)) if np.isfinite(score[i, j]) else None
 
 
-class SweepRegistry:
-    """The sweeps started in this process, by sweep id; thread-safe.
-
-    A sweep trains in its own worker threads and records every cell in the run store, so a page only
-    needs its id: :meth:`get` gives the live :class:`sae.runs.sweep.Sweep` (progress, cancel) while this
-    process runs it; after a restart :func:`sae.runs.sweep.load_sweep` reads the same results from the store.
-    """
-
-    def __init__(self, max_running: int = MAX_RUNNING_SWEEPS, keep: int = KEEP_FINISHED_SWEEPS) -> None:
-        self.max_running = max_running
-        self.keep = keep
-        self._lock = threading.Lock()
-        self._sweeps: dict[str, "Sweep"] = {}
-
-    def start(self, spec: "SweepSpec", store: "RunStore", data: Any, *, parallel: int = 2,
-              slots: "TrainingSlots | None" = None, interval: float = 2.0) -> "Sweep":
-        """Start a sweep in the background and register it. Raises SweepError (e.g. too many running)."""
-        from sae.runs.sweep import Sweep, SweepError
-
-        with self._lock:
-            if sum(not s.done for s in self._sweeps.values()) >= self.max_running:
-                raise SweepError(f"{self.max_running} sweeps are already training on this server; wait for one "
-                                 "to finish or cancel it.")
-            sweep = Sweep(spec, store, data, parallel=parallel, slots=slots, interval=interval).start()
-            self._sweeps[sweep.id] = sweep  # type: ignore[index]
-            finished = [k for k, s in self._sweeps.items() if s.done]
-            for key in finished[:max(0, len(finished) - self.keep)]:
-                del self._sweeps[key]
-        return sweep
-
-    def get(self, sweep_id: str | None) -> "Sweep | None":
-        with self._lock:
-            return self._sweeps.get(sweep_id) if sweep_id else None
-
-    def running(self) -> list["Sweep"]:
-        with self._lock:
-            return [s for s in self._sweeps.values() if not s.done]
-
-    def cancel_all(self, wait: bool = True, timeout: float = 30.0) -> None:
-        """Cancel every running sweep (tests, shutdown)."""
-        for sweep in self.running():
-            sweep.cancel(wait=wait, timeout=timeout)
-
-
-__all__ = ["default_run_name", "run_table", "continuation", "steps_per_epoch", "image_shape_for", "best_cell",
-           "SweepRegistry", "METRIC_GOAL", "METRIC_LABELS", "TABLE_COLUMNS", "MAX_RUNNING_SWEEPS"]
+__all__ = ["default_run_name", "run_label", "sweep_label", "filter_runs", "live_run_ids", "default_comparison",
+           "run_table", "continuation", "steps_per_epoch", "image_shape_for", "best_cell", "METRIC_GOAL",
+           "METRIC_LABELS", "TABLE_COLUMNS", "RUN_SORTS", "STATUS_FILTERS"]

@@ -25,9 +25,11 @@ import streamlit as st
 from sae.runs import export
 from sae.core.config import ConfigError, ModelConfig, TrainConfig
 from sae.data import DATASETS, DataError, Dataset
-from sae.runs.table import SweepRegistry, continuation
+from sae.runs.table import continuation
+from sae.runs.sweep import SweepRegistry
 from sae.runs.files import RunFileError
-from sae.runs.store import StoreError, model_from_weights
+from sae.runs.store import StoreError
+from sae.core.model import SparseAutoencoder
 from sae.training.trainer import HISTORY_COLUMNS
 
 from sae.ui import controls
@@ -207,14 +209,14 @@ def follow_goto() -> None:
 def job_model(job_or_trainer: Any, model_config: ModelConfig):
     """The model of a job's (or trainer's) latest snapshot, as a fresh SparseAutoencoder."""
     trainer = getattr(job_or_trainer, "trainer", job_or_trainer)
-    return model_from_weights(model_config, trainer.latest().weights)
+    return SparseAutoencoder.from_weights(model_config, trainer.latest().weights)
 
 
 def job_bundle(job_or_trainer: Any, model_config: ModelConfig, dataset: str) -> bytes:
     """The model bundle (.zip: config.json, model.safetensors, history.npz) of the latest snapshot, with its step."""
     trainer = getattr(job_or_trainer, "trainer", job_or_trainer)
     snap = trainer.latest()  # one snapshot: the weights and their step
-    return export.model_bundle(model_from_weights(model_config, snap.weights), trainer.config, dataset,
+    return export.model_bundle(SparseAutoencoder.from_weights(model_config, snap.weights), trainer.config, dataset,
                                trainer.history(), step=snap.step)
 
 

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -69,3 +70,25 @@ def test_models_pickle_for_sklearn_clone_and_joblib():
     model = SparseAutoencoder(4, 3, decoder_activation="linear")
     copy = pickle.loads(pickle.dumps(model))
     torch.testing.assert_close(copy(torch.ones(1, 4))[0], model(torch.ones(1, 4))[0])
+
+
+def test_from_weights_copies_a_state_dict_and_explains_a_misfit():
+    source = SparseAutoencoder(8, 4, activation="relu", decoder_activation="linear")
+    weights = {k: v.detach().numpy().astype(np.float64) for k, v in source.state_dict().items()}
+    model = SparseAutoencoder.from_weights(source.config, weights)
+    assert not model.training and model.config == source.config
+    for name, value in model.state_dict().items():
+        assert value.dtype == torch.float32
+        torch.testing.assert_close(value, source.state_dict()[name])
+    weights["encoder.weight"][0, 0] = 99.0  # a copy: the model does not follow its source arrays
+    assert model.encoder.weight[0, 0].item() != 99.0
+    x = torch.rand(3, 8)
+    torch.testing.assert_close(model(x)[0], source(x)[0])
+
+    with pytest.raises(ValueError, match=r"weights do not fit a 8 -> 5 model \(encoder.weight has shape \(4, 8\)"):
+        SparseAutoencoder.from_weights(ModelConfig(8, 5), weights)
+    del weights["decoder.bias"]
+    with pytest.raises(ValueError, match="missing decoder.bias"):
+        SparseAutoencoder.from_weights(source.config, weights)
+    with pytest.raises(ValueError, match="unknown extra"):
+        SparseAutoencoder.from_weights(source.config, {**source.state_dict(), "extra": np.zeros(1)})

@@ -263,7 +263,7 @@ def test_a_tiny_sweep_runs_to_the_end_and_draws_its_results(store):
     assert at.title[0].value.endswith("Sweep")
     assert any("No sweeps yet" in i.value for i in at.info)
     sweep_id = start_sweep(at)
-    assert wait_for(lambda: store.get_sweep(sweep_id).status == "finished", 120), "the sweep did not finish"
+    assert wait_for(lambda: store.sweeps.get(sweep_id).status == "finished", 120), "the sweep did not finish"
     at.run()
     no_exception(at)
     cells = store.list(sweep_id=sweep_id)
@@ -293,7 +293,7 @@ def test_a_tiny_sweep_runs_to_the_end_and_draws_its_results(store):
 def test_a_sweep_over_hidden_sizes_and_the_best_cell_loads_into_the_live_view(store):
     at = app(page=SWEEP)
     sweep_id = start_sweep(at, rhos=(0.05,), betas=(0.3, 3.0), hidden=(4, 9), epochs=2)
-    assert wait_for(lambda: store.get_sweep(sweep_id).status == "finished", 120)
+    assert wait_for(lambda: store.sweeps.get(sweep_id).status == "finished", 120)
     at.run()
     no_exception(at)
     assert len(store.list(sweep_id=sweep_id)) == 4
@@ -320,7 +320,7 @@ def test_runs_and_sweeps_survive_a_restart(store):
     first = record_run(store, "before the restart")
     at = app(page=SWEEP)
     sweep_id = start_sweep(at, rhos=(0.05,), betas=(0.3, 3.0), epochs=2)
-    assert wait_for(lambda: store.get_sweep(sweep_id).status == "finished", 120)
+    assert wait_for(lambda: store.sweeps.get(sweep_id).status == "finished", 120)
     # a restart: new store object, new sweep registry, new browser session
     state._open_store.clear()
     share.sweep_registry.clear()

@@ -366,18 +366,32 @@ def test_data_directory_that_is_a_file(tmp_path):
 # ----------------------------------------------------------------------------- more of the API
 
 def test_sweep_records(store):
-    sweep_id = store.create_sweep("grid", "digits", {"rhos": [0.01]}, (8, 8))
+    sweep_id = store.sweeps.create("grid", "digits", {"rhos": [0.01]}, (8, 8))
     run_id = store.create("cell", "digits", MC, TC, sweep_id=sweep_id)
     other = store.create("other", "digits", MC, TC)
-    (record,) = store.sweeps()
+    (record,) = store.sweeps.list()
     assert (record.id, record.status, record.spec, record.image_shape) == (sweep_id, "running", {"rhos": [0.01]},
                                                                           (8, 8))
-    store.update_sweep(sweep_id, "finished")
-    assert store.get_sweep(sweep_id).status == "finished"
+    store.sweeps.update(sweep_id, "finished")
+    assert store.sweeps.get(sweep_id).status == "finished"
     assert [r.id for r in store.list(sweep_id=sweep_id)] == [run_id]
-    store.delete_sweep(sweep_id)
-    assert store.sweeps() == [] and run_id not in store and other in store
+    store.sweeps.delete(sweep_id)
+    assert store.sweeps.list() == [] and run_id not in store and other in store
     with pytest.raises(RunNotFoundError):
-        store.get_sweep(sweep_id)
+        store.sweeps.get(sweep_id)
     with pytest.raises(StoreError, match="not a valid sweep id"):
-        store.get_sweep("../x")
+        store.sweeps.get("../x")
+
+
+def test_run_configs_are_read_once_and_checked(tmp_path):
+    with RunStore(tmp_path) as first:
+        run_id = first.create("configs", "digits", MC, TC)
+        imported = first.add("imported", "toy", make_model())
+        assert first.run_configs(run_id) == (MC, TC, "digits")
+    with RunStore(tmp_path) as second:  # a fresh store reads them from the database
+        assert second.run_configs(run_id) == (MC, TC, "digits")
+        assert second.run_configs(imported) == (MC, None, "toy")
+        with pytest.raises(RunNotFoundError):
+            second.run_configs("0" * 32)
+        with pytest.raises(StoreError, match="not a valid run id"):
+            second.run_configs("../etc")

@@ -1,7 +1,9 @@
-"""sae.runs.sweep: the spec's rules, a 2x2 sweep on digits, bounded parallelism, cancelling, results."""
+"""sae.runs.sweep, sweep_spec, sweep_results: the spec's rules, the Sweep page's choices, a 2x2 sweep on digits,
+bounded parallelism, cancelling, results, the registry."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -13,8 +15,11 @@ from sae.data import load_dataset
 from sae.training.slots import TrainingSlots
 from sae.evaluation.metrics import evaluate_run
 from sae.runs.store import RunStore
-from sae.runs.sweep import Sweep, SweepError, SweepSpec, load_sweep
+from sae.runs.sweep import CellState, Sweep, SweepProgress, SweepRegistry
+from sae.runs.sweep_results import load_sweep
+from sae.runs.sweep_spec import SweepError, SweepSpec, default_cell_budget, spec_from_choices
 from sae.training.status import RunStatus
+from sae.training.trainer import steps_per_epoch
 from conftest import wait_for
 
 TINY = TrainConfig(epochs=1.0, batch_size=256, lr=0.02)  # 7 full batches of 256 on digits
@@ -102,7 +107,7 @@ def test_2x2_sweep_on_digits(store, digits):
         metrics, _ = evaluate_run(model, digits.X, digits.labels)
         for name in ("reconstruction", "rho_hat_mean", "dead_units", "probe_accuracy"):
             assert results.metrics[name][cell.index] == pytest.approx(metrics[name])
-    assert store.get_sweep(sweep.id).status == "finished"
+    assert store.sweeps.get(sweep.id).status == "finished"
 
     # the seeds are fixed: a cell retrained alone gives the same weights
     cell = spec.cells()[3]
@@ -175,7 +180,7 @@ def test_cancel_stops_the_threads(store, digits):
     (record,) = store.list(sweep_id=sweep.id)  # only the cell that trained is recorded
     assert record.status == RunStatus.STOPPED and record.step > 0 and "cancelled" in record.reason
     store.load_model(record.id)
-    assert store.get_sweep(sweep.id).status == "cancelled"
+    assert store.sweeps.get(sweep.id).status == "cancelled"
     results = sweep.results(weights=False)
     assert np.isfinite(results.metrics["reconstruction"]).sum() == 1
 
@@ -202,3 +207,79 @@ def test_hidden_size_axis(store, digits):
     assert results.encoder_weights[(0, 0, 0)].shape == (4, 64) and results.encoder_weights[(1, 0, 0)].shape == (16, 64)
     with pytest.raises(SweepError, match="out of range"):
         results.grid("reconstruction", hidden=2)
+
+
+# ----------------------------------------------------------------------------- the Sweep page's choices
+
+def test_spec_from_choices_sorts_the_axes_and_sets_each_cells_budget():
+    base = TrainConfig(epochs=300.0, batch_size=128, seed=7)
+    spec = spec_from_choices(ModelConfig(64, 9), base, "digits", rhos=[0.1, 0.01], betas=[3.0, 0.3],
+                             hidden_sizes=[16, 4], budget=12, name="  ")
+    assert spec.rhos == (0.01, 0.1) and spec.betas == (0.3, 3.0) and spec.hidden_sizes == (4, 16)
+    assert spec.train_config.epochs == 12.0 and spec.train_config.seed == 7 and spec.name == "sweep on digits"
+    lbfgs = spec_from_choices(ModelConfig(64, 9), TrainConfig(optimizer="lbfgs", max_iter=400), "digits",
+                              rhos=[0.05], betas=[3.0], hidden_sizes=[], budget=30, name="x" * 300)
+    assert lbfgs.train_config.max_iter == 30 and lbfgs.hidden_sizes is None and lbfgs.sizes == (9,)
+    assert lbfgs.name == "x" * 200  # the store's limit
+    with pytest.raises(SweepError, match="between 1 and"):
+        spec_from_choices(ModelConfig(64, 9), base, "digits", rhos=[], betas=[3.0], budget=5)
+
+
+def test_default_cell_budget_aims_at_a_fixed_number_of_steps():
+    tc = TrainConfig(epochs=300.0, batch_size=128)
+    assert steps_per_epoch(tc, 1797) == 14
+    assert default_cell_budget(tc, 1797) == 143  # round(2000 / 14) epochs
+    assert default_cell_budget(tc, 100_000) == 5  # at least five epochs
+    assert default_cell_budget(TrainConfig(epochs=20.0, batch_size=128), 1797) == 20  # at most the base's
+    assert default_cell_budget(TrainConfig(epochs=20.0), None) == 20  # data unknown: one step per epoch assumed
+    assert default_cell_budget(TrainConfig(optimizer="lbfgs", max_iter=77), 1797) == 77
+
+
+def test_progress_summary_names_failures_and_cancelling():
+    cells = (CellState((0, 0, 0), 0.1, 1.0, 9, RunStatus.FINISHED),)
+    progress = SweepProgress("s" * 32, 4, 1, 2, 1, 0, False, cells, 2)
+    assert progress.summary == "1 of 4 cells done · 2 training · 1 waiting"
+    progress = SweepProgress("s" * 32, 4, 0, 0, 4, 1, True, cells, 2)
+    assert progress.summary == "4 of 4 cells done · 0 training · 0 waiting · 1 failed · cancelled"
+
+
+# ----------------------------------------------------------------------------- the registry
+
+def test_the_registry_bounds_running_sweeps_and_cancels_them(tmp_path):
+    data = load_dataset("digits")
+    spec = SweepSpec(rhos=[0.05], betas=[1.0], model_config=ModelConfig(64, 4), train_config=TrainConfig(epochs=500),
+                     dataset="digits")
+    registry = SweepRegistry(max_running=1)
+    with RunStore(tmp_path) as store:
+        sweep = registry.start(spec, store, data, parallel=1)
+        assert registry.get(sweep.id) is sweep and registry.running() == [sweep]
+        with pytest.raises(SweepError, match="already training"):
+            registry.start(spec, store, data, parallel=1)
+        registry.cancel_all()
+        assert sweep.done and registry.running() == [] and store.sweeps.get(sweep.id).status == "cancelled"
+        assert registry.get(None) is None
+
+
+def test_a_sweep_recorded_as_running_that_no_registry_entry_runs_is_interrupted(store, digits):
+    registry = SweepRegistry()
+    orphan = store.sweeps.create("from a previous server", "digits", spec_2x2().to_dict())
+    assert registry.display_status(store.sweeps.get(orphan)) == RunStatus.INTERRUPTED
+    store.sweeps.update(orphan, RunStatus.FINISHED)
+    assert registry.display_status(store.sweeps.get(orphan)) == RunStatus.FINISHED  # ended: shown as it ended
+    sweep = registry.start(spec_2x2(train_config=TrainConfig(epochs=500)), store, digits, parallel=1)
+    try:
+        assert registry.display_status(store.sweeps.get(sweep.id)) == RunStatus.RUNNING
+    finally:
+        registry.cancel_all()
+    assert registry.display_status(store.sweeps.get(sweep.id)) == RunStatus.CANCELLED
+
+
+def test_a_sweep_status_that_cannot_be_recorded_is_logged(store, digits, caplog):
+    sweep = Sweep(spec_2x2(rhos=(0.05,), betas=(1.0,), train_config=TrainConfig(epochs=500)), store, digits,
+                  parallel=1).start()
+    store.sweeps.delete(sweep.id, runs=False)  # gone from the store while it trains
+    with caplog.at_level(logging.WARNING, logger="sae.runs.sweep"):
+        sweep.cancel()
+    assert sweep.done
+    assert any("could not be recorded" in r.getMessage() and sweep.id in r.getMessage() for r in caplog.records)
+

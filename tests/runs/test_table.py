@@ -1,18 +1,21 @@
-"""sae.runs.table (run table, continuing a run, best sweep cell, the sweep registry) and sae.viz.run_figures."""
+"""sae.runs.table (run table, labels and filters, continuing a run, best sweep cell) and sae.viz.run_figures."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from sae.viz import run_figures
 from sae.runs.compare import align_histories, rho_hat_histograms
 from sae.core.config import ModelConfig, TrainConfig
-from sae.data import load_dataset
-from sae.runs.table import SweepRegistry, best_cell, continuation, default_run_name, image_shape_for, run_table
-from sae.runs.store import RunStore
-from sae.runs.sweep import SweepError, SweepResults, SweepSpec
+from sae.runs.table import (RUN_SORTS, STATUS_FILTERS, best_cell, continuation, default_comparison, default_run_name,
+                            filter_runs, image_shape_for, live_run_ids, run_label, run_table, sweep_label)
+from sae.runs.store import SORTABLE, RunStore
+from sae.runs.sweep_results import SweepResults
+from sae.runs.sweep_table import SweepRecord
+from sae.training.status import RunStatus
 from sae.training.trainer import steps_per_epoch
+
+from conftest import MC, TC, make_model, snapshot
 
 
 def results(grid: dict[str, np.ndarray], rhos=(0.01, 0.1), betas=(0.3, 3.0), weights=True) -> SweepResults:
@@ -66,19 +69,55 @@ def test_run_table_has_one_row_per_run_with_numbers(tmp_path):
     assert str(table["n_hidden"].dtype) == "Int64" and table.columns[-1] == "id"
 
 
-def test_the_registry_bounds_running_sweeps_and_cancels_them(tmp_path):
-    data = load_dataset("digits")
-    spec = SweepSpec(rhos=[0.05], betas=[1.0], model_config=ModelConfig(64, 4), train_config=TrainConfig(epochs=500),
-                     dataset="digits")
-    registry = SweepRegistry(max_running=1)
-    with RunStore(tmp_path) as store:
-        sweep = registry.start(spec, store, data, parallel=1)
-        assert registry.get(sweep.id) is sweep and registry.running() == [sweep]
-        with pytest.raises(SweepError, match="already training"):
-            registry.start(spec, store, data, parallel=1)
-        registry.cancel_all()
-        assert sweep.done and registry.running() == [] and store.get_sweep(sweep.id).status == "cancelled"
-        assert registry.get(None) is None
+def _labelled_runs(store: RunStore) -> dict[str, str]:
+    """Four runs: a finished one on digits, a running one on toy, a finished sweep cell, an idle one. name -> id."""
+    sweep = store.sweeps.create("grid", "digits", {"rhos": [0.1]})
+    ids = {"alpha digits": store.create("alpha digits", "digits", MC, TC),
+           "beta toy": store.create("beta toy", "toy", MC, TC),
+           "cell": store.create("cell", "digits", MC, TC, sweep_id=sweep),
+           "Idle Alpha": store.create("Idle Alpha", "toy", MC, TC)}
+    model = make_model()
+    store.finish(ids["alpha digits"], snapshot(model, 5, RunStatus.FINISHED))
+    store.checkpoint(ids["beta toy"], snapshot(model, 3, RunStatus.RUNNING))
+    store.finish(ids["cell"], snapshot(model, 5, RunStatus.FINISHED))
+    return ids
+
+
+def test_filter_runs_applies_every_filter_of_the_runs_page(store):
+    ids = _labelled_runs(store)
+    every = store.list(order_by="name", descending=False)
+    names = lambda records: [r.name for r in records]  # noqa: E731
+    assert names(filter_runs(every)) == names(every)  # no filter: everything, in the given order
+    assert names(filter_runs(every, search="ALPHA")) == ["Idle Alpha", "alpha digits"]  # SQLite sorts "I" < "a"
+    assert names(filter_runs(every, datasets=["toy"])) == ["Idle Alpha", "beta toy"]
+    assert names(filter_runs(every, statuses=[RunStatus.FINISHED])) == ["alpha digits", "cell"]
+    assert names(filter_runs(every, statuses=["finished"], sweep_cells=False)) == ["alpha digits"]
+    assert names(filter_runs(every, search="a", datasets=["digits"], statuses=["running"])) == []
+    assert live_run_ids(every) == {ids["beta toy"]}  # idle and finished runs do not change by themselves
+    assert set(STATUS_FILTERS) == {s.value for s in RunStatus} - {"failed", "cancelled"}  # what a run can show
+    assert all(order_by in SORTABLE for order_by, _ in RUN_SORTS.values())
+
+
+def test_default_comparison_prefers_runs_of_their_own_to_sweep_cells(store):
+    assert default_comparison(store) == []
+    ids = _labelled_runs(store)
+    assert default_comparison(store) == [ids["alpha digits"], ids["cell"]]
+    third = store.create("later", "digits", MC, TC)
+    store.finish(third, snapshot(make_model(), 5, RunStatus.FINISHED))
+    assert default_comparison(store) == [third, ids["alpha digits"]]  # newest first, sweep cells last
+    assert default_comparison(store, n=1) == [third]
+
+
+def test_run_and_sweep_labels(store):
+    ids = _labelled_runs(store)
+    record = store.get(ids["beta toy"])
+    assert run_label(record).startswith("beta toy · running · ") and run_label(None, "0123456789abcdef") == "01234567"
+    sweep = SweepRecord("s" * 32, "grid", "digits", 0.0, 0.0, "running",
+                        {"rhos": [0.1, 0.2], "betas": [1.0, 2.0, 3.0], "hidden_sizes": None}, None)
+    assert sweep_label(sweep).startswith("grid · 2×3 · ")
+    hidden = SweepRecord("s" * 32, "grid", "digits", 0.0, 0.0, "running",
+                         {"rhos": [0.1], "betas": [1.0], "hidden_sizes": [4, 9]}, None)
+    assert sweep_label(hidden).startswith("grid · 1×1×2 · ")
 
 
 def test_heatmap_labels_every_cell_and_keeps_the_grid_while_cells_train():

@@ -1,0 +1,15 @@
+"""The run store's errors, in a module of their own so that every part of the store (codec, database, run and
+sweep tables) raises the same ones without importing each other."""
+
+from __future__ import annotations
+
+
+class StoreError(ValueError):
+    """The run store cannot do what was asked; the message says which file or run, and why."""
+
+
+class RunNotFoundError(StoreError):
+    """No run (or sweep) with that id in this store."""
+
+
+__all__ = ["StoreError", "RunNotFoundError"]
