@@ -228,7 +228,7 @@ def run_anomaly_experiment(X, labels, normal_classes: Sequence[int] = (0, 1, 2, 
         bins: histogram bins.
         progress: optional ``progress(fraction, message)`` callback (``sae.training.progress``): the training reports
             its steps on [0, 0.95], the scoring starts at 0.97; raising in it stops the run between two
-            optimiser steps. ``sae.experiments.denoising.Progress`` is one. The result does not depend on it.
+            optimiser steps. ``sae.training.progress.Progress`` is one. The result does not depend on it.
     """
     from sklearn.model_selection import train_test_split
 

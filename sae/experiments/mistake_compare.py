@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from sae.core.config import ModelConfig, TrainConfig
-from sae.experiments.denoising import Progress, _progress
 from sae.evaluation.metrics import dead_units, dense_units, hidden_activations, lifetime_sparsity, reconstructions
 from sae.experiments.mistakes import MISTAKES, Mistake, batch_mean_scores, softmax_reconstructions
 from sae.core.model import SparseAutoencoder
+from sae.training.progress import Progress, ensure_progress
 from sae.training.trainer import Trainer
 
 SHOWN_SAMPLES = 1000  # rows whose activations a Side keeps (histograms)
@@ -184,7 +184,7 @@ def compare_mistake(name: str, X, model_config: ModelConfig | None = None, train
     """
     if name not in MISTAKES:
         raise ValueError(f"unknown mistake {name!r}; choose one of {', '.join(MISTAKES)}.")
-    p = _progress(progress)
+    p = ensure_progress(progress)
     mistake = MISTAKES[name]
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 2 or len(X) < 10:

@@ -134,7 +134,7 @@ def run_self_taught(X, labels, feature_classes: Sequence[int] = DEFAULT_FEATURE_
         progress: optional ``progress(fraction, message)`` callback (``sae.training.progress``): the feature learning
             reports its steps on [0, 0.8], the classifier on the codes starts at 0.82, the one on the raw
             pixels at 0.91; raising in it stops the run (between two optimiser steps while training).
-            ``sae.experiments.denoising.Progress`` is one. The result does not depend on it.
+            ``sae.training.progress.Progress`` is one. The result does not depend on it.
     """
     from sklearn.model_selection import train_test_split
 
