@@ -208,6 +208,11 @@ class AnomalyExperiment:
     class_mean_scores: dict[int, float]
     train_seconds: float
 
+    @property
+    def anomalous_classes(self) -> tuple[int, ...]:
+        """The test classes that are not normal (sorted): those the model never saw."""
+        return tuple(int(c) for c in np.unique(self.test_labels) if int(c) not in set(self.normal_classes))
+
 
 def run_anomaly_experiment(X, labels, normal_classes: Sequence[int] = (0, 1, 2, 3, 4),
                            model_config: ModelConfig | None = None, train_config: TrainConfig | None = None,

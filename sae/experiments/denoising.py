@@ -24,7 +24,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from sae.experiments.anomaly import AnomalyExperiment, AnomalyReport, evaluate, fit_threshold, run_anomaly_experiment
+from sae.experiments.anomaly import (DEFAULT_HIDDEN, AnomalyExperiment, AnomalyReport, evaluate, fit_threshold,
+                                     run_anomaly_experiment)
 from sae.core.config import ModelConfig, TrainConfig
 from sae.core.model import SparseAutoencoder
 from sae.evaluation.noise import corrupt, psnr
@@ -36,6 +37,11 @@ from sae.training.trainer import Trainer
 # ------------------------------------------------------------------------------------------ denoising
 
 DENOISING_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)  # test noise levels of the PSNR curve
+
+
+def default_model_config(n_inputs: int) -> ModelConfig:
+    """n_inputs -> min(196, n_inputs // 2) sigmoid hidden units (784 -> 196 for MNIST, 64 -> 32 for the digits)."""
+    return ModelConfig(n_inputs, max(1, min(DEFAULT_HIDDEN, n_inputs // 2)))
 
 
 def denoising_train_config(noise: str = "gaussian", level: float = 0.4, epochs: float = 40.0,
@@ -207,5 +213,5 @@ def run_self_taught_experiment(X, labels, feature_classes: Sequence[int] = (5, 6
                            C, classifier_max_iter, progress=progress)
 
 
-__all__ = ["DenoisingResult", "DENOISING_LEVELS", "denoising_train_config", "run_denoising",
+__all__ = ["DenoisingResult", "DENOISING_LEVELS", "default_model_config", "denoising_train_config", "run_denoising",
            "run_anomaly", "rethreshold", "flag_rates", "run_self_taught_experiment"]

@@ -44,6 +44,7 @@ from typing import Sequence
 import numpy as np
 
 from sae.core.config import ModelConfig, TrainConfig
+from sae.experiments.anomaly import DEFAULT_HIDDEN
 from sae.evaluation.metrics import hidden_activations
 from sae.core.model import SparseAutoencoder
 from sae.training.progress import ProgressCallback, notify, run_trainer
@@ -55,7 +56,7 @@ DEFAULT_TASK_CLASSES = (0, 1, 2, 3, 4)
 
 def default_model_config(n_inputs: int) -> ModelConfig:
     """n_inputs -> 196 sigmoid hidden units for MNIST (784 inputs); n_inputs // 2 for smaller inputs."""
-    return ModelConfig(n_inputs, max(1, min(196, n_inputs // 2)))
+    return ModelConfig(n_inputs, max(1, min(DEFAULT_HIDDEN, n_inputs // 2)))
 
 
 def default_train_config(seed: int | None = 0) -> TrainConfig:
@@ -103,6 +104,11 @@ class SelfTaughtResult:
     feature_seconds: float
     classify_seconds: float
     total_seconds: float
+
+    @property
+    def filters(self) -> np.ndarray:
+        """(s, n) the learned features: the encoder's weights W1, one row per hidden unit."""
+        return self.model.encoder.weight.detach().numpy()
 
     @property
     def n_feature_samples(self) -> int:

@@ -12,6 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from sae.viz.style import TERM_COLORS, empty_figure, f32, image_trace_figure, layout, thin
+from sae.evaluation.labels import METRIC_LABELS
 from sae.viz.images import tile
 
 NORMAL_COLOR, ANOMALY_COLOR = "#1f77b4", "#d62728"
@@ -81,7 +82,7 @@ def score_histograms(edges: np.ndarray, normal: np.ndarray, anomalous: np.ndarra
                   annotation_text=f"τ = {threshold:.3g}", annotation_position="top right")
     fig.update_xaxes(title="score = ½‖x̂ᵢ − xᵢ‖², each sample's own reconstruction error")
     fig.update_yaxes(title="samples", type="log" if log_y else "linear")
-    return layout(fig, "Reconstruction error per sample", height=height, barmode="overlay", bargap=0)
+    return layout(fig, f"{METRIC_LABELS['reconstruction'].name} per sample", height=height, barmode="overlay", bargap=0)
 
 
 def roc_figure(fpr: np.ndarray, tpr: np.ndarray, auc: float, point: tuple[float, float] | None = None,

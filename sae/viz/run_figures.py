@@ -17,6 +17,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from sae.viz.style import LABEL_COLORS, empty_figure, f32, image_trace_figure, layout
+from sae.evaluation.labels import METRIC_LABELS
+from sae.training.status import LIVE_STATUSES, RunStatus
 from sae.viz.images import grid_shape, tile_filters
 
 if TYPE_CHECKING:
@@ -26,13 +28,10 @@ if TYPE_CHECKING:
 COLUMN_TITLES = {"total": "total loss J", "reconstruction": "reconstruction ½‖x̂−x‖²", "sparsity": "β·sparsity",
                  "weight_decay": "weight decay (λ/2)‖W‖²", "rho_hat_mean": "mean ρ̂ (minibatch)"}
 X_TITLES = {"step": "step", "epoch": "epoch", "time": "training time (s)"}
-METRIC_STYLE = {  # sweep heatmaps: (title (detail), colorscale, number format)
-    "reconstruction": ("Reconstruction error (½‖x̂−x‖², all data)", "Blues", ".3g"),
-    "rho_hat_mean": ("Mean ρ̂ (all data)", "Oranges", ".3g"),
-    "dead_units": ("Dead units (never active)", "Reds", ".0f"),
-    "probe_accuracy": ("Probe accuracy (linear, on the codes)", "Greens", ".1%"),
-    "total": ("Total loss J (last step)", "Greys", ".3g"),
-}
+METRIC_COLORSCALES = {"reconstruction": "Blues", "rho_hat_mean": "Oranges", "dead_units": "Reds",
+                      "probe_accuracy": "Greens", "total": "Greys"}
+# sweep heatmaps: (title (detail), colorscale, number format); the words are sae.evaluation.labels'
+METRIC_STYLE = {key: (label.title, METRIC_COLORSCALES[key], label.fmt) for key, label in METRIC_LABELS.items()}
 HIGHLIGHT = "#ff9f1c"
 GAP_VALUE = 1.0  # white between the tiles of different runs / cells
 EMPTY_VALUE = 0.88  # light grey for a cell that has no weights yet
@@ -152,9 +151,9 @@ def filters_side_by_side(filters: Mapping[str, np.ndarray], image_shape: tuple[i
 def _cell_text(value: float, metric: str, status: str) -> str:
     if np.isfinite(value):
         return format(value, METRIC_STYLE.get(metric, ("", "", ".3g"))[2])
-    if status in ("queued", "running", "idle", "paused"):
+    if status in LIVE_STATUSES:
         return status
-    if metric == "probe_accuracy" and status == "finished":
+    if metric == "probe_accuracy" and status == RunStatus.FINISHED:
         return "no labels"
     return status or "–"
 
