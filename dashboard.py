@@ -4,6 +4,8 @@ import math
 
 import streamlit as st
 
+from sae.app.views import shown_deltas
+from sae.evaluation.labels import METRIC_LABELS
 from sae.viz import figures
 from sae.ui import page, what_to_look_for
 from sae.ui.live import headline_deltas, live
@@ -35,7 +37,7 @@ def draw(job) -> None:
     def shown(v, f):
         return "—" if v is None or not math.isfinite(v) else f.format(v)
 
-    deltas = {k: v if v is not None and math.isfinite(v) and v != 0 else None for k, v in deltas.items()}
+    deltas = shown_deltas(deltas)
 
     def delta(key, f):
         return shown(deltas[key], f) if deltas[key] else None
@@ -43,10 +45,10 @@ def draw(job) -> None:
     c = st.columns(4)
     c[0].metric("Loss J (last batch)", shown(head["loss"], "{:.4g}"), delta("loss", "{:+.3g}"),
                 delta_color="inverse", help="Total objective on the last minibatch. Δ: change over the last 3 s.")
-    c[1].metric(f"Mean ρ̂  (target ρ = {snap.hyper['rho']:g})", shown(head["rho_hat"], "{:.4f}"),
-                delta("rho_hat", "{:+.4f}"), delta_color="off",
+    c[1].metric(f"{METRIC_LABELS['rho_hat_mean'].name}  (target ρ = {snap.hyper['rho']:g})",
+                shown(head["rho_hat"], "{:.4f}"), delta("rho_hat", "{:+.4f}"), delta_color="off",
                 help="Mean over units of ρ̂ⱼ, measured on a fixed subset of up to 1,000 samples.")
-    c[2].metric("Dead units", shown(head["dead"], "{:.0f}"), delta("dead", "{:+.0f}"),
+    c[2].metric(METRIC_LABELS["dead_units"].name, shown(head["dead"], "{:.0f}"), delta("dead", "{:+.0f}"),
                 delta_color="inverse", help="Units never active (activity > 0.1) on the subset.")
     c[3].metric("L0 (active units per sample)", shown(head["l0"], "{:.2f}"), delta("l0", "{:+.2f}"),
                 delta_color="off",

@@ -6,6 +6,7 @@ import numpy as np
 import streamlit as st
 
 import sae.core.loss
+from sae.app.views import kl_units, kl_zoom_limit
 from sae.viz import figures
 from sae.ui import page, what_to_look_for
 from sae.ui.live import live
@@ -36,19 +37,19 @@ def draw(job) -> None:
         st.plotly_chart(figures.kl_curve(rho, scale, rho_hat, derivative=derivative, compare=compare,
                                          title="Over all of (0, 1)"), key="kl_curve")
     with right:
-        finite = rho_hat[np.isfinite(rho_hat)]
-        hi = float(min(1.0, max(3 * rho, 1.25 * finite.max() if finite.size else 0.0, 0.02)))
+        hi = kl_zoom_limit(rho, rho_hat)
         st.plotly_chart(figures.kl_curve(rho, scale, rho_hat, derivative=derivative, compare=compare,
                                          x_range=(0.0, hi), title=f"Zoom on ρ̂ ≤ {hi:.2g}, where the units are"),
                         key="kl_zoom")
-    per_unit = scale * figures.kl_values(rho, np.clip(rho_hat, 0, 1))
+    units = kl_units(rho, rho_hat, scale)
     c = st.columns(4)
-    c[0].metric("β·Σⱼ KL(ρ‖ρ̂ⱼ)" if scaled else "Σⱼ KL(ρ‖ρ̂ⱼ)", f"{per_unit.sum():.4g}",
+    c[0].metric("β·Σⱼ KL(ρ‖ρ̂ⱼ)" if scaled else "Σⱼ KL(ρ‖ρ̂ⱼ)", f"{units.total:.4g}",
                 help="The sparsity term of J, from the ρ̂ⱼ of the last minibatch.")
-    c[1].metric("Units above ρ", int((rho_hat > rho).sum()))
-    c[2].metric("Units below ρ", int((rho_hat < rho).sum()))
-    worst = int(np.argmax(per_unit)) if len(per_unit) else 0
-    c[3].metric("Most penalised unit", f"#{worst}", help=f"ρ̂ = {rho_hat[worst]:.4f}, penalty {per_unit[worst]:.4g}")
+    c[1].metric("Units above ρ", units.above)
+    c[2].metric("Units below ρ", units.below)
+    worst = units.worst
+    c[3].metric("Most penalised unit", f"#{worst}",
+                help=f"ρ̂ = {rho_hat[worst]:.4f}, penalty {units.per_unit[worst]:.4g}")
     what_to_look_for("the orange points (one per hidden unit) sliding down the curve into its minimum at ρ. "
                      "The curve is steep on the right: a unit that fires too often pays much more than one "
                      "that fires too rarely. Change ρ in the sidebar and watch the valley move and the units follow.")

@@ -3,7 +3,9 @@
 import numpy as np
 import streamlit as st
 
+from sae.app.views import unit_order, unit_weights
 from sae.viz import figures
+from sae.viz.style import activation_range
 from sae.ui import page, share, what_to_look_for
 from sae.ui.live import live
 
@@ -13,8 +15,8 @@ job = page("Filters", ":material/grid_view:",
 
 c1, c2, c3 = st.columns([1.2, 1.2, 1])
 which = c1.radio("Weights", ["encoder W₁", "decoder W₂ᵀ"], horizontal=True, key="flt_which", persist_state="session")
-sort = c2.radio("Order", ["unit", "ρ̂ (high first)", "weight norm (high first)"], horizontal=True, key="flt_sort",
-                persist_state="session")
+ORDERS = {"unit": "unit", "ρ̂ (high first)": "rho_hat", "weight norm (high first)": "norm"}  # label: unit_order's by
+sort = c2.radio("Order", list(ORDERS), horizontal=True, key="flt_sort", persist_state="session")
 normalize = c3.radio("Contrast", ["ufldl", "per_filter"], horizontal=True, key="flt_norm", persist_state="session",
                      help="ufldl: subtract the global mean, scale each filter by its max |w| (grey = 0). "
                           "per_filter: stretch each filter's min..max.")
@@ -37,14 +39,10 @@ def _select_unit() -> None:
 
 def draw(job) -> None:
     snap, d, data = job.latest(), job.derived(), job.data
-    W = snap.weights["encoder.weight"] if which.startswith("encoder") else snap.weights["decoder.weight"].T
+    W = unit_weights(snap.weights, decoder=not which.startswith("encoder"))
     s = len(W)
     rho_hat, norms = d.rho_hat, np.linalg.norm(W, axis=1)
-    order = np.arange(s)
-    if sort.startswith("ρ̂"):
-        order = np.argsort(-rho_hat, kind="stable")
-    elif sort.startswith("weight"):
-        order = np.argsort(-norms, kind="stable")
+    order = unit_order(ORDERS[sort], rho_hat, norms)
     if st.session_state.get("flt_unit", 0) >= s:
         st.session_state["flt_unit"] = 0
     left, right = st.columns([3, 2], gap="medium")
@@ -78,10 +76,9 @@ def draw(job) -> None:
         c[0].metric("ρ̂ⱼ", f"{rho_hat[unit]:.4f}", help="Mean activation of this unit over the subset.")
         c[1].metric("‖wⱼ‖", f"{norms[unit]:.3f}")
         c[2].metric("Status", "dead" if unit in set(d.dead.tolist()) else "alive")
-        rng = (-1.0, 1.0) if d.activation == "tanh" else (0.0, 1.0) if d.activation == "sigmoid" else None
-        counts, edges = figures.binned(a, 40, rng)
-        st.plotly_chart(figures.histogram_figure(counts, edges, f"activation of unit {unit} on {len(a):,} samples", "samples",
-                                                 f"Activations of unit {unit}", color="#ff7f0e", log_y=True,
+        counts, edges = figures.binned(a, 40, activation_range(d.activation))
+        st.plotly_chart(figures.histogram_figure(counts, edges, f"activation of unit {unit} on {len(a):,} samples",
+                                                 "samples", f"Activations of unit {unit}", color="#ff7f0e", log_y=True,
                                                  vlines={"ρ̂ⱼ": float(rho_hat[unit]),
                                                          "ρ": snap.hyper["rho"]}, height=260),
                         key="unit_hist")

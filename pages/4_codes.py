@@ -1,12 +1,10 @@
 """Codes (PCA): the hidden codes a(x) projected on their principal components, beside the raw inputs."""
 
-import time
-
 import numpy as np
 import streamlit as st
 
 from sae.viz import figures
-from sae.evaluation.metrics import linear_probe, pca_projection
+from sae.evaluation.metrics import pca_or_zeros, pca_projection, probe_accuracy
 from sae.ui import page, what_to_look_for
 from sae.ui.live import live
 from sae.training.status import ACTIVE_STATUSES
@@ -31,8 +29,7 @@ def raw_view(name: str, n: int, _X: np.ndarray, _labels, _shape):
     if _shape is not None:
         lo, hi = float(_X.min()), float(_X.max())
         hover = [figures.hover_image(x, _shape, max_side=10, lo=lo, hi=hi) for x in _X[:POINTS]]
-    probe = linear_probe(_X, _labels) if _labels is not None and len(np.unique(_labels)) > 1 and len(_X) >= 20 else None
-    return coords, explained, hover, probe
+    return coords, explained, hover, probe_accuracy(_X, _labels)
 
 
 d0 = job.derived()
@@ -48,40 +45,34 @@ with left:
                + ", ".join(f"PC{i + 1} {100 * v:.1f}%" for i, v in enumerate(raw_explained[:dims])))
 
 
-def probe_codes(job, d) -> float | None:
-    """Linear-probe accuracy on the codes, refitted at most every PROBE_EVERY s (cached on the job)."""
+def probe_codes(job, d) -> tuple[float, int] | None:
+    """(linear-probe accuracy on the codes, its step), refitted at most every PROBE_EVERY s while training
+    (kept in the job's cache)."""
     if labels is None or raw_probe is None:
         return None
-    cache = job.__dict__.get("_probe")
-    version = d.snapshot.version
-    stale = cache is None or (cache[0] != version and (time.monotonic() - cache[1] > PROBE_EVERY
-                                                       or job.status not in ACTIVE_STATUSES))
-    if stale:
-        A = d.A
-        acc = linear_probe(A, labels) if np.ptp(A, axis=0).max() > 0 else 1.0 / len(np.unique(labels))
-        job.__dict__["_probe"] = cache = (version, time.monotonic(), acc, d.snapshot.step)
-    return cache
+    return job.cache.memo("codes_probe", d.snapshot.version, lambda: (probe_accuracy(d.A, labels), d.snapshot.step),
+                          keep_for=PROBE_EVERY if job.status in ACTIVE_STATUSES else 0.0)
 
 
 def draw(job) -> None:
     d = job.derived()
-    if freeze and "_codes_fig" in job.__dict__:
-        fig, explained, step = job.__dict__["_codes_fig"]
+    if freeze and "codes_fig" in job.cache:
+        fig, explained, step = job.cache.last("codes_fig")
     else:
-        coords, explained = pca_projection(d.A, 3) if np.ptp(d.A, axis=0).max() > 0 else \
-            (np.zeros((len(d.A), 3)), np.zeros(3))
+        coords, explained = pca_or_zeros(d.A, 3)
         fig = figures.pca_scatter(coords[:POINTS], explained, shown_labels, hover,
                                   f"Hidden codes a ({d.A.shape[1]} units) · step {d.snapshot.step:,}", dims=dims)
         step = d.snapshot.step
-        job.__dict__["_codes_fig"] = (fig, explained, step)
+        job.cache.put("codes_fig", (fig, explained, step))
     st.plotly_chart(fig, key="pca_codes")
     st.caption("Explained variance: " + ", ".join(f"PC{i + 1} {100 * v:.1f}%" for i, v in enumerate(explained[:dims]))
                + (f" · frozen at step {step:,}" if freeze else ""))
     probe = probe_codes(job, d)
     if probe is not None:
         c = st.columns(2)
-        c[0].metric("Linear probe on codes", f"{probe[2]:.1%}", f"{probe[2] - raw_probe:+.1%} vs raw",
-                    help=f"Held-out accuracy of a logistic regression on a (measured at step {probe[3]:,}; "
+        accuracy, measured_at = probe
+        c[0].metric("Linear probe on codes", f"{accuracy:.1%}", f"{accuracy - raw_probe:+.1%} vs raw",
+                    help=f"Held-out accuracy of a logistic regression on a (measured at step {measured_at:,}; "
                          f"refitted every {PROBE_EVERY:g} s while training).")
         c[1].metric("Linear probe on raw inputs", f"{raw_probe:.1%}", help="Same split, raw pixels x.")
     else:

@@ -1,8 +1,9 @@
 """Reconstructions: originals beside what the autoencoder gives back, each with its own error."""
 
-import numpy as np
 import streamlit as st
 
+from sae.app.views import fills_unit_interval, pick_samples
+from sae.evaluation.labels import METRIC_LABELS
 from sae.viz import figures
 from sae.ui import page, what_to_look_for
 from sae.ui.live import live
@@ -18,16 +19,11 @@ pick = c2.radio("Which", ["fixed", "worst", "best"], horizontal=True, key="rec_p
 def draw(job) -> None:
     d, data = job.derived(), job.data
     errors = d.errors
-    if pick == "worst":
-        idx = np.argsort(-errors, kind="stable")[:n]
-    elif pick == "best":
-        idx = np.argsort(errors, kind="stable")[:n]
-    else:
-        idx = np.arange(min(n, len(errors)))
+    idx = pick_samples(errors, n, pick)
     left, right = st.columns([3, 2], gap="medium")
     # digits and MNIST fill [0, 1] and are shown as they are; other data (e.g. whitened patches in
     # [0.1, 0.9]) are stretched per pair, the same scale for the input and its reconstruction
-    stretch = not (float(d.X.min()) == 0.0 and float(d.X.max()) == 1.0)
+    stretch = not fills_unit_interval(d.X)
     with left:
         if data.image_shape is not None:
             st.plotly_chart(figures.reconstruction_figure(d.X[idx], d.X_hat[idx], errors[idx], data.image_shape,
@@ -42,7 +38,7 @@ def draw(job) -> None:
         c[1].metric("Worst sample", f"{errors.max():.4g}")
         counts, edges = figures.binned(errors, 40)
         st.plotly_chart(figures.histogram_figure(counts, edges, "½‖x̂ᵢ − xᵢ‖² per sample", "samples",
-                                                 "Reconstruction error per sample", color="#9467bd",
+                                                 f"{METRIC_LABELS['reconstruction'].name} per sample", color="#9467bd",
                                                  vlines={"mean": float(errors.mean())}, height=320), key="rec_hist")
     what_to_look_for("blurry blobs sharpening into the inputs. Raise β or lower ρ: codes get sparser and "
                      "reconstructions worse — the trade-off the objective balances.")

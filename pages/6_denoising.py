@@ -4,7 +4,8 @@ import streamlit as st
 
 from sae.viz import experiment_figures as fx
 from sae.core.config import ModelConfig
-from sae.experiments.denoising import denoising_train_config, run_denoising
+from sae.experiments.denoising import default_model_config, denoising_train_config, run_denoising
+from sae.experiments.datasets import DIGIT_DATASETS
 from sae.ui import page, what_to_look_for
 from sae.ui.experiment import experiment
 from sae.ui.state import load_data
@@ -16,9 +17,9 @@ st.latex(r"\tilde x=\mathrm{clip}_{[0,1]}(x+\sigma\varepsilon),\ \varepsilon\sim
          r"\qquad J=\frac1m\sum_i\tfrac12\lVert\hat x(\tilde x_i)-x_i\rVert^2+\dots"
          r"\qquad \mathrm{PSNR}=10\log_{10}\frac{1}{\frac1n\lVert\hat x-x\rVert^2}\ \mathrm{dB}")
 
-DATASETS = {"mnist": "MNIST 28×28 (5,000 digits)", "digits": "scikit-learn digits 8×8 (1,797)"}
 c = st.columns([1.3, 1, 1.6])
-dataset = c[0].radio("Data set", list(DATASETS), format_func=DATASETS.get, key="dn_data", persist_state="session")
+dataset = c[0].radio("Data set", list(DIGIT_DATASETS), format_func=DIGIT_DATASETS.get,
+                     key="dn_data", persist_state="session")
 noise = c[1].radio("Noise", ["gaussian", "masking"], key="dn_noise", persist_state="session",
                    help="gaussian: x + σ·N(0, 1), clipped to [0, 1] (σ = 0.4 is the classic example). "
                         "masking: each pixel set to 0 with probability p.")
@@ -34,13 +35,14 @@ with st.expander("Model and training", icon=":material/tune:"):
     st.caption("ρ = 0.1, β = 3, λ = 1e-4, Adam lr 1e-2; 20% of the images held out for the PSNR figures.")
 
 data = load_data(dataset)
-n_hidden = min(196, data.n_features // 2) if hidden == "auto" else int(hidden)
+model_config = default_model_config(data.n_features) if hidden == "auto" else ModelConfig(data.n_features, int(hidden))
+n_hidden = model_config.n_hidden
 config = {"data": dataset, "noise": noise, "level": level, "hidden": n_hidden, "epochs": int(epochs),
           "seed": int(seed), "plain": plain}
 
 
 def run(progress):
-    return run_denoising(data.X, model_config=ModelConfig(data.n_features, n_hidden),
+    return run_denoising(data.X, model_config=model_config,
                          train_config=denoising_train_config(noise, level, float(epochs), int(seed)),
                          plain=plain, seed=int(seed), progress=progress)
 

@@ -6,6 +6,7 @@ from sae.viz import experiment_figures as fx
 from sae.experiments.anomaly import default_model_config, default_train_config
 from sae.core.config import ModelConfig, replace
 from sae.experiments.denoising import flag_rates, rethreshold, run_anomaly
+from sae.experiments.datasets import DIGIT_DATASETS
 from sae.ui import page, what_to_look_for
 from sae.ui.experiment import experiment
 from sae.ui.state import load_data
@@ -16,9 +17,9 @@ page("Anomaly detection", ":material/crisis_alert:",
 st.latex(r"\mathrm{score}_i=\tfrac12\lVert\hat x_i-x_i\rVert^2\ \text{(per sample, not a batch mean)}"
          r"\qquad \text{flag } i \iff \mathrm{score}_i\ge\tau,\quad \tau=\mu_{\text{train}}+k\,\sigma_{\text{train}}")
 
-DATASETS = {"mnist": "MNIST 28×28 (5,000 digits)", "digits": "scikit-learn digits 8×8 (1,797)"}
 c = st.columns([1.2, 2])
-dataset = c[0].radio("Data set", list(DATASETS), format_func=DATASETS.get, key="an_data", persist_state="session")
+dataset = c[0].radio("Data set", list(DIGIT_DATASETS), format_func=DIGIT_DATASETS.get,
+                     key="an_data", persist_state="session")
 normal = c[1].multiselect("Normal classes (the model trains on 70% of these; the rest are anomalies)", list(range(10)),
                           default=[0, 1, 2, 3, 4], key="an_normal", persist_state="session")
 with st.expander("Model and training", icon=":material/tune:"):
@@ -27,7 +28,8 @@ with st.expander("Model and training", icon=":material/tune:"):
                             help="auto: 196 for MNIST, 32 for the 8×8 digits.")
     iters = e[1].number_input("L-BFGS iterations", 5, 1000, 200, step=50, key="an_iters", persist_state="session")
     seed = e[2].number_input("Seed", 0, 10_000, 0, key="an_seed", persist_state="session")
-    st.caption("UFLDL's MNIST objective: ρ = 0.1, β = 3, λ = 3e-3, full-batch L-BFGS (sae.experiments.anomaly's defaults).")
+    st.caption("UFLDL's MNIST objective: ρ = 0.1, β = 3, λ = 3e-3, full-batch L-BFGS "
+               "(sae.experiments.anomaly's defaults).")
 
 data = load_data(dataset)
 model_config = default_model_config(data.n_features) if hidden == "auto" else ModelConfig(data.n_features, int(hidden))
@@ -50,7 +52,6 @@ if result is not None:
                     help="k = 2 is the usual start. Lower flags more anomalies and more normal samples.")
     log_y = t[1].toggle("Log counts", False, key="an_log")
     report = rethreshold(result, k)
-    anomalous = sorted(set(range(10)) - set(result.normal_classes))
     m = st.columns(4)
     m[0].metric("ROC AUC", f"{report.auc:.3f}", help="P(a random anomaly scores above a random normal sample); "
                 "independent of τ. 0.5 is chance.")
@@ -73,7 +74,7 @@ if result is not None:
     with left:
         st.markdown(f"**Counts at τ = {report.threshold:.3g}**")
         st.table({"": [f"normal (held-out {', '.join(map(str, result.normal_classes))})",
-                       f"anomalous ({', '.join(map(str, anomalous))})"],
+                       f"anomalous ({', '.join(map(str, result.anomalous_classes))})"],
                   "score < τ: passed": [f"{report.tn:,}", f"{report.fn:,}"],
                   "score ≥ τ: flagged": [f"{report.fp:,}", f"{report.tp:,}"],
                   "total": [f"{report.tn + report.fp:,}", f"{report.fn + report.tp:,}"]}, hide_index=True)

@@ -8,6 +8,7 @@ from sae.viz import experiment_figures as fx
 from sae.core.config import ModelConfig, replace
 from sae.experiments.denoising import run_self_taught_experiment
 from sae.experiments.selftaught import default_model_config, default_train_config
+from sae.experiments.datasets import DIGIT_DATASETS
 from sae.ui import page, what_to_look_for
 from sae.ui.experiment import experiment
 from sae.ui.state import load_data
@@ -19,9 +20,9 @@ st.latex(r"\underbrace{x\in\{5,\dots,9\}}_{\text{unlabelled}}\ \xrightarrow{\ \t
          r"\qquad\underbrace{x\in\{0,\dots,4\}}_{\text{labelled}}\ \mapsto\ a=f(W_1x+b_1)"
          r"\ \xrightarrow{\ \text{logistic regression}\ }\ y")
 
-DATASETS = {"mnist": "MNIST 28×28 (5,000 digits)", "digits": "scikit-learn digits 8×8 (1,797)"}
 c = st.columns([1.2, 1, 1])
-dataset = c[0].radio("Data set", list(DATASETS), format_func=DATASETS.get, key="st_data", persist_state="session")
+dataset = c[0].radio("Data set", list(DIGIT_DATASETS), format_func=DIGIT_DATASETS.get,
+                     key="st_data", persist_state="session")
 features = c[1].multiselect("Feature classes (labels unused)", list(range(10)), default=[5, 6, 7, 8, 9],
                             key="st_features", persist_state="session")
 task = c[2].multiselect("Task classes (classified)", list(range(10)), default=[0, 1, 2, 3, 4], key="st_task",
@@ -75,7 +76,7 @@ if result is not None:
                    f"{1 / len(result.task_classes):.0%}. UFLDL learns its "
                    "features from ~29,000 digits, about twelve times this sample: the gap here is smaller and a "
                    "different seed moves it by about half a point.")
-    W = result.model.encoder.weight.detach().numpy()
+    W = result.filters
     shown = np.arange(min(len(W), 100))
     st.markdown(f"**The features, learned without a single digit {', '.join(map(str, result.task_classes))}** "
                 f"(first {len(shown)} of {len(W)} filters W₁)")

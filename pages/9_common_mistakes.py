@@ -8,8 +8,8 @@ from sae.viz import figures
 from sae.viz import experiment_figures as fx
 from sae.core.config import ModelConfig
 from sae.experiments.mistake_compare import compare_mistake, mistake_train_config
-from sae.evaluation.metrics import dead_units
 from sae.experiments.mistakes import MISTAKES
+from sae.experiments.datasets import MISTAKE_DATASETS
 from sae.ui import page, what_to_look_for
 from sae.ui.experiment import experiment
 from sae.ui.state import load_data
@@ -33,14 +33,13 @@ FORMULAS = {  # (correct, mistaken) in LaTeX
     "softmax_output": (r"\hat x=\sigma(W_2a+b_2)\in(0,1)^n",
                        r"\hat x=\mathrm{softmax}(W_2a+b_2)\ \Rightarrow\ \textstyle\sum_k\hat x_k=1"),
 }
-DATASETS = {"digits": "scikit-learn digits 8×8 (1,797)", "patches": "whitened natural-image patches 8×8 (10,000)"}
 
 left, right = st.columns([1, 2], gap="large")
 with left:
     name = st.radio("Switch on a mistake", list(MISTAKES), format_func=lambda k: MISTAKES[k].title, key="mk_which",
                     persist_state="session")
     with st.expander("Data and training", icon=":material/tune:"):
-        dataset = st.radio("Data set", list(DATASETS), format_func=DATASETS.get, key="mk_data",
+        dataset = st.radio("Data set", list(MISTAKE_DATASETS), format_func=MISTAKE_DATASETS.get, key="mk_data",
                            persist_state="session")
         rho = st.select_slider("ρ", [0.01, 0.02, 0.05, 0.1], value=0.05, key="mk_rho", persist_state="session")
         iters = st.number_input("L-BFGS iterations", 5, 1000, 200, step=50, key="mk_iters", persist_state="session")
@@ -90,9 +89,9 @@ if result is not None and result.wrong is None:  # the batch-mean anomaly score
                      f"whole batch of {s.batch_size} a little, level with its {s.batch_size - 1} normal rows.")
 elif result is not None:
     c, w = result.correct, result.wrong
-    if w.status == "diverged":
+    if w.diverged:
         st.error(f"With the mistake, training stopped at once: {w.reason}", icon=":material/error:")
-        negative, above = int((w.rho_hat < 0).sum()), int((w.rho_hat > 1).sum())
+        negative, above = w.rho_hat_out_of_range()
         st.markdown(f"At the initial weights {negative} of {len(w.rho_hat)} units have ρ̂ⱼ < 0 and {above} have "
                     "ρ̂ⱼ > 1: the KL term takes the log of a negative number. The filters below are the initial "
                     "weights, kept by the Trainer.")
@@ -119,8 +118,8 @@ elif result is not None:
     for col, side, label in ((f[0], c, ":green[**Correct**]"), (f[1], w, ":red[**With the mistake**]")):
         with col:
             st.markdown(f"{label} · filters W₁ · {side.status}")
-            dead = dead_units(side.activations) if side.status != "diverged" else []
-            st.plotly_chart(figures.filters_figure(side.W1, shape, rho_hat=side.rho_hat, dead=dead, height=300),
+            st.plotly_chart(figures.filters_figure(side.W1, shape, rho_hat=side.rho_hat, dead=side.dead_units(),
+                                                   height=300),
                             key=f"mk_filters_{'c' if side is c else 'w'}", config={"displayModeBar": False})
     g = st.columns(2, gap="medium")
     with g[0]:

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 import torch
 
+from sae.app.memo import ViewCache
 from sae.core.config import ModelConfig, TrainConfig
 from sae.training.status import ACTIVE_STATUSES, RunStatus
 from sae.data import Dataset
@@ -229,6 +230,7 @@ class Job:
         self.gone_stop = SESSION_GONE_STOP  # s; the Streamlit layer sets server.disconnectedSessionTTL + 30
         self._derived_lock = threading.Lock()
         self._derived = None
+        self.cache: ViewCache = ViewCache()  # the pages' per-job values (probe, frozen figures, ...): see sae.app.memo
         self._finalizer = weakref.finalize(self, _stop_trainer, self.trainer, "the browser session ended")
         _register(self)
 

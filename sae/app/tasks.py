@@ -3,7 +3,7 @@ never touches ``st.*``; the page reads the task's fields, which the thread only 
 
 A task waits for one of the server's training slots (``sae.app.job.training_slots``, shared with the live
 training runs, so the server keeps a core) for its whole run, then calls ``fn(progress)``. ``stop()`` works
-while queued and while running (the experiment checks its :class:`sae.experiments.denoising.Progress` between steps).
+while queued and while running (the experiment checks its :class:`sae.training.progress.Progress` between steps).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any, Callable
 
 from sae.core.config import ConfigError
 from sae.data import DataError
-from sae.experiments.denoising import Cancelled, Progress
-from sae.training.slots import TrainingSlots
+from sae.training.progress import Cancelled, Progress
+from sae.training.slots import TrainingSlots, queued_reason
 from sae.training.status import ACTIVE_STATUSES, RunStatus
 
 
@@ -70,11 +70,9 @@ class Task:
     def _wait_for_slot(self) -> None:
         while not self.slots.acquire(self, timeout=0.25):
             self.progress.check()
-            ahead = max(0, self.slots.position(self) - 1)
-            busy = (f"all {self.slots.capacity} training slots of this server are busy"
-                    if self.slots.capacity > 1 else "this server's training slot is busy")
-            self.progress.report(0.0, f"queued: {busy} (live runs and experiments share them; "
-                                      f"{ahead} run{'s' if ahead != 1 else ''} waiting ahead of this one)")
+            ahead = self.slots.position(self) - 1
+            self.progress.report(0.0, f"{queued_reason(self.slots.capacity, ahead)} "
+                                      "(live runs and experiments share them)")
 
     def _run(self) -> None:
         try:

@@ -22,7 +22,7 @@ the fixed sets), ``patches`` (natural image patches), ``mnist_idx`` (IDX files, 
 from __future__ import annotations
 
 from .builtin import DATASETS, digits, load_dataset, mnist_sample, toy
-from .dataset import DataError, Dataset, PathLike
+from .dataset import DataError, Dataset, PathLike, check_image_shape
 from .mnist_idx import (MNIST_FILES, MNIST_SHA256, MNIST_URL, download_mnist, load_mnist_idx, parse_idx,
                         urlopen_with_timeout)
 from .patches import (PATCH_MARGIN, PHOTO_SHORT_SIDE, SKIMAGE_PHOTOS, SKLEARN_PHOTOS, WHITEN_F0,
@@ -32,7 +32,7 @@ from .uploads import Source, load_array, scale_to_unit_interval
 
 __all__ = [
     # dataset
-    "DataError", "Dataset", "PathLike",
+    "DataError", "Dataset", "PathLike", "check_image_shape",
     # builtin
     "DATASETS", "load_dataset", "toy", "digits", "mnist_sample",
     # patches

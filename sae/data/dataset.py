@@ -50,7 +50,7 @@ class Dataset:
             labels.flags.writeable = False
             object.__setattr__(self, "labels", labels)
         if self.image_shape is not None:
-            object.__setattr__(self, "image_shape", _check_image_shape(self.image_shape, X.shape[1]))
+            object.__setattr__(self, "image_shape", check_image_shape(self.image_shape, X.shape[1]))
 
     @property
     def n_samples(self) -> int:
@@ -70,7 +70,8 @@ class Dataset:
                 f"labels={'yes' if self.labels is not None else 'no'}, image_shape={self.image_shape})")
 
 
-def _check_image_shape(image_shape: tuple[int, int], n_features: int) -> tuple[int, int]:
+def check_image_shape(image_shape: tuple[int, int], n_features: int) -> tuple[int, int]:
+    """(height, width) as ints if they describe one row of ``n_features`` pixels; otherwise a DataError saying why."""
     try:
         h, w = (int(v) for v in image_shape)
     except (TypeError, ValueError):

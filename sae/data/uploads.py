@@ -9,7 +9,7 @@ from typing import IO, Callable, Union
 
 import numpy as np
 
-from .dataset import DataError, Dataset, PathLike, _check_image_shape
+from sae.data.dataset import DataError, Dataset, PathLike, check_image_shape
 
 Source = Union[PathLike, bytes, bytearray, memoryview, IO[bytes]]
 
@@ -105,7 +105,7 @@ def load_array(source: Source, filename: str = "upload", *, image_shape: tuple[i
     X = _validate_matrix(X, filename, where)
     n, d = X.shape
     if image_shape is not None:
-        image_shape = _check_image_shape(image_shape, d)
+        image_shape = check_image_shape(image_shape, d)
     elif shape3 is not None:
         image_shape = shape3
     elif d >= 16 and math.isqrt(d) ** 2 == d:

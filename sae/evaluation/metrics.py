@@ -143,6 +143,30 @@ def linear_probe(features: np.ndarray, labels: np.ndarray, test_size: float = 0.
     return float(probe.fit(Xtr, ytr).score(Xte, yte))
 
 
+def probe_accuracy(features: np.ndarray, labels: np.ndarray | None, min_samples: int = 20) -> float | None:
+    """:func:`linear_probe` where it means something: None without labels, with a single class or with fewer
+    than ``min_samples`` rows; chance (1 / number of classes) when every feature is constant (nothing to
+    separate, e.g. the codes of dead units)."""
+    if labels is None or len(features) < min_samples:
+        return None
+    classes = len(np.unique(labels))
+    if classes < 2:
+        return None
+    features = np.asarray(features)
+    if features.size == 0 or np.ptp(features, axis=0).max() <= 0:
+        return 1.0 / classes
+    return linear_probe(features, labels)
+
+
+def pca_or_zeros(Z: np.ndarray, n_components: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pca_projection`, or zeros ((m, n_components) coordinates, (n_components,) ratios) when every column
+    of Z is constant (no direction to find)."""
+    Z = np.asarray(Z)
+    if Z.size and np.ptp(Z, axis=0).max() > 0:
+        return pca_projection(Z, n_components)
+    return np.zeros((len(Z), n_components)), np.zeros(n_components)
+
+
 def probe_codes_vs_raw(model: SparseAutoencoder, X, labels, test_size: float = 0.25, seed: int = 0) -> dict[str, float]:
     """Linear-probe accuracy on the codes a (m, s) against the raw inputs X (m, n), same split."""
     return {"codes": linear_probe(hidden_activations(model, X), labels, test_size, seed),

@@ -208,6 +208,11 @@ class AnomalyExperiment:
     class_mean_scores: dict[int, float]
     train_seconds: float
 
+    @property
+    def anomalous_classes(self) -> tuple[int, ...]:
+        """The test classes that are not normal (sorted): those the model never saw."""
+        return tuple(int(c) for c in np.unique(self.test_labels) if int(c) not in set(self.normal_classes))
+
 
 def run_anomaly_experiment(X, labels, normal_classes: Sequence[int] = (0, 1, 2, 3, 4),
                            model_config: ModelConfig | None = None, train_config: TrainConfig | None = None,
@@ -228,7 +233,7 @@ def run_anomaly_experiment(X, labels, normal_classes: Sequence[int] = (0, 1, 2, 
         bins: histogram bins.
         progress: optional ``progress(fraction, message)`` callback (``sae.training.progress``): the training reports
             its steps on [0, 0.95], the scoring starts at 0.97; raising in it stops the run between two
-            optimiser steps. ``sae.experiments.denoising.Progress`` is one. The result does not depend on it.
+            optimiser steps. ``sae.training.progress.Progress`` is one. The result does not depend on it.
     """
     from sklearn.model_selection import train_test_split
 

@@ -2,7 +2,7 @@ r"""Experiments beyond the live run: denoising, anomaly detection, self-taught l
 
 Each ``run_*`` function takes plain arrays and configs, trains what it needs in the CALLING thread and
 returns a frozen result; the dashboard calls them from a background thread (``sae.app.tasks``). An optional
-:class:`Progress` receives the progress and can stop the run between two optimiser steps.
+:class:`sae.training.progress.Progress` receives the progress and can stop the run between two optimiser steps.
 
 - :func:`run_denoising`: a denoising sparse autoencoder (inputs corrupted by ``sae.evaluation.noise.corrupt``, the clean
   x reconstructed) and, with the same settings, a plain one; PSNR of both on held-out images against the
@@ -11,13 +11,12 @@ returns a frozen result; the dashboard calls them from a background thread (``sa
   numbers); :func:`rethreshold` moves tau = mean + k sigma of the training scores.
 - :func:`run_self_taught_experiment`: ``sae.experiments.selftaught.run_self_taught`` with a :class:`Progress`.
 
-A :class:`Progress` is the ``progress(fraction, message)`` callback those library functions take
-(``sae.training.progress``): it keeps the latest report for another thread and raises :class:`Cancelled` once stopped.
+A :class:`sae.training.progress.Progress` is the ``progress(fraction, message)`` callback those library functions
+take: it keeps the latest report for another thread and raises ``Cancelled`` once stopped.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Sequence
@@ -25,71 +24,24 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from sae.experiments.anomaly import AnomalyExperiment, AnomalyReport, evaluate, fit_threshold, run_anomaly_experiment
+from sae.experiments.anomaly import (DEFAULT_HIDDEN, AnomalyExperiment, AnomalyReport, evaluate, fit_threshold,
+                                     run_anomaly_experiment)
 from sae.core.config import ModelConfig, TrainConfig
 from sae.core.model import SparseAutoencoder
 from sae.evaluation.noise import corrupt, psnr
-from sae.training.progress import run_trainer
+from sae.training.progress import Progress, ensure_progress
 from sae.experiments.selftaught import SelfTaughtResult, run_self_taught
-from sae.training.trainer import Snapshot, Trainer
-
-
-# ------------------------------------------------------------------------------------------ progress
-
-class Cancelled(Exception):
-    """The experiment was stopped through its :class:`Progress`."""
-
-
-class Progress:
-    """Progress of one experiment (fraction in [0, 1] and a message) and its stop switch. Thread-safe:
-    the experiment's thread reports, any other thread reads ``state()`` or calls ``stop()``.
-
-    Calling it, ``progress(fraction, message)``, reports and then raises :class:`Cancelled` if stopped: it is a
-    progress callback for ``sae.training.progress`` (``run_anomaly_experiment``, ``run_self_taught``, ``run_trainer``)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._fraction, self._message = 0.0, ""
-        self._stop = threading.Event()
-
-    def report(self, fraction: float, message: str) -> None:
-        with self._lock:
-            self._fraction, self._message = float(min(1.0, max(0.0, fraction))), message
-
-    def state(self) -> tuple[float, str]:
-        with self._lock:
-            return self._fraction, self._message
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    @property
-    def stopped(self) -> bool:
-        return self._stop.is_set()
-
-    def check(self) -> None:
-        """Raise :class:`Cancelled` if ``stop()`` was called."""
-        if self._stop.is_set():
-            raise Cancelled("stopped by the user")
-
-    def __call__(self, fraction: float, message: str) -> None:
-        """``report`` then ``check``: raised from a Trainer's progress hook, it leaves ``run()`` between two steps."""
-        self.report(fraction, message)
-        self.check()
-
-    def train(self, trainer: Trainer, start: float, end: float, label: str) -> Snapshot:
-        """``trainer.run()`` here, mapping its steps onto [start, end]; a stop ends it within one step."""
-        self.check()
-        return run_trainer(trainer, self, start, end, label)
-
-
-def _progress(progress: Progress | None) -> Progress:
-    return progress if progress is not None else Progress()
+from sae.training.trainer import Trainer
 
 
 # ------------------------------------------------------------------------------------------ denoising
 
 DENOISING_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)  # test noise levels of the PSNR curve
+
+
+def default_model_config(n_inputs: int) -> ModelConfig:
+    """n_inputs -> min(196, n_inputs // 2) sigmoid hidden units (784 -> 196 for MNIST, 64 -> 32 for the digits)."""
+    return ModelConfig(n_inputs, max(1, min(DEFAULT_HIDDEN, n_inputs // 2)))
 
 
 def denoising_train_config(noise: str = "gaussian", level: float = 0.4, epochs: float = 40.0,
@@ -163,7 +115,7 @@ def run_denoising(X, noise: str = "gaussian", level: float = 0.4, model_config: 
         test_fraction: share of the rows held out (random, ``seed``); levels: test noise levels.
         n_examples: test images kept (at every level) for display.
     """
-    p = _progress(progress)
+    p = ensure_progress(progress)
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 2 or len(X) < 4:
         raise ValueError(f"X must be (m, n) with at least 4 rows, got {X.shape}.")
@@ -261,5 +213,5 @@ def run_self_taught_experiment(X, labels, feature_classes: Sequence[int] = (5, 6
                            C, classifier_max_iter, progress=progress)
 
 
-__all__ = ["Progress", "Cancelled", "DenoisingResult", "DENOISING_LEVELS", "denoising_train_config", "run_denoising",
+__all__ = ["DenoisingResult", "DENOISING_LEVELS", "default_model_config", "denoising_train_config", "run_denoising",
            "run_anomaly", "rethreshold", "flag_rates", "run_self_taught_experiment"]

@@ -20,10 +20,11 @@ import numpy as np
 import torch
 
 from sae.core.config import ModelConfig, TrainConfig
-from sae.experiments.denoising import Progress, _progress
 from sae.evaluation.metrics import dead_units, dense_units, hidden_activations, lifetime_sparsity, reconstructions
 from sae.experiments.mistakes import MISTAKES, Mistake, batch_mean_scores, softmax_reconstructions
 from sae.core.model import SparseAutoencoder
+from sae.training.progress import Progress, ensure_progress
+from sae.training.status import RunStatus
 from sae.training.trainer import Trainer
 
 SHOWN_SAMPLES = 1000  # rows whose activations a Side keeps (histograms)
@@ -59,6 +60,20 @@ class Side:
     activations: np.ndarray
     errors: np.ndarray
     summary: dict[str, float]
+
+    @property
+    def diverged(self) -> bool:
+        """Whether its training diverged (the Trainer kept the last weights with a sound loss)."""
+        return self.status == RunStatus.DIVERGED
+
+    def dead_units(self) -> np.ndarray:
+        """Units never active on the shown rows (``activations``); none for a diverged side (nothing learned)."""
+        return np.empty(0, dtype=np.int64) if self.diverged else dead_units(self.activations)
+
+    def rho_hat_out_of_range(self) -> tuple[int, int]:
+        """(units with rho_hat_j < 0, units with rho_hat_j > 1): impossible for sigmoid units, the log of a
+        negative number in the KL term."""
+        return int((self.rho_hat < 0).sum()), int((self.rho_hat > 1).sum())
 
 
 @dataclass(frozen=True)
@@ -184,7 +199,7 @@ def compare_mistake(name: str, X, model_config: ModelConfig | None = None, train
     """
     if name not in MISTAKES:
         raise ValueError(f"unknown mistake {name!r}; choose one of {', '.join(MISTAKES)}.")
-    p = _progress(progress)
+    p = ensure_progress(progress)
     mistake = MISTAKES[name]
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 2 or len(X) < 10:

@@ -44,6 +44,7 @@ from typing import Sequence
 import numpy as np
 
 from sae.core.config import ModelConfig, TrainConfig
+from sae.experiments.anomaly import DEFAULT_HIDDEN
 from sae.evaluation.metrics import hidden_activations
 from sae.core.model import SparseAutoencoder
 from sae.training.progress import ProgressCallback, notify, run_trainer
@@ -55,7 +56,7 @@ DEFAULT_TASK_CLASSES = (0, 1, 2, 3, 4)
 
 def default_model_config(n_inputs: int) -> ModelConfig:
     """n_inputs -> 196 sigmoid hidden units for MNIST (784 inputs); n_inputs // 2 for smaller inputs."""
-    return ModelConfig(n_inputs, max(1, min(196, n_inputs // 2)))
+    return ModelConfig(n_inputs, max(1, min(DEFAULT_HIDDEN, n_inputs // 2)))
 
 
 def default_train_config(seed: int | None = 0) -> TrainConfig:
@@ -105,6 +106,11 @@ class SelfTaughtResult:
     total_seconds: float
 
     @property
+    def filters(self) -> np.ndarray:
+        """(s, n) the learned features: the encoder's weights W1, one row per hidden unit."""
+        return self.model.encoder.weight.detach().numpy()
+
+    @property
     def n_feature_samples(self) -> int:
         return len(self.feature_index)
 
@@ -134,7 +140,7 @@ def run_self_taught(X, labels, feature_classes: Sequence[int] = DEFAULT_FEATURE_
         progress: optional ``progress(fraction, message)`` callback (``sae.training.progress``): the feature learning
             reports its steps on [0, 0.8], the classifier on the codes starts at 0.82, the one on the raw
             pixels at 0.91; raising in it stops the run (between two optimiser steps while training).
-            ``sae.experiments.denoising.Progress`` is one. The result does not depend on it.
+            ``sae.training.progress.Progress`` is one. The result does not depend on it.
     """
     from sklearn.model_selection import train_test_split
 

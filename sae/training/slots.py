@@ -62,3 +62,14 @@ class TrainingSlots:
     def waiting(self) -> int:
         with self._cond:
             return len(self._queue)
+
+
+def queued_reason(capacity: int, ahead: int) -> str:
+    """The one sentence of a run waiting for a slot: ``queued: all 4 training slots of this server are busy;
+    1 run ahead of this one`` (the Trainer's status reason, the experiments' progress message)."""
+    ahead = max(0, int(ahead))
+    return (f"queued: all {capacity} training slots of this server are busy; "
+            f"{ahead} run{'s' if ahead != 1 else ''} ahead of this one")
+
+
+__all__ = ["TrainingSlots", "queued_reason"]

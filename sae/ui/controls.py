@@ -189,7 +189,7 @@ def sync_widgets(page_id: str) -> None:
     session's last settings after a page switch (see the module docstring)."""
     url = {k: v for k, v in st.query_params.to_dict().items() if k in KEYS}
     last_url = st.session_state.get("sae_url")
-    memory = st.session_state.get("sae_settings")
+    memory = state.current_settings()
     target = None
     if last_url is None or url != last_url:
         target, warnings = check_url(url)
@@ -209,7 +209,7 @@ def sync_url(settings: Settings) -> None:
     if {k: v for k, v in current.items() if k in KEYS} != params:
         st.query_params.from_dict({k: v for k, v in current.items() if k not in KEYS} | params)
     st.session_state["sae_url"] = params
-    st.session_state["sae_settings"] = settings
+    st.session_state[state.SETTINGS_KEY] = settings
 
 
 def settings_widgets(notes: dict | None = None) -> Settings:

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from sae.experiments.denoising import Progress
+from sae.training.progress import Progress
 from sae.training.status import RunStatus
 
 from sae.app.job import training_slots

@@ -43,7 +43,7 @@ def live(draw: Callable[[Job], None]) -> None:
 
 def headline_deltas(job: Job, values: dict[str, float], window: float = 3.0) -> dict[str, float | None]:
     """Change of each headline number over the last ``window`` seconds of wall time (None at first)."""
-    log: deque = job.__dict__.setdefault("_headline_log", deque(maxlen=256))
+    log: deque = job.cache.setdefault("headline_log", lambda: deque(maxlen=256))  # (time, version, values)
     now = time.monotonic()
     version = job.latest().version
     if not log or log[-1][1] != version:

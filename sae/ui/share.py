@@ -90,7 +90,7 @@ def _data_for(dataset: str | None, n_inputs: int) -> tuple[str, Dataset]:
             return state.UPLOAD, upload
         raise LoadError(f"this model was trained on your file {dataset!r}: open that file under “Your data” in "
                         "the sidebar first, then load the model again.")
-    current = st.session_state.get("sae_settings")
+    current = state.current_settings()
     candidates = ([current.dataset] if current is not None and current.dataset in DATASETS else []) + list(DATASETS)
     for name in candidates:
         data = state.load_data(name)
@@ -121,7 +121,7 @@ def _install(model, model_config: ModelConfig, train_config: TrainConfig | None,
         raise LoadError(f"a {model_config.n_inputs} → {model_config.n_hidden} model is larger than this server "
                         f"allows ({limit:,} weights per layer).")
     panel_name, data = _data_for(dataset, model_config.n_inputs)
-    base = st.session_state.get("sae_settings") or Settings()
+    base = state.current_settings() or Settings()
     config = continuation(train_config or base.train_config(), int(step), data.n_samples)
     settings = settings_for(model_config, config, panel_name, base)
     job = Job(settings, data, subset_indices(data.n_samples), store=state.run_store_or_none(), model=model,
@@ -220,7 +220,7 @@ def job_bundle(job_or_trainer: Any, model_config: ModelConfig, dataset: str) -> 
                                trainer.history(), step=snap.step)
 
 
-def _deferred(fn: Callable[[], bytes], what: str) -> Callable[[], bytes]:
+def deferred(fn: Callable[[], bytes], what: str) -> Callable[[], bytes]:
     """A download's data made on click (in another thread: no st.* in there); a failure becomes a text file."""
     def make() -> bytes:
         try:
@@ -241,14 +241,14 @@ def sidebar_section(job: Job) -> None:
                    "as a PNG from its camera icon (top right, on hover).")
         trainer, mc, data = job.trainer, job.model_config, job.data
         stem = f"sae-{data.name}-{mc.n_hidden}-step{job.latest().step}"
-        st.download_button("Model (.zip: safetensors + config)", _deferred(lambda: job_bundle(trainer, mc, data.name),
-                                                                          "The model"),
+        st.download_button("Model (.zip: safetensors + config)", deferred(lambda: job_bundle(trainer, mc, data.name),
+                                                                         "The model"),
                            file_name=export.download_name(stem, ".zip"), mime="application/zip", on_click="ignore",
                            key="share_model", icon=":material/download:", width="stretch",
                            help="The current weights, configs and history; open it again below, or with "
                                 "sae.runs.export.read_model_bundle / sae.runs.files.load_run in Python.")
         st.download_button("Codes a = f(W₁x + b₁) as CSV",
-                           _deferred(lambda: export.codes_csv(job_model(trainer, mc), data.X, data.labels), "The codes"),
+                           deferred(lambda: export.codes_csv(job_model(trainer, mc), data.X, data.labels), "The codes"),
                            file_name=export.download_name(f"{stem}-codes", ".csv"), mime="text/csv",
                            on_click="ignore", key="share_codes", icon=":material/download:", width="stretch",
                            help=f"One row per sample ({data.n_samples:,}), one column per hidden unit"
@@ -265,7 +265,7 @@ def sidebar_section(job: Job) -> None:
 
 def figure_download(fig, name: str, key: str, label: str = "HTML") -> None:
     """A small button: the chart as a standalone HTML page (plotly.js inside, opens offline)."""
-    st.download_button(label, _deferred(lambda: export.figure_html(fig, title=name), name),
+    st.download_button(label, deferred(lambda: export.figure_html(fig, title=name), name),
                        file_name=export.download_name(name, ".html"), mime="text/html", on_click="ignore", key=key,
                        icon=":material/download:", help="The chart as an interactive HTML file (works offline).")
 
@@ -274,11 +274,15 @@ def filters_download(W: np.ndarray, image_shape: tuple[int, int], name: str, key
                      normalize: str = "ufldl") -> None:
     """A small button: the filter grid as a PNG (4x upscaled, UFLDL's display normalisation)."""
     W = np.array(W, copy=True)
-    st.download_button("PNG", _deferred(lambda: export.filters_png(W, image_shape, normalize=normalize), name),
+    st.download_button("PNG", deferred(lambda: export.filters_png(W, image_shape, normalize=normalize), name),
                        file_name=export.download_name(name, ".png"), mime="image/png", on_click="ignore", key=key,
                        icon=":material/download:", help="The filters as a picture, 4× upscaled.")
 
 
+# the old private name, until pages/10_runs.py uses ``deferred``
+_deferred = deferred
+
+
 __all__ = ["load_stored_run", "load_upload", "on_load_run", "on_upload_model", "follow_goto", "sidebar_section",
-           "figure_download", "filters_download", "job_bundle", "job_model", "settings_for", "sweep_registry",
-           "LoadError"]
+           "figure_download", "filters_download", "deferred", "job_bundle", "job_model", "settings_for",
+           "sweep_registry", "LoadError"]

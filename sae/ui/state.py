@@ -17,6 +17,7 @@ from sae.app.job import SESSION_GONE_STOP, Job, Settings, subset_indices
 
 
 JOB_KEY = "sae_job"
+SETTINGS_KEY = "sae_settings"  # the control panel's last settings (written by sae.ui.controls.sync_url)
 UPLOAD = "upload"  # Settings.dataset of the session's own file ("Your data" in the control panel)
 UPLOAD_KEY = "sae_upload"  # st.session_state key of that file's Dataset (kept in memory, never on disk)
 MAX_WEIGHTS = 4 * 2**20  # n_inputs x n_hidden per weight matrix (16 MiB); 784 x 1024 is 0.8 M
@@ -131,6 +132,11 @@ def run_store_or_none() -> RunStore | None:
         return None
 
 
+def current_settings() -> Settings | None:
+    """The settings the control panel last showed in this session (None before it was first drawn)."""
+    return st.session_state.get(SETTINGS_KEY)
+
+
 def current_job() -> Job | None:
     return st.session_state.get(JOB_KEY)
 
@@ -159,4 +165,4 @@ def get_job(settings: Settings) -> Job:
 
 
 __all__ = ["load_data", "dataset", "validate", "get_job", "new_job", "set_job", "current_job", "watch_session",
-           "run_store", "run_store_or_none", "JOB_KEY", "UPLOAD", "UPLOAD_KEY", "MAX_WEIGHTS"]
+           "run_store", "run_store_or_none", "current_settings", "JOB_KEY", "SETTINGS_KEY", "UPLOAD", "UPLOAD_KEY", "MAX_WEIGHTS"]

@@ -11,7 +11,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from sae.viz.figures import TERM_COLORS, _f32, _image_trace_figure, _layout, empty_figure, thin
+from sae.viz.style import TERM_COLORS, empty_figure, f32, image_trace_figure, layout, thin
+from sae.evaluation.labels import METRIC_LABELS
 from sae.viz.images import tile
 
 NORMAL_COLOR, ANOMALY_COLOR = "#1f77b4", "#d62728"
@@ -31,7 +32,7 @@ def denoising_grid(rows: Mapping[str, np.ndarray], image_shape: tuple[int, int],
     border = max(1, h // 8)
     img = tile(cells, columns=k, border=border, border_value=1.0)
     # the picture keeps its aspect ratio: size the chart for a column about 690 px wide (labels: 90 px)
-    fig = _image_trace_figure(img, height or int(min(560, max(160, 12 + 600 * img.shape[0] / img.shape[1]))))
+    fig = image_trace_figure(img, height or int(min(560, max(160, 12 + 600 * img.shape[0] / img.shape[1]))))
     for r, name in enumerate(names):
         fig.add_annotation(x=-border, y=border + r * (h + border) + h / 2, text=f"<b>{name}</b>", showarrow=False,
                            xanchor="right", yanchor="middle", font=dict(size=13, color="#333"))
@@ -42,13 +43,13 @@ def denoising_grid(rows: Mapping[str, np.ndarray], image_shape: tuple[int, int],
 def psnr_curves(levels: np.ndarray, noisy: np.ndarray, denoised: np.ndarray, plain: np.ndarray | None = None,
                 train_level: float | None = None, noise: str = "gaussian", height: int = 360) -> go.Figure:
     """Mean PSNR (dB) against the test noise level: the noisy input, the denoising model, the plain model."""
-    x = _f32(levels)
+    x = f32(levels)
     fig = go.Figure()
     series = [("noisy input x̃", noisy, "#7f7f7f", "dot"), ("denoising SAE  g(x̃)", denoised, CORRECT_COLOR, "solid")]
     if plain is not None:
         series.append(("plain SAE on x̃", plain, "#ff7f0e", "dash"))
     for name, y, color, dash in series:
-        fig.add_trace(go.Scatter(x=x, y=_f32(y), name=name, mode="lines+markers",
+        fig.add_trace(go.Scatter(x=x, y=f32(y), name=name, mode="lines+markers",
                                  line=dict(color=color, dash=dash, width=2.5),
                                  hovertemplate="level %{x:g}: %{y:.2f} dB<extra>" + name + "</extra>"))
     if train_level is not None:
@@ -58,7 +59,7 @@ def psnr_curves(levels: np.ndarray, noisy: np.ndarray, denoised: np.ndarray, pla
             else "masked fraction (inputs set to 0)")
     fig.update_xaxes(title=what)
     fig.update_yaxes(title="PSNR against the clean image (dB)")
-    _layout(fig, "PSNR on held-out images, higher is better", height=height, hovermode="x unified")
+    layout(fig, "PSNR on held-out images, higher is better", height=height, hovermode="x unified")
     fig.update_layout(legend=dict(orientation="v", x=0.01, xanchor="left", y=0.01, yanchor="bottom",
                                   bgcolor="rgba(255,255,255,0.8)"))
     return fig
@@ -74,14 +75,14 @@ def score_histograms(edges: np.ndarray, normal: np.ndarray, anomalous: np.ndarra
     centers, widths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
     fig = go.Figure()
     for name, counts, color in ((names[0], normal, NORMAL_COLOR), (names[1], anomalous, ANOMALY_COLOR)):
-        fig.add_trace(go.Bar(x=_f32(centers), y=np.asarray(counts), width=_f32(widths), name=name, opacity=0.6,
+        fig.add_trace(go.Bar(x=f32(centers), y=np.asarray(counts), width=f32(widths), name=name, opacity=0.6,
                              marker=dict(color=color, line=dict(width=0)),
                              hovertemplate="score ≈ %{x:.3g}: %{y:,}<extra>" + name + "</extra>"))
     fig.add_vline(x=float(threshold), line=dict(color="#111", dash="dash", width=2),
                   annotation_text=f"τ = {threshold:.3g}", annotation_position="top right")
     fig.update_xaxes(title="score = ½‖x̂ᵢ − xᵢ‖², each sample's own reconstruction error")
     fig.update_yaxes(title="samples", type="log" if log_y else "linear")
-    return _layout(fig, "Reconstruction error per sample", height=height, barmode="overlay", bargap=0)
+    return layout(fig, f"{METRIC_LABELS['reconstruction'].name} per sample", height=height, barmode="overlay", bargap=0)
 
 
 def roc_figure(fpr: np.ndarray, tpr: np.ndarray, auc: float, point: tuple[float, float] | None = None,
@@ -91,7 +92,7 @@ def roc_figure(fpr: np.ndarray, tpr: np.ndarray, auc: float, point: tuple[float,
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#aaa", dash="dot"), name="chance",
                              hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=_f32(np.asarray(fpr)[i]), y=_f32(np.asarray(tpr)[i]), mode="lines",
+    fig.add_trace(go.Scatter(x=f32(np.asarray(fpr)[i]), y=f32(np.asarray(tpr)[i]), mode="lines",
                              line=dict(color=ANOMALY_COLOR, width=2.5), name=f"ROC, AUC = {auc:.3f}",
                              hovertemplate="FPR %{x:.3f}<br>TPR %{y:.3f}<extra></extra>"))
     if point is not None:
@@ -100,7 +101,7 @@ def roc_figure(fpr: np.ndarray, tpr: np.ndarray, auc: float, point: tuple[float,
                                  hovertemplate="at τ: FPR %{x:.3f}, TPR %{y:.3f}<extra></extra>"))
     fig.update_xaxes(title="false positive rate (normal samples flagged)", range=[0, 1], constrain="domain")
     fig.update_yaxes(title="true positive rate (anomalies flagged)", range=[0, 1.02])
-    return _layout(fig, "ROC curve", height=height)
+    return layout(fig, "ROC curve", height=height)
 
 
 def class_bars(rates: Mapping[int, float], normal_classes: Sequence[int], title: str, y_title: str,
@@ -116,7 +117,7 @@ def class_bars(rates: Mapping[int, float], normal_classes: Sequence[int], title:
     fig.update_xaxes(title="class (blue: normal, red: anomalous)", type="category")
     fig.update_yaxes(title=y_title, tickformat=".0%" if percent else None,
                      range=[0, 1.12] if percent else None)
-    return _layout(fig, title, height=height)
+    return layout(fig, title, height=height)
 
 
 # ------------------------------------------------------------------------------------------ self-taught
@@ -141,7 +142,7 @@ def accuracy_figure(codes: float, raw: float, reference: tuple[float, float] | N
         fig.add_hline(y=chance, line=dict(dash="dot", color="#666"), annotation_text="chance")
     axis = "test accuracy" + (f" (axis from {bottom:.0%})" if bottom > 0 else "")
     fig.update_yaxes(title=axis, tickformat=".0%", range=[bottom, 1.0])
-    return _layout(fig, "Logistic regression on the task digits", height=height, barmode="group")
+    return layout(fig, "Logistic regression on the task digits", height=height, barmode="group")
 
 
 # ------------------------------------------------------------------------------------------ mistakes
@@ -154,13 +155,13 @@ def rho_hat_comparison(correct: np.ndarray, wrong: np.ndarray | None, rho: float
         if r is None:
             continue
         r = np.sort(np.asarray(r, dtype=float))[::-1]
-        fig.add_trace(go.Bar(x=np.arange(len(r)), y=_f32(r), name=name, marker=dict(color=color), opacity=0.75,
+        fig.add_trace(go.Bar(x=np.arange(len(r)), y=f32(r), name=name, marker=dict(color=color), opacity=0.75,
                              hovertemplate="rank %{x}: ρ̂ = %{y:.4f}<extra>" + name + "</extra>"))
     fig.add_hline(y=rho, line=dict(color="#111", dash="dash", width=2), annotation_text=f"target ρ = {rho:g}",
                   annotation_position="top right")
     fig.update_xaxes(title="hidden units, sorted by ρ̂ⱼ (high first)")
     fig.update_yaxes(title="ρ̂ⱼ, mean activation of unit j")
-    return _layout(fig, "One ρ̂ⱼ per unit", height=height, barmode="group", bargap=0.15)
+    return layout(fig, "One ρ̂ⱼ per unit", height=height, barmode="group", bargap=0.15)
 
 
 def activation_comparison(correct: np.ndarray, wrong: np.ndarray | None, wrong_name: str = "with the mistake",
@@ -178,13 +179,13 @@ def activation_comparison(correct: np.ndarray, wrong: np.ndarray | None, wrong_n
         if A is None:
             continue
         share = np.histogram(np.ravel(A), edges)[0] / max(1, np.size(A))
-        fig.add_trace(go.Scatter(x=_f32(centers), y=np.where(share > 0, share, np.nan).astype(np.float32),
+        fig.add_trace(go.Scatter(x=f32(centers), y=np.where(share > 0, share, np.nan).astype(np.float32),
                                  name=name, mode="lines", line=dict(color=color, width=2.5, shape="hvh"),
                                  fill="tozeroy", hovertemplate="a ≈ %{x:.3f}: %{y:.2%}<extra>" + name + "</extra>"))
     shares = np.concatenate([np.asarray(t.y, dtype=float) for t in fig.data])
     fig.update_xaxes(title="activation aᵢⱼ (all samples × units)")
     fig.update_yaxes(title="share of activations (log)", type="log", **log_ticks(shares, percent=True, mantissas=(1,)))
-    return _layout(fig, "Distribution of the activations", height=height)
+    return layout(fig, "Distribution of the activations", height=height)
 
 
 def loss_comparison(correct: Mapping[str, np.ndarray], wrong: Mapping[str, np.ndarray] | None,
@@ -198,7 +199,7 @@ def loss_comparison(correct: Mapping[str, np.ndarray], wrong: Mapping[str, np.nd
         i = thin(len(h["step"]))
         for term, label in (("reconstruction", "reconstruction"), ("total", "total J")):
             y = np.asarray(h[term], dtype=float)[i]
-            fig.add_trace(go.Scatter(x=np.asarray(h["step"])[i].astype(np.int32), y=_f32(np.where(y > 0, y, np.nan)),
+            fig.add_trace(go.Scatter(x=np.asarray(h["step"])[i].astype(np.int32), y=f32(np.where(y > 0, y, np.nan)),
                                      mode="lines", name=f"{label} · {name}",
                                      line=dict(color=TERM_COLORS[term], dash=dash,
                                                width=2.5 if term == "total" else 1.8),
@@ -208,7 +209,7 @@ def loss_comparison(correct: Mapping[str, np.ndarray], wrong: Mapping[str, np.nd
     values = np.concatenate([np.asarray(t.y, dtype=float) for t in fig.data])
     fig.update_xaxes(title="step")
     fig.update_yaxes(title="loss (log)", type="log", **log_ticks(values))
-    return _layout(fig, "Loss during training", height=height)
+    return layout(fig, "Loss during training", height=height)
 
 
 def log_ticks(values: np.ndarray, percent: bool = False, mantissas: Sequence[int] = (1, 2, 5)) -> dict:
@@ -236,16 +237,16 @@ def batch_score_figure(per_sample: np.ndarray, batch_mean: np.ndarray, is_outlie
                                         f"mistake: the mean error of its batch of {batch_size}"))
     out = np.asarray(is_outlier, dtype=bool)
     for row, y in ((1, per_sample), (2, batch_mean)):
-        fig.add_trace(go.Scatter(x=x[~out], y=_f32(np.asarray(y)[~out]), mode="markers", name="normal rows",
+        fig.add_trace(go.Scatter(x=x[~out], y=f32(np.asarray(y)[~out]), mode="markers", name="normal rows",
                                  marker=dict(size=4, color=NORMAL_COLOR), showlegend=row == 1,
                                  hovertemplate="row %{x}: %{y:.3g}<extra></extra>"), row=row, col=1)
-        fig.add_trace(go.Scatter(x=x[out], y=_f32(np.asarray(y)[out]), mode="markers", name="hidden outliers (1 − x)",
+        fig.add_trace(go.Scatter(x=x[out], y=f32(np.asarray(y)[out]), mode="markers", name="hidden outliers (1 − x)",
                                  marker=dict(size=11, color=ANOMALY_COLOR, symbol="star"), showlegend=row == 1,
                                  hovertemplate="OUTLIER row %{x}: %{y:.3g}<extra></extra>"), row=row, col=1)
     fig.update_xaxes(title="row", row=2, col=1)
     for row, y in ((1, per_sample), (2, batch_mean)):
         fig.update_yaxes(title="score (log)", type="log", **log_ticks(np.asarray(y)), row=row, col=1)
-    return _layout(fig, height=height)
+    return layout(fig, height=height)
 
 
 __all__ = ["denoising_grid", "psnr_curves", "score_histograms", "roc_figure", "class_bars", "accuracy_figure",

@@ -18,54 +18,17 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from sae.viz.images import grid_shape, tile, tile_filters, to_uint8
 from sae.core.loss import kl_divergence, kl_divergence_grad
+from sae.viz.images import grid_shape, tile, tile_filters
+from sae.viz.style import (CURVE_POINTS, LABEL_COLORS, MAX_POINTS, TERM_COLORS, activation_range, empty_figure, f32,
+                           image_trace_figure, layout, thin)
 
-JPEG_ABOVE = 100_000  # pixels; smaller images go as lossless PNG
 WEBGL_ABOVE = 3000  # points in a 2-D scatter before WebGL is worth one of the browser's few WebGL contexts
-MAX_POINTS = 2000  # hard cap on points per curve
-CURVE_POINTS = 1000  # what the live curves use by default (plenty for a chart ~800 px wide)
-TEMPLATE = "plotly_white"
-TERM_COLORS = {"total": "#222222", "reconstruction": "#1f77b4", "sparsity": "#d62728", "weight_decay": "#2ca02c"}
-LABEL_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-                "#bcbd22", "#17becf")
 PENALTY_NAMES = {"kl": "β·KL", "l1": "β·L1", "topk": "sparsity"}
 SHADES = " ░▒▓█"  # hover "images": one shade per grey level, each pixel two characters wide
 
 
-def _layout(fig: go.Figure, title: str | None = None, height: int = 340, **kwargs) -> go.Figure:
-    """Common look: white template, tight margins, the legend in a row above the plot (under the title)."""
-    fig.update_layout(template=TEMPLATE, height=height, margin=dict(l=10, r=10, t=72 if title else 36, b=10),
-                      title=dict(text=title, x=0, xanchor="left", y=1, yanchor="top", yref="container",
-                                 pad=dict(t=8, l=4), font=dict(size=15)) if title else None,
-                      legend=dict(orientation="h", yanchor="bottom", y=1.01, xanchor="right", x=1.0),
-                      **kwargs)
-    return fig
-
-
-def empty_figure(message: str, height: int = 300) -> go.Figure:
-    """A blank chart carrying a message (e.g. 'press Train')."""
-    fig = go.Figure()
-    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-                       font=dict(size=14, color="#666"))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return _layout(fig, height=height)
-
-
-def thin(n: int, max_points: int = MAX_POINTS) -> np.ndarray:
-    """Indices of at most ``max_points`` evenly spread rows of n, always keeping the first and last."""
-    if n <= max_points:
-        return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, max_points).round().astype(int))
-
-
 # ------------------------------------------------------------------------------------- curves
-
-def _f32(a) -> np.ndarray:
-    """Curves travel as float32 (half the bytes of float64; plenty for a chart)."""
-    return np.asarray(a, dtype=np.float32)
-
 
 def loss_curves(history: Mapping[str, np.ndarray], penalty: str = "kl", log_y: bool = False,
                 max_points: int = CURVE_POINTS) -> go.Figure:
@@ -74,7 +37,7 @@ def loss_curves(history: Mapping[str, np.ndarray], penalty: str = "kl", log_y: b
     if len(steps) == 0:
         return empty_figure("No steps yet: press Train.")
     idx = thin(len(steps), min(max_points, MAX_POINTS))
-    x = steps[idx].astype(np.int32) if steps[-1] < 2**31 else _f32(steps[idx])
+    x = steps[idx].astype(np.int32) if steps[-1] < 2**31 else f32(steps[idx])
     fig = go.Figure()
     names = {"reconstruction": "reconstruction ½‖x̂−x‖²", "sparsity": PENALTY_NAMES.get(penalty, "sparsity"),
              "weight_decay": "weight decay (λ/2)‖W‖²", "total": "total J"}
@@ -84,7 +47,7 @@ def loss_curves(history: Mapping[str, np.ndarray], penalty: str = "kl", log_y: b
         y = np.asarray(history[term], dtype=float)[idx]
         if log_y:
             y = np.where(y > 0, y, np.nan)
-        fig.add_trace(go.Scatter(x=x, y=_f32(y), mode="lines", name=names[term],
+        fig.add_trace(go.Scatter(x=x, y=f32(y), mode="lines", name=names[term],
                                  line=dict(color=TERM_COLORS[term], width=3 if term == "total" else 1.8),
                                  hovertemplate="step %{x:,}<br>%{y:.4g}<extra>" + names[term] + "</extra>"))
     fig.update_xaxes(title="step")
@@ -94,7 +57,7 @@ def loss_curves(history: Mapping[str, np.ndarray], penalty: str = "kl", log_y: b
         top = float(np.nanmax(total)) if np.isfinite(total).any() else None
         if top and top > 0:
             fig.update_yaxes(range=[0, 1.15 * top])
-    return _layout(fig, hovermode="x unified")
+    return layout(fig, hovermode="x unified")
 
 
 def rho_hat_band(history: Mapping[str, np.ndarray], log_y: bool = False, max_points: int = CURVE_POINTS) -> go.Figure:
@@ -106,9 +69,9 @@ def rho_hat_band(history: Mapping[str, np.ndarray], log_y: bool = False, max_poi
     if len(steps) == 0:
         return empty_figure("No steps yet: press Train.")
     i = thin(len(steps), min(max_points, MAX_POINTS))
-    x = steps[i].astype(np.int32) if steps[-1] < 2**31 else _f32(steps[i])
-    mean, std = _f32(history["rho_hat_mean"][i]), _f32(history["rho_hat_std"][i])
-    lo, hi = _f32(history["rho_hat_min"][i]), _f32(history["rho_hat_max"][i])
+    x = steps[i].astype(np.int32) if steps[-1] < 2**31 else f32(steps[i])
+    mean, std = f32(history["rho_hat_mean"][i]), f32(history["rho_hat_std"][i])
+    lo, hi = f32(history["rho_hat_min"][i]), f32(history["rho_hat_max"][i])
     floor = 1e-4 if log_y else 0.0  # a log axis cannot show 0
     lo = np.maximum(lo, floor)
     fig = go.Figure()
@@ -121,7 +84,7 @@ def rho_hat_band(history: Mapping[str, np.ndarray], log_y: bool = False, max_poi
                              name="±1 std", mode="lines", line=dict(width=0), hoverinfo="skip"))
     fig.add_trace(go.Scatter(x=x, y=mean, name="mean ρ̂", mode="lines", line=dict(color="#1f77b4", width=2.5),
                              hovertemplate="step %{x:,}<br>mean ρ̂ %{y:.4f}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=x, y=_f32(history["rho"][i]), name="target ρ", mode="lines",
+    fig.add_trace(go.Scatter(x=x, y=f32(history["rho"][i]), name="target ρ", mode="lines",
                              line=dict(color="#d62728", dash="dash", width=2),
                              hovertemplate="target ρ %{y:g}<extra></extra>"))
     fig.update_xaxes(title="step")
@@ -129,7 +92,7 @@ def rho_hat_band(history: Mapping[str, np.ndarray], log_y: bool = False, max_poi
         fig.update_yaxes(title="ρ̂ⱼ (mean activation of unit j)", type="log")
     else:
         fig.update_yaxes(title="ρ̂ⱼ (mean activation of unit j)", rangemode="tozero")
-    return _layout(fig, hovermode="x unified")
+    return layout(fig, hovermode="x unified")
 
 
 # ------------------------------------------------------------------------------------- KL
@@ -197,7 +160,7 @@ def kl_curve(rho: float, beta: float = 1.0, rho_hat: np.ndarray | None = None, d
                                  hovertemplate="ρ̂ %{x:.3f}<br>slope %{y:.4g}<extra></extra>"))
         fig.update_layout(yaxis2=dict(overlaying="y", side="right", title="β·dKL/dρ̂ⱼ", range=[-lim, lim],
                                       zeroline=True, showgrid=False, tickmode="auto", nticks=7))
-    _layout(fig, title, height=height, hovermode="closest")
+    layout(fig, title, height=height, hovermode="closest")
     # the legend inside the plot where the curves leave room: top centre of the full view (the curve
     # rises at both ends), top right of a zoom on the valley (clear of the ρ label at the left)
     x_legend, anchor = (0.5, "center") if x_range is None else (0.99, "right")
@@ -207,23 +170,6 @@ def kl_curve(rho: float, beta: float = 1.0, rho_hat: np.ndarray | None = None, d
 
 
 # ------------------------------------------------------------------------------------- images
-
-def _image_trace_figure(img01: np.ndarray, height: int | None = None, scale: int = 1) -> go.Figure:
-    """A grayscale [0, 1] image as one PNG-encoded trace (compact; drawn pixelated)."""
-    import plotly.express as px
-
-    u8 = to_uint8(img01, 1)
-    big = u8.size > JPEG_ABOVE  # large grids (e.g. 196 MNIST filters) go as JPEG: ~3x smaller than PNG
-    fig = px.imshow(u8, binary_string=True, binary_format="jpg" if big else "png", binary_compression_level=6,
-                    color_continuous_scale="gray")
-    fig.update_traces(hoverinfo="skip", hovertemplate=None)
-    fig.update_xaxes(visible=False, showgrid=False)
-    fig.update_yaxes(visible=False, showgrid=False)
-    h = height or int(min(640, max(220, 6 * u8.shape[0] * scale)))
-    fig.update_layout(template=TEMPLATE, height=h, margin=dict(l=0, r=0, t=10, b=0), dragmode=False,
-                      showlegend=False, coloraxis_showscale=False)
-    return fig
-
 
 def tile_positions(count: int, image_shape: tuple[int, int], columns: int | None = None,
                    border: int = 1) -> np.ndarray:
@@ -253,7 +199,7 @@ def filters_figure(W: np.ndarray, image_shape: tuple[int, int], order: np.ndarra
     s = len(W)
     order = np.arange(s) if order is None else np.asarray(order)
     img = tile_filters(W[order], image_shape, normalize=normalize, border=1)
-    fig = _image_trace_figure(img, height)
+    fig = image_trace_figure(img, height)
     boxes = tile_positions(s, image_shape)
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
     extra = []
@@ -296,7 +242,7 @@ def weights_heatmap(W: np.ndarray, dead: Sequence[int] = (), title: str | None =
                                hovertemplate="unit %{y}<br>input %{x}<br>w = %{z:.4f}<extra></extra>"))
     fig.update_xaxes(title=x_title)
     fig.update_yaxes(title="hidden unit j (✕ dead)", autorange="reversed", type="category")
-    return _layout(fig, title, height=height or int(min(640, 160 + 14 * s)))
+    return layout(fig, title, height=height or int(min(640, 160 + 14 * s)))
 
 
 def image_grid_figure(X: np.ndarray, image_shape: tuple[int, int], columns: int | None = None,
@@ -306,7 +252,7 @@ def image_grid_figure(X: np.ndarray, image_shape: tuple[int, int], columns: int 
 
     img = tile_images(np.asarray(X), image_shape, normalize="minmax" if normalize else "none",
                       columns=columns, border=1)
-    return _image_trace_figure(img, height)
+    return image_trace_figure(img, height)
 
 
 def reconstruction_figure(X: np.ndarray, X_hat: np.ndarray, errors: np.ndarray, image_shape: tuple[int, int],
@@ -332,7 +278,7 @@ def reconstruction_figure(X: np.ndarray, X_hat: np.ndarray, errors: np.ndarray, 
     cols = min(columns, m)
     img = tile(cells, columns=cols, border=border, border_value=1.0)
     rows = -(-m // cols)
-    fig = _image_trace_figure(img, height or int(min(720, max(260, 150 * rows))))
+    fig = image_trace_figure(img, height or int(min(720, max(260, 150 * rows))))
     boxes = tile_positions(m, (band + h, 2 * w + 1), cols, border)
     index = np.arange(m) if index is None else np.asarray(index)
     for k in range(m):
@@ -363,7 +309,7 @@ def matrix_pair_figure(X: np.ndarray, X_hat: np.ndarray, index: Sequence[int] | 
                                  hovertemplate="sample %{y}<br>feature %{x}<br>%{z:.4f}<extra></extra>"),
                       row=1, col=col)
     fig.update_yaxes(autorange="reversed", type="category")
-    return _layout(fig, height=height or int(min(560, 140 + 18 * len(X))))
+    return layout(fig, height=height or int(min(560, 140 + 18 * len(X))))
 
 
 # ------------------------------------------------------------------------------------- histograms
@@ -395,7 +341,7 @@ def histogram_figure(counts: np.ndarray, edges: np.ndarray, x_title: str, y_titl
                                                 width=2), name=f"{name} = {x:.3g}", showlegend=True)
     fig.update_xaxes(title=x_title)
     fig.update_yaxes(title=y_title, type="log" if log_y else "linear", dtick=1 if log_y else None)
-    _layout(fig, title, height=height, bargap=0.02)
+    layout(fig, title, height=height, bargap=0.02)
     fig.update_layout(legend=dict(orientation="v", x=0.99, xanchor="right", y=0.98, yanchor="top",
                                   bgcolor="rgba(255,255,255,0.75)"))
     return fig
@@ -406,7 +352,7 @@ def activation_histogram(A: np.ndarray, activation: str = "sigmoid", bins: int =
     """Histogram of every hidden activation a_ij (m·s values). Sparse codes: a spike at 0 (sigmoid/relu)
     or at −1 (tanh) and a thin tail."""
     A = np.asarray(A)
-    rng = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}.get(activation)
+    rng = activation_range(activation)
     counts, edges = binned(A, bins, rng)
     return histogram_figure(counts, edges, f"activation aᵢⱼ ({A.shape[0]:,} samples × {A.shape[1]} units)",
                             title="All hidden activations", log_y=log_y, height=height)
@@ -449,7 +395,7 @@ def activation_heatmap(A: np.ndarray, labels: np.ndarray | None = None, activati
         np.unique(np.linspace(0, len(A) - 1, max_samples).round().astype(int))
     if labels is not None:
         idx = idx[np.argsort(np.asarray(labels)[idx], kind="stable")]
-    lo, hi = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}.get(activation, (0.0, float(A.max()) if A.size else 1.0))
+    lo, hi = activation_range(activation) or (0.0, float(A.max()) if A.size else 1.0)
     Z = _quantize(A[idx], lo, hi)
     ticks = np.linspace(0, 255, 5)
     ytext = [f"label {labels[i]}" for i in idx] if labels is not None else [f"#{i}" for i in idx]
@@ -468,7 +414,7 @@ def activation_heatmap(A: np.ndarray, labels: np.ndarray | None = None, activati
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(title="hidden unit j")
     del ytext
-    return _layout(fig, "Activations: samples × units", height=height)
+    return layout(fig, "Activations: samples × units", height=height)
 
 
 def distribution_over_time(steps: np.ndarray, fractions: np.ndarray, edges: np.ndarray, y_title: str,
@@ -497,7 +443,7 @@ def distribution_over_time(steps: np.ndarray, fractions: np.ndarray, edges: np.n
                       annotation_position="top right")
     fig.update_xaxes(title="step")
     fig.update_yaxes(title=y_title, type="log" if log_y else "linear")
-    return _layout(fig, title, height=height)
+    return layout(fig, title, height=height)
 
 
 # ------------------------------------------------------------------------------------- PCA
@@ -555,7 +501,7 @@ def pca_scatter(coords: np.ndarray, explained: np.ndarray, labels: np.ndarray | 
         fig.update_yaxes(title=ev[1] if dims > 1 else "")
     fig.update_layout(hoverlabel=dict(font=dict(family="DejaVu Sans Mono, Menlo, Consolas, monospace", size=11)),
                       legend=dict(title="label" if labels is not None else None, itemsizing="constant"))
-    _layout(fig, title, height=height)
+    layout(fig, title, height=height)
     fig.update_layout(legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top"))
     return fig
 
@@ -569,11 +515,10 @@ def probe_figure(accuracies: Mapping[str, float], chance: float | None = None, h
     if chance is not None:
         fig.add_vline(x=chance, line=dict(dash="dot", color="#666"), annotation_text="chance")
     fig.update_xaxes(range=[0, 1], tickformat=".0%", title="held-out accuracy (logistic regression)")
-    return _layout(fig, height=height)
+    return layout(fig, height=height)
 
 
-__all__ = ["thin", "empty_figure", "loss_curves", "rho_hat_band", "kl_values", "kl_curve", "filters_figure",
+__all__ = ["loss_curves", "rho_hat_band", "kl_values", "kl_curve", "filters_figure",
            "tile_positions", "weights_heatmap", "image_grid_figure", "reconstruction_figure", "matrix_pair_figure",
            "binned", "histogram_figure", "activation_histogram", "rho_hat_histogram", "l0_histogram",
-           "activation_heatmap", "distribution_over_time", "hover_image", "pca_scatter", "probe_figure",
-           "MAX_POINTS"]
+           "activation_heatmap", "distribution_over_time", "hover_image", "pca_scatter", "probe_figure"]

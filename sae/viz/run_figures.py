@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from sae.viz.figures import LABEL_COLORS, _f32, _image_trace_figure, _layout, empty_figure
+from sae.viz.style import LABEL_COLORS, empty_figure, f32, image_trace_figure, layout
+from sae.evaluation.labels import METRIC_LABELS
+from sae.training.status import LIVE_STATUSES, RunStatus
 from sae.viz.images import grid_shape, tile_filters
 
 if TYPE_CHECKING:
@@ -26,13 +28,10 @@ if TYPE_CHECKING:
 COLUMN_TITLES = {"total": "total loss J", "reconstruction": "reconstruction ½‖x̂−x‖²", "sparsity": "β·sparsity",
                  "weight_decay": "weight decay (λ/2)‖W‖²", "rho_hat_mean": "mean ρ̂ (minibatch)"}
 X_TITLES = {"step": "step", "epoch": "epoch", "time": "training time (s)"}
-METRIC_STYLE = {  # sweep heatmaps: (title (detail), colorscale, number format)
-    "reconstruction": ("Reconstruction error (½‖x̂−x‖², all data)", "Blues", ".3g"),
-    "rho_hat_mean": ("Mean ρ̂ (all data)", "Oranges", ".3g"),
-    "dead_units": ("Dead units (never active)", "Reds", ".0f"),
-    "probe_accuracy": ("Probe accuracy (linear, on the codes)", "Greens", ".1%"),
-    "total": ("Total loss J (last step)", "Greys", ".3g"),
-}
+METRIC_COLORSCALES = {"reconstruction": "Blues", "rho_hat_mean": "Oranges", "dead_units": "Reds",
+                      "probe_accuracy": "Greens", "total": "Greys"}
+# sweep heatmaps: (title (detail), colorscale, number format); the words are sae.evaluation.labels'
+METRIC_STYLE = {key: (label.title, METRIC_COLORSCALES[key], label.fmt) for key, label in METRIC_LABELS.items()}
 HIGHLIGHT = "#ff9f1c"
 GAP_VALUE = 1.0  # white between the tiles of different runs / cells
 EMPTY_VALUE = 0.88  # light grey for a cell that has no weights yet
@@ -50,7 +49,7 @@ def compare_curves(curves: "AlignedCurves", column: str, names: Mapping[str, str
     values = curves.column(column)
     if len(curves.x) == 0:
         return empty_figure("These runs have no recorded steps yet.", height)
-    x = _f32(curves.x)
+    x = f32(curves.x)
     fig = go.Figure()
     title = COLUMN_TITLES.get(column, column)
     for k, (run_id, y) in enumerate(values.items()):
@@ -58,7 +57,7 @@ def compare_curves(curves: "AlignedCurves", column: str, names: Mapping[str, str
         if log_y:
             y = np.where(y > 0, y, np.nan)
         name = names.get(run_id, run_id[:8])
-        fig.add_trace(go.Scatter(x=x, y=_f32(y), mode="lines", name=name, line=dict(color=_color(k), width=2),
+        fig.add_trace(go.Scatter(x=x, y=f32(y), mode="lines", name=name, line=dict(color=_color(k), width=2),
                                  hovertemplate=f"{X_TITLES.get(curves.x_name, curves.x_name)} %{{x:,.4g}}<br>"
                                                f"%{{y:.4g}}<extra>{name}</extra>"))
     if target is not None and column == "rho_hat_mean":
@@ -71,7 +70,7 @@ def compare_curves(curves: "AlignedCurves", column: str, names: Mapping[str, str
         top = float(np.nanmax(rest)) if np.isfinite(rest).any() else None
         if top and top > 0:
             fig.update_yaxes(range=[0, 1.15 * top])
-    return _layout(fig, f"{title} · runs overlaid", height=height, hovermode="x unified")
+    return layout(fig, f"{title} · runs overlaid", height=height, hovermode="x unified")
 
 
 def compare_rho_hat(hist: "SharedHistogram", names: Mapping[str, str],
@@ -84,7 +83,7 @@ def compare_rho_hat(hist: "SharedHistogram", names: Mapping[str, str],
         f = np.asarray(fractions, dtype=float)
         name = names.get(run_id, run_id[:8])
         color = _color(k)
-        fig.add_trace(go.Scatter(x=_f32(edges), y=_f32(np.r_[f, f[-1]]), mode="lines", line_shape="hv", name=name,
+        fig.add_trace(go.Scatter(x=f32(edges), y=f32(np.r_[f, f[-1]]), mode="lines", line_shape="hv", name=name,
                                  line=dict(color=color, width=2), fill="tozeroy",
                                  fillcolor=_rgba(color, 0.12),
                                  hovertemplate="ρ̂ from %{x:.3g}: %{y:.1%} of the units<extra>" + name + "</extra>"))
@@ -97,7 +96,7 @@ def compare_rho_hat(hist: "SharedHistogram", names: Mapping[str, str],
                       annotation_position="bottom right", annotation_font=dict(color="#d62728"))
     fig.update_xaxes(title="ρ̂ⱼ (mean activation of unit j, all data)")
     fig.update_yaxes(title="fraction of units", tickformat=".0%", rangemode="tozero")
-    return _layout(fig, "Mean activation per unit ρ̂ⱼ · runs overlaid", height=height)
+    return layout(fig, "Mean activation per unit ρ̂ⱼ · runs overlaid", height=height)
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -136,7 +135,7 @@ def filters_side_by_side(filters: Mapping[str, np.ndarray], image_shape: tuple[i
         centers.append(x + t.shape[1] / 2 - 0.5)
         x += t.shape[1]
     img = np.concatenate(parts, axis=1)
-    fig = _image_trace_figure(img, height or int(np.clip(900 * H / img.shape[1], 200, 420)) + 30)
+    fig = image_trace_figure(img, height or int(np.clip(900 * H / img.shape[1], 200, 420)) + 30)
     for k, (run_id, cx) in enumerate(zip(filters, centers)):
         count = min(len(filters[run_id]), max_filters)
         total = len(filters[run_id])
@@ -152,9 +151,9 @@ def filters_side_by_side(filters: Mapping[str, np.ndarray], image_shape: tuple[i
 def _cell_text(value: float, metric: str, status: str) -> str:
     if np.isfinite(value):
         return format(value, METRIC_STYLE.get(metric, ("", "", ".3g"))[2])
-    if status in ("queued", "running", "idle", "paused"):
+    if status in LIVE_STATUSES:
         return status
-    if metric == "probe_accuracy" and status == "finished":
+    if metric == "probe_accuracy" and status == RunStatus.FINISHED:
         return "no labels"
     return status or "–"
 
@@ -185,7 +184,7 @@ def sweep_heatmap(results: "SweepResults", metric: str, hidden: int = 0, best: t
     size = 13 if C <= 4 else 11 if C <= 6 else 9
     short = title.split(" (")[0]
     fig = go.Figure(go.Heatmap(
-        z=_f32(z), x=xs, y=ys, text=text, texttemplate="%{text}", textfont=dict(size=size), colorscale=colorscale,
+        z=f32(z), x=xs, y=ys, text=text, texttemplate="%{text}", textfont=dict(size=size), colorscale=colorscale,
         zmin=zmin, zmax=zmax, showscale=False, xgap=2, ygap=2, hoverongaps=False,
         hovertemplate="%{y} %{x}<br>" + short + ": %{text}<br>click to open the run<extra></extra>"))
     ii, jj = np.meshgrid(np.arange(R), np.arange(C), indexing="ij")
@@ -206,7 +205,7 @@ def sweep_heatmap(results: "SweepResults", metric: str, hidden: int = 0, best: t
                      showgrid=False, zeroline=False)
     fig.update_layout(clickmode="event+select", hovermode="closest", dragmode=False)
     suffix = f" · {results.hidden_sizes[hidden]} hidden" if len(results.hidden_sizes) > 1 else ""
-    _layout(fig, short + suffix, height=height or int(np.clip(96 + 58 * R, 220, 520)))
+    layout(fig, short + suffix, height=height or int(np.clip(96 + 58 * R, 220, 520)))
     fig.update_layout(margin=dict(l=10, r=10, t=64, b=6))
     return fig
 
@@ -241,7 +240,7 @@ def sweep_filters(results: "SweepResults", hidden: int = 0, best: tuple[int, int
             centers_x[i, j], centers_y[i, j] = x0 + cw / 2 - 0.5, y0 + ch / 2 - 0.5
     if height is None:
         height = int(np.clip(500 * H / W, 240, 640))
-    fig = _image_trace_figure(img, height + 40)
+    fig = image_trace_figure(img, height + 40)
     status = results.status[hidden]
     for j, beta in enumerate(results.betas):
         fig.add_annotation(x=centers_x[0, j], y=-0.5, yanchor="bottom", text=f"β={beta:g}", showarrow=False,

@@ -119,6 +119,31 @@ def test_derived_views_are_cached_per_snapshot(job):
     assert job.derived() is not d
 
 
+def test_each_job_has_its_own_view_cache_keyed_by_snapshot_version(job):
+    data = load_dataset("toy")
+    other = Job(Settings(dataset="toy", n_hidden=2), data, subset_indices(data.n_samples))
+    try:
+        calls = []
+
+        def probe():
+            calls.append(job.latest().step)
+            return ("accuracy", job.latest().step)
+
+        v0 = job.latest().version
+        assert job.cache.memo("probe", v0, probe) == ("accuracy", 0)
+        assert job.cache.memo("probe", v0, probe) == ("accuracy", 0) and calls == [0]  # same snapshot: cached
+        assert "probe" in job.cache and "probe" not in other.cache  # per job: a new run starts empty
+        job.step(1)
+        assert wait_for(lambda: job.latest().version != v0)
+        assert job.cache.memo("probe", job.latest().version, probe) == ("accuracy", 1) and calls == [0, 1]
+        log = job.cache.setdefault("log", list)
+        log.append(1)
+        assert job.cache.setdefault("log", list) == [1] and job.cache.last("log") is log
+        assert not hasattr(job, "_probe") and "probe" not in vars(job)  # nothing in the job's own attributes
+    finally:
+        other.stop()
+
+
 def test_training_slots_cap_concurrent_runs(monkeypatch):
     slots = job_module.training_slots()
     assert slots.capacity >= 1

@@ -57,3 +57,27 @@ def test_summary_fields():
     model = SparseAutoencoder(6, 4)
     summary = metrics.summarize(model, np.random.default_rng(0).random((30, 6), dtype=np.float32))
     assert 0 < summary.rho_hat_mean < 1 and summary.dead_units == 0 and summary.l0_mean > 0
+
+
+def test_probe_accuracy_only_where_a_probe_means_something():
+    from sae.evaluation.metrics import linear_probe, probe_accuracy
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 20)
+    X = rng.normal(size=(60, 4)) + labels[:, None]
+    assert probe_accuracy(X, labels) == linear_probe(X, labels)
+    assert probe_accuracy(X, None) is None
+    assert probe_accuracy(X, np.zeros(60, int)) is None  # one class
+    assert probe_accuracy(X[:19], labels[:19]) is None  # too few rows
+    assert probe_accuracy(np.ones((60, 4)), labels) == 1 / 3  # constant codes: chance
+
+
+def test_pca_or_zeros():
+    from sae.evaluation.metrics import pca_or_zeros, pca_projection
+
+    Z = np.random.default_rng(1).normal(size=(30, 5))
+    coords, ratios = pca_or_zeros(Z, 3)
+    ref = pca_projection(Z, 3)
+    assert np.allclose(coords, ref[0]) and np.allclose(ratios, ref[1])
+    coords, ratios = pca_or_zeros(np.full((30, 5), 0.5), 3)
+    assert coords.shape == (30, 3) and ratios.shape == (3,) and not coords.any() and not ratios.any()

@@ -146,3 +146,7 @@ def test_experiment_on_digits_separates_unseen_classes(experiment, digits):
 def test_experiment_refuses_all_normal(digits):
     with pytest.raises(ValueError, match="every class is normal"):
         run_anomaly_experiment(digits.X, digits.labels, tuple(range(10)))
+
+
+def test_anomalous_classes_are_the_test_classes_never_trained_on(experiment):
+    assert experiment.anomalous_classes == (5, 6, 7, 8, 9)

@@ -16,8 +16,9 @@ from sae.viz import experiment_figures as fx
 from sae.experiments.anomaly import run_anomaly_experiment
 from sae.core.config import ModelConfig, TrainConfig
 from sae.data import load_dataset
-from sae.experiments.denoising import (Cancelled, Progress, denoising_train_config, flag_rates, rethreshold, run_anomaly,
-                             run_denoising, run_self_taught_experiment)
+from sae.experiments.denoising import (denoising_train_config, flag_rates, rethreshold, run_anomaly, run_denoising,
+                                      run_self_taught_experiment)
+from sae.training.progress import Cancelled, Progress
 from sae.experiments.mistake_compare import batch_scores, compare_mistake, mistake_train_config
 from sae.experiments.mistakes import MISTAKES
 from sae.experiments.selftaught import run_self_taught

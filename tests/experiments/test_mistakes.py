@@ -191,3 +191,15 @@ def test_softmax_output_cannot_reconstruct(X, correct):
     right = reconstruction_errors(correct, X).mean()
     assert bound.mean() > 4 * right  # the bound alone is far above the sigmoid decoder's error (~2.7 vs ~0.57)
     assert wrong.mean() > 10 * right
+
+
+def test_side_helpers_for_the_page():
+    from sae.experiments.mistake_compare import Side
+    from sae.training.status import RunStatus
+
+    A = np.array([[0.9, 0.0, 0.5], [0.8, 0.05, 0.0]])
+    common = dict(label="x", reason="", history={}, W1=np.zeros((3, 4)), activations=A, errors=np.zeros(2), summary={})
+    ok = Side(status=RunStatus.FINISHED, rho_hat=np.array([0.85, 0.025, 0.25]), **common)
+    assert not ok.diverged and ok.dead_units().tolist() == [1] and ok.rho_hat_out_of_range() == (0, 0)
+    bad = Side(status="diverged", rho_hat=np.array([-0.2, 1.5, 2.0]), **common)
+    assert bad.diverged and bad.dead_units().tolist() == [] and bad.rho_hat_out_of_range() == (1, 2)

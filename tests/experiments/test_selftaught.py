@@ -64,3 +64,17 @@ def test_feature_model_never_saw_task_classes(recorded, digits):
 def test_overlapping_classes_refused(digits):
     with pytest.raises(ValueError, match="disjoint"):
         selftaught.run_self_taught(digits.X, digits.labels, feature_classes=(4, 5, 6), task_classes=(0, 1, 4))
+
+
+def test_filters_are_the_encoder_weights(recorded):
+    result, _ = recorded
+    W = result.filters
+    assert W.shape == (32, 64) and np.array_equal(W, result.model.encoder.weight.detach().numpy())
+
+
+def test_default_model_configs_share_the_mnist_sized_layer():
+    from sae.experiments import anomaly, denoising
+
+    for module in (selftaught, anomaly, denoising):
+        assert module.default_model_config(784).n_hidden == 196 and module.default_model_config(64).n_hidden == 32
+        assert module.default_model_config(1).n_hidden == 1

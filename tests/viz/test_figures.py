@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from sae.viz import figures
+from sae.viz import figures, style
 from sae.viz.images import tile_filters
 from sae.core.loss import kl_divergence
 
@@ -30,8 +30,8 @@ def payload(fig: go.Figure) -> int:
 
 
 def test_thin_keeps_ends_and_caps_points():
-    assert figures.thin(10).tolist() == list(range(10))
-    idx = figures.thin(100_000, 2000)
+    assert style.thin(10).tolist() == list(range(10))
+    idx = style.thin(100_000, 2000)
     assert len(idx) <= 2000 and idx[0] == 0 and idx[-1] == 99_999
     assert np.all(np.diff(idx) > 0)
 
@@ -42,7 +42,7 @@ def test_loss_curves_split_by_term_and_thinned():
     assert len(fig.data) == 4
     assert any("β·KL" in n for n in names) and any("total" in n for n in names)
     assert all(isinstance(t, go.Scatter) for t in fig.data)  # SVG, not WebGL
-    assert all(len(t.x) <= figures.MAX_POINTS for t in fig.data)
+    assert all(len(t.x) <= style.MAX_POINTS for t in fig.data)
     assert fig.layout.yaxis.type == "linear"
     assert figures.loss_curves(history(), "kl", log_y=True).layout.yaxis.type == "log"
     assert len(figures.loss_curves(history(), "topk").data) == 3  # no penalty term under TopK
