@@ -6,6 +6,7 @@ import streamlit as st
 
 from sae.runs import export
 from sae.viz import figures
+from sae.viz.style import empty_figure
 from sae.viz import run_figures
 from sae.runs.compare import DEFAULT_COLUMNS, MAX_RUNS, CompareError, differing_settings, load_comparison
 from sae.data import DATASETS
@@ -254,7 +255,7 @@ else:
     mid.markdown("**Encoder filters W₁**")
     with left:
         fig = figures.loss_curves(history, tc.penalty if tc else "kl", log_y=True) if history else \
-            figures.empty_figure("No curves recorded for this run.")
+            empty_figure("No curves recorded for this run.")
         st.plotly_chart(fig, key="run_curves")
         share.figure_download(fig, f"{record.name}-loss", key="dl_run_curves")
     with mid:
@@ -284,7 +285,7 @@ else:
             return export.model_bundle(run.model, run.train_config, dataset, run.history, step=step)
 
         d = st.columns([1, 3])
-        d[0].download_button("Model (.zip)", share._deferred(bundle, "The model"),  # noqa: SLF001
+        d[0].download_button("Model (.zip)", share.deferred(bundle, "The model"),
                              file_name=export.download_name(record.name, ".zip"), mime="application/zip",
                              on_click="ignore", key="runs_bundle", icon=":material/download:", width="stretch",
                              help="config.json + model.safetensors + history.npz; open it with “Open a saved "

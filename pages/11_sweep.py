@@ -11,7 +11,8 @@ from sae.viz import run_figures
 from sae.core.config import ConfigError
 from sae.data import DATASETS, DataError
 from sae.viz.run_figures import cell_from_event
-from sae.runs.table import METRIC_LABELS, best_cell, sweep_label
+from sae.evaluation.labels import metric_label
+from sae.runs.table import best_cell, sweep_label
 from sae.runs.store import StoreError
 from sae.runs.sweep_results import load_sweep
 from sae.runs.sweep_spec import MAX_AXIS, SweepError, default_cell_budget, spec_from_choices
@@ -33,14 +34,14 @@ except StoreError as exc:
     st.error(f"The run store cannot be opened: {exc}", icon=":material/error:")
     st.stop()
 registry = share.sweep_registry()
-settings = st.session_state.get("sae_settings") or job.settings
+settings = state.current_settings() or job.settings
 slots = training_slots()
 
 
 def start_sweep() -> None:
     """Form callback: build the spec from the form and the sidebar's settings, start it in the background."""
     st.session_state.pop("sweep_error", None)
-    s = st.session_state.get("sae_settings") or job.settings
+    s = state.current_settings() or job.settings
     try:
         data = state.dataset(s.dataset)
         spec = spec_from_choices(s.model_config(data), s.train_config(), data.name,
@@ -195,7 +196,7 @@ def sweep_view() -> None:
     left, right = st.columns([3, 1.1], gap="medium")
     goals = [m for m in ("probe_accuracy", "reconstruction", "dead_units", "rho_hat_mean")
              if m != "probe_accuracy" or labelled(sweep, pick, results)]
-    by = right.selectbox("Best cell by", goals, format_func=lambda m: METRIC_LABELS[m], key="sweep_best_by",
+    by = right.selectbox("Best cell by", goals, format_func=lambda m: metric_label(m).name, key="sweep_best_by",
                          help="Probe accuracy: higher is better; reconstruction error and dead units: lower; "
                               "mean ρ̂: closest to the cell's target ρ.")
     best = best_cell(results, by, h)
@@ -231,7 +232,7 @@ def sweep_view() -> None:
                 value = results.metrics[metric][h, i, j]
                 if np.isfinite(value):
                     shown = f"{value:.1%}" if metric == "probe_accuracy" else f"{value:.4g}"
-                    st.markdown(f"{METRIC_LABELS[metric]}: **{shown}**")
+                    st.markdown(f"{metric_label(metric).title}: **{shown}**")
             if run_id:
                 st.button("Open its run", icon=":material/open_in_new:", on_click=open_run, args=(run_id,),
                           key="sweep_open_best", width="stretch")

@@ -40,8 +40,6 @@ if TYPE_CHECKING:  # imported lazily: pandas is only needed by the pages
 # how each sweep metric ranks cells: "min" lower is better, "max" higher is better, "target": closest to rho
 METRIC_GOAL = {"reconstruction": "min", "probe_accuracy": "max", "dead_units": "min", "rho_hat_mean": "target",
                "total": "min"}
-METRIC_LABELS = {"reconstruction": "reconstruction error ½‖x̂−x‖²", "rho_hat_mean": "mean ρ̂",
-                 "dead_units": "dead units", "probe_accuracy": "linear-probe accuracy", "total": "total loss J"}
 
 
 def default_run_name(dataset: str, model_config: ModelConfig, train_config: TrainConfig | None) -> str:
@@ -183,4 +181,4 @@ def best_cell(results: "SweepResults", metric: str, hidden: int = 0) -> tuple[in
 
 __all__ = ["default_run_name", "run_label", "sweep_label", "filter_runs", "live_run_ids", "default_comparison",
            "run_table", "continuation", "steps_per_epoch", "image_shape_for", "best_cell", "METRIC_GOAL",
-           "METRIC_LABELS", "TABLE_COLUMNS", "RUN_SORTS", "STATUS_FILTERS"]
+           "TABLE_COLUMNS", "RUN_SORTS", "STATUS_FILTERS"]

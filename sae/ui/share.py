@@ -280,7 +280,6 @@ def filters_download(W: np.ndarray, image_shape: tuple[int, int], name: str, key
 
 
 # the old private name, until pages/10_runs.py uses ``deferred``
-_deferred = deferred
 
 
 __all__ = ["load_stored_run", "load_upload", "on_load_run", "on_upload_model", "follow_goto", "sidebar_section",
