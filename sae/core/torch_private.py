@@ -170,14 +170,16 @@ def fallback_strong_wolfe(obj_func: LineFunction, x: Tensor, t: float, d: Tensor
     - zoom: the bracket's two ends are ordered by value (low end: the lower phi, a tie keeps the earlier order);
       each trial is the cubic minimiser through both ends; one that lands within a tenth of the bracket width of an
       end twice in a row (or outside) is moved to a tenth of the width from the nearer end. A trial failing
-      sufficient decrease or not below the low end replaces the high end; otherwise it is the new low end (if
-      phi' there points away from the high end, the old low end becomes the high end), or the answer if it
-      meets the curvature condition. The zoom stops when the bracket is shorter than ``tolerance_change`` (in
-      units of max |d|);
+      sufficient decrease or not below the low end replaces the high end; otherwise it is the answer if it meets
+      the curvature condition, else the new low end (and if phi rises from it towards the high end, the old low
+      end becomes the high end). The zoom stops when the bracket's width times max |d| (the largest change in x
+      it spans) falls below ``tolerance_change``;
     - at most ``max_ls`` trials after the first; the result is the low end (or, if bracketing ran out of
       trials, the better of t = 0 and the last trial).
 
     ``obj_func(x, t, d)`` returns (f, gradient) at x + t d; gradients are copied, so it may reuse a buffer.
+    The interpolation runs in Python floats (float64) also for float32 problems (torch's, in the tensors' dtype,
+    can overflow there to a nan step); otherwise the steps agree with torch's to rounding.
     """
     d_norm = float(d.abs().max())
     gtd = float(gtd)
