@@ -25,6 +25,7 @@ Cleanup, three layers (see ``sae.ui.state.watch_session`` for the first):
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import threading
 import time
@@ -41,6 +42,8 @@ from sae.data import Dataset
 from sae.core.model import SparseAutoencoder
 from sae.training.slots import TrainingSlots
 from sae.training.trainer import Snapshot, Trainer
+
+logger = logging.getLogger(__name__)
 
 HEARTBEAT_PAUSE = 180.0  # s without any page polling a running job -> pause it
 SESSION_GONE_STOP = 150.0  # s a job's session has been inactive -> stop its thread (TTL is 120 s)
@@ -418,8 +421,8 @@ def _reap_forever() -> None:
         time.sleep(REAPER_PERIOD)
         try:
             reap()
-        except Exception:  # noqa: BLE001 - the reaper must outlive any one job's failure
-            pass
+        except Exception:  # the reaper must outlive any one job's failure
+            logger.warning("job reaper: reap() failed; retrying in %s s", REAPER_PERIOD, exc_info=True)
         if time.monotonic() - last_gc >= GC_PERIOD:
             last_gc = time.monotonic()
             gc.collect()

@@ -20,14 +20,17 @@ of an AVX-512 core's rate: 110 vs 240 GFLOP/s on this project's machine). oneDNN
 library inside torch, dispatches on the instruction set alone. For minibatch products of at least
 ``ONEDNN_MIN_MACS`` multiply-adds the pass uses oneDNN (``torch._C._nn.mkldnn_linear``, strict float32:
 no bf16/tf32), paying a copy of each operand into its layout; smaller products stay with MKL, whose
-call costs less. Results agree within float32 rounding either way (tests/test_fused.py).
+call costs less. Results agree within float32 rounding either way (tests/core/test_fused.py).
+``mkldnn_linear`` is a private torch API, reached through :mod:`sae.core.torch_private`: where that
+module chose its fallback (a torch without it, or ``SAE_NO_PRIVATE_TORCH=1``) every product takes the
+MKL path.
 
 Layouts. Minibatches come one sample per row. A big full batch (L-BFGS) can instead be given one
 sample per column, X^T (n, m), as UFLDL's MATLAB code holds its data: every matrix above is then
 computed transposed (Z1^T = W1 X^T + b1, ...; dJ/dW2 as (A^T D3)^T), a layout in which MKL runs
 these skinny products (one side only s = 25 wide) 15-25% faster on 10,000 x 64 patches.
 
-Results equal autograd's within float32 rounding (tests/test_fused.py) and pass the float64
+Results equal autograd's within float32 rounding (tests/core/test_fused.py) and pass the float64
 gradient check. Supported: sigmoid / tanh / relu hidden units, sigmoid / linear decoders,
 KL and L1 penalties, rho_hat from the batch. Anything else (TopK, a moving-average rho_hat)
 goes through autograd.
@@ -38,20 +41,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from sae.core import torch_private
 from sae.core.loss import kl_divergence
 from sae.core.model import SparseAutoencoder
+from sae.core.torch_private import onednn_linear as _onednn
 
 ONEDNN_MIN_MACS = 4_000_000  # m n s below this: MKL's cheaper call wins over oneDNN's faster kernel
 
 
 def onednn_available() -> bool:
-    return torch.backends.mkldnn.is_available() and hasattr(torch._C._nn, "mkldnn_linear")
-
-
-def _onednn(P: Tensor, Q: Tensor, bias: Tensor | None = None) -> Tensor:
-    """P Q^T (+ bias) through oneDNN, strict float32; dense tensors in and out. P (a, k), Q (b, k) -> (a, b)."""
-    return torch._C._nn.mkldnn_linear(P.contiguous().to_mkldnn(), Q.contiguous().to_mkldnn(),
-                                      None if bias is None else bias.to_mkldnn()).to_dense()
+    """Whether big float32 minibatch products may go to oneDNN (see :mod:`sae.core.torch_private`)."""
+    return torch_private.onednn_available()
 
 
 def supports(model: SparseAutoencoder, penalty: str, rho_hat_mode: str = "batch") -> bool:

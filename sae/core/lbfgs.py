@@ -4,7 +4,9 @@ UFLDL trains the sparse autoencoder with minFunc's L-BFGS. torch.optim.LBFGS doe
 maths but re-evaluates the objective at the start of every ``step()`` call, which doubles the
 cost when a UI wants to see every iteration. This class keeps (x, f, g) between iterations so
 each iteration costs one evaluation plus what the line search needs; the line search itself is
-PyTorch's (``torch.optim.lbfgs._strong_wolfe``, the same one torch.optim.LBFGS uses).
+PyTorch's (``torch.optim.lbfgs._strong_wolfe``, the same one torch.optim.LBFGS uses), a private API
+reached through :mod:`sae.core.torch_private`, whose own implementation of the same search
+(``fallback_strong_wolfe``) takes over where torch lacks it or ``SAE_NO_PRIVATE_TORCH=1``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from torch.optim.lbfgs import _strong_wolfe
+
+from sae.core.torch_private import strong_wolfe
 
 Objective = Callable[[torch.Tensor], tuple[float, torch.Tensor]]  # theta (p,) -> (f, grad (p,))
 
@@ -131,7 +134,7 @@ class LBFGS:
         def along(x: torch.Tensor, step: float, direction: torch.Tensor) -> tuple[float, torch.Tensor]:
             return self._eval(x + step * direction)
 
-        f_new, g_new, t, _ = _strong_wolfe(along, self.x, t, d, self.f, self.g, gtd)
+        f_new, g_new, t, _ = strong_wolfe(along, self.x, t, d, self.f, self.g, gtd)
         step = t * d
         y = g_new - self.g
         if float(y.dot(step)) > 1e-10:  # keep only pairs with positive curvature

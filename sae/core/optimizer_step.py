@@ -6,7 +6,11 @@ checks). On a small model that is a tenth of a training step. :class:`KernelStep
 optimiser (its state, ``param_groups``, ``state_dict`` stay the standard ones), lets it take the first
 step itself (which creates the state), and from then on calls the same two kernels with the same
 arguments, reading lr and the other settings from ``param_groups`` at every step. The update is
-bit-for-bit the optimiser's own (tests/test_kernels.py).
+bit-for-bit the optimiser's own (tests/core/test_optimizer_step.py).
+
+The kernels are private torch APIs, called through :mod:`sae.core.torch_private`; where that module
+chose its fallback (a torch without them, or ``SAE_NO_PRIVATE_TORCH=1``) KernelStep is not ``supported``
+and every step is ``optimizer.step()``.
 
 Covered: Adam (not amsgrad, maximize, capturable or decoupled decay) and SGD with or without
 momentum (not nesterov), one parameter group, every parameter with a gradient, on the CPU, all
@@ -16,6 +20,8 @@ created with ``fused=True``. Anything else goes through ``optimizer.step()``.
 from __future__ import annotations
 
 import torch
+
+from sae.core.torch_private import fused_adam_step, fused_kernels_available, fused_sgd_step
 
 
 class KernelStep:
@@ -28,7 +34,8 @@ class KernelStep:
         self._ready = False
         self.kind = self._kind()
         self.supported = (len(optimizer.param_groups) == 1 and bool(group.get("fused"))
-                          and all(p.device.type == "cpu" for p in self.params) and self.kind is not None)
+                          and all(p.device.type == "cpu" for p in self.params) and self.kind is not None
+                          and fused_kernels_available())
 
     def _kind(self) -> str | None:
         g = self.optimizer.param_groups[0]
@@ -74,11 +81,8 @@ class KernelStep:
         g = self.optimizer.param_groups[0]
         if self.kind == "adam":
             beta1, beta2 = g["betas"]
-            torch._foreach_add_(self.steps, 1)
-            torch._fused_adam_(self.params, self.grads, self.exp_avgs, self.exp_avg_sqs, [], self.steps,
-                               amsgrad=False, lr=g["lr"], beta1=beta1, beta2=beta2, weight_decay=g["weight_decay"],
-                               eps=g["eps"], maximize=False)
+            fused_adam_step(self.params, self.grads, self.exp_avgs, self.exp_avg_sqs, self.steps, lr=g["lr"],
+                            beta1=beta1, beta2=beta2, weight_decay=g["weight_decay"], eps=g["eps"])
         else:
-            torch._fused_sgd_(self.params, self.grads, self.momentum_buffers, weight_decay=g["weight_decay"],
-                              momentum=g["momentum"], lr=g["lr"], dampening=g["dampening"], nesterov=False,
-                              maximize=False, is_first_step=False)
+            fused_sgd_step(self.params, self.grads, self.momentum_buffers, lr=g["lr"], momentum=g["momentum"],
+                           dampening=g["dampening"], weight_decay=g["weight_decay"])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import math
 import os
 from pathlib import Path
@@ -12,6 +13,8 @@ import numpy as np
 from sae.data.dataset import DataError, Dataset, PathLike, check_image_shape
 
 Source = Union[PathLike, bytes, bytearray, memoryview, IO[bytes]]
+
+logger = logging.getLogger(__name__)
 
 _NPY_MAGIC = b"\x93NUMPY"
 _TEXT_SUFFIXES = (".csv", ".txt", ".tsv", ".dat")
@@ -56,8 +59,8 @@ def _read_source(source: Source, filename: str, max_bytes: int) -> tuple[bytes, 
         if hasattr(source, "seek"):
             try:
                 source.seek(0)
-            except (OSError, ValueError):
-                pass
+            except (OSError, ValueError) as e:  # not seekable: read from where it is
+                logger.debug("%s: cannot rewind the upload (%s); reading from its current position", filename, e)
         data = source.read(max_bytes + 1)
         if isinstance(data, str):
             data = data.encode("utf-8")

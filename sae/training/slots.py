@@ -7,8 +7,11 @@ served). Waiting trainers publish the status "queued" with their place in the li
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
+
+logger = logging.getLogger(__name__)
 
 
 class TrainingSlots:
@@ -42,8 +45,8 @@ class TrainingSlots:
             self._holders.discard(owner)
             try:
                 self._queue.remove(owner)
-            except ValueError:
-                pass
+            except ValueError:  # neither holding nor waiting: nothing to leave
+                logger.debug("release: %r was not in the line", owner)
             self._cond.notify_all()
 
     def position(self, owner: object) -> int:

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from sae.core.optimizer_step import KernelStep
+from sae.core.torch_private import fused_kernels_available
 
 
 def problem(seed=0):
@@ -55,6 +56,7 @@ def test_kernel_step_equals_optimizer_step_bitwise(name):
             assert torch.equal(s_ref[k], s_got[k]), k
 
 
+@pytest.mark.skipif(not fused_kernels_available(), reason="fused kernels fenced off (sae.core.torch_private)")
 def test_kernel_step_is_used_after_the_first_step():
     params, x = problem()
     opt = torch.optim.Adam(params, lr=1e-2, fused=True)
