@@ -70,9 +70,11 @@ class SparseAutoencoder(nn.Module):
         """A model (eval mode) holding ``weights`` (name -> array, as in ``state_dict()``; copied as float32).
 
         The one way to turn a Snapshot's weights back into a network. Raises ValueError, starting "weights do
-        not fit", when a name is missing or unknown or a shape differs from what ``config`` describes.
+        not fit", when a name is missing or unknown or a shape differs from what ``config`` describes. Draws no
+        random numbers: the network is built on the meta device (no initialisation) and takes the arrays as its own.
         """
-        model = cls.from_config(config)
+        with torch.device("meta"):
+            model = cls.from_config(config)
         expected = {name: tuple(value.shape) for name, value in model.state_dict().items()}
         fit = f"weights do not fit a {config.n_inputs} -> {config.n_hidden} model"
         if not isinstance(weights, Mapping):
@@ -91,7 +93,7 @@ class SparseAutoencoder(nn.Module):
             if array.shape != shape:
                 raise ValueError(f"{fit} ({name} has shape {array.shape}, expected {shape}).")
             tensors[name] = torch.from_numpy(array)
-        model.load_state_dict(tensors)
+        model.load_state_dict(tensors, assign=True)
         return model.eval()
 
     @property

@@ -26,7 +26,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from sae.core.config import ConfigError, ModelConfig, TrainConfig
+from sae.core.config import ConfigError, ModelConfig, TrainConfig, config_from_dict, config_to_dict
 from sae.training.status import RunStatus
 from sae.evaluation.metrics import hidden_activations, reconstructions, rho_hat
 from sae.core.model import SparseAutoencoder
@@ -207,19 +207,19 @@ class SparseAutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerM
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict:
-        """Pickle the model as safetensors bytes (a module with a linear decoder holds a lambda)."""
-        from sae.runs.files import model_to_bytes
-
+        """Pickle the model as its config and weights (plain arrays): a module with a linear decoder holds a lambda."""
         state = super().__getstate__()
-        if isinstance(state.get("model_"), SparseAutoencoder):
-            state = dict(state, model_=model_to_bytes(state["model_"]))
+        model = state.get("model_")
+        if isinstance(model, SparseAutoencoder):
+            weights = {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
+            state = dict(state, model_={"model_config": config_to_dict(model.config), "weights": weights})
         return state
 
     def __setstate__(self, state: dict) -> None:
-        from sae.runs.files import model_from_bytes
-
-        if isinstance(state.get("model_"), bytes):
-            state = dict(state, model_=model_from_bytes(state["model_"])[0])
+        saved = state.get("model_")
+        if isinstance(saved, dict) and "weights" in saved:
+            config = config_from_dict(ModelConfig, saved["model_config"])
+            state = dict(state, model_=SparseAutoencoder.from_weights(config, saved["weights"]))
         super().__setstate__(state)
 
 

@@ -92,3 +92,21 @@ def test_from_weights_copies_a_state_dict_and_explains_a_misfit():
         SparseAutoencoder.from_weights(source.config, weights)
     with pytest.raises(ValueError, match="unknown extra"):
         SparseAutoencoder.from_weights(source.config, {**source.state_dict(), "extra": np.zeros(1)})
+
+
+def test_from_weights_draws_no_random_numbers_and_owns_its_weights():
+    """Rebuilding a network from a snapshot (ten times a second in the dashboard) leaves torch's global
+    generator where it was, and the model does not share memory with the caller's arrays."""
+    source = SparseAutoencoder.from_config(ModelConfig(6, 3))
+    weights = {k: v.detach().numpy().copy() for k, v in source.state_dict().items()}
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    model = SparseAutoencoder.from_weights(source.config, weights)
+    assert torch.equal(torch.get_rng_state(), before)
+    weights["encoder.weight"][:] = 0.0
+    assert torch.equal(model.encoder.weight, source.encoder.weight)
+    assert model.encoder.weight.device.type == "cpu" and not model.training
+    x = torch.rand(4, 6)
+    x_hat, a = model(x)
+    ref_hat, ref_a = source.eval()(x)
+    assert torch.equal(x_hat, ref_hat) and torch.equal(a, ref_a)
