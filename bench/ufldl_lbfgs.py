@@ -37,7 +37,7 @@ def project(X: torch.Tensor, out: dict) -> float:
     trainer.run()
     elapsed = time.perf_counter() - t
     out[PROJECT] = {"final_cost": trainer.latest().losses["total"], "iterations": trainer.step_count,
-                    "evaluations": trainer._lbfgs.evaluations}
+                    "evaluations": trainer.full_batch.lbfgs.evaluations}
     return elapsed
 
 

@@ -115,7 +115,7 @@ class Settings:
 class DistributionTrace:
     """Histograms of rho_hat_j and of all activations, one row per published snapshot.
 
-    Fed from the training thread through the trainer's ``on_snapshot`` callback (it must not
+    Fed from the training thread as one of the trainer's observers (it must not
     reference the Job, so a dropped session's Job can be garbage-collected). Bounded: when full,
     every other row is dropped and only every second snapshot is recorded from then on.
     """
@@ -221,7 +221,7 @@ class Job:
         self.trace = DistributionTrace(data.X[subset[:TRACE_SUBSET]], self.model_config)
         self.trainer = Trainer(data.X, self.model_config, train_config or settings.train_config(), model=model,
                                start_step=start_step, history=history,
-                               on_snapshot=self.trace.record, snapshot_interval=0.1, slots=training_slots())
+                               observers=[self.trace.record], snapshot_interval=0.1, slots=training_slots())
         self.store, self.parent_id, self.name = store, parent_id, name
         self.recorder = None  # the sae.runs.recorder.RunRecorder, from the first training step on
         self.record_error: str | None = None  # why the run could not be recorded (training carries on)
@@ -306,13 +306,13 @@ class Job:
             self.trainer.join(2.0)
 
     def _record(self) -> None:
-        """Before the first training step: create the run's record in the store and chain its
-        :class:`sae.runs.recorder.RunRecorder` after the trace on the trainer's ``on_snapshot``. The recorder
+        """Before the first training step: create the run's record in the store and add its
+        :class:`sae.runs.recorder.RunRecorder` to the trainer's observers, after the trace. The recorder
         references the store, the data and the trainer, never the Job (which stays collectable)."""
         if self.recorder is not None or self.store is None or self.final:
             return
         from sae.runs.table import default_run_name
-        from sae.runs.recorder import RunRecorder, fan_out
+        from sae.runs.recorder import RunRecorder
         from sae.runs.store import StoreError
 
         config = self.trainer.config  # with any live change made before the start
@@ -325,7 +325,7 @@ class Job:
             self.record_error = str(exc)
             return
         self.recorder.attach(self.trainer)
-        self.trainer.on_snapshot = fan_out(self.trace.record, self.recorder)
+        self.trainer.add_observer(self.recorder)
 
     @property
     def run_id(self) -> str | None:

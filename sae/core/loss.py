@@ -15,12 +15,15 @@ This is UFLDL's convention, under which its published hyperparameters work
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor
 
 from sae.core.model import SparseAutoencoder, unit_activity
 
 LOSS_TERMS = ("total", "reconstruction", "sparsity", "weight_decay")
+LossFunction = Callable[..., dict[str, Tensor]]  # an objective with the signature and terms of sparse_autoencoder_loss
 
 
 def kl_divergence(rho: float | Tensor, rho_hat: Tensor) -> Tensor:

@@ -1,8 +1,8 @@
-"""Recording a Trainer in the run store: :class:`RunRecorder` (an ``on_snapshot`` callback) and :func:`fan_out`.
+"""Recording a Trainer in the run store: :class:`RunRecorder`, one of the trainer's observers.
 
 A :class:`RunRecorder` checkpoints a training run into a :class:`sae.runs.store.RunStore` as it trains and
-finishes the record with the final metrics of :func:`sae.evaluation.metrics.evaluate_run`; :func:`fan_out` lets
-it share the ``on_snapshot`` slot with other callbacks (e.g. a UI trace).
+finishes the record with the final metrics of :func:`sae.evaluation.metrics.evaluate_run`. It is one observer
+among others (e.g. a UI trace): ``Trainer(..., observers=[trace, recorder])`` or ``trainer.add_observer(recorder)``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sae.training.trainer import Snapshot
 
 
 class RunRecorder:
-    """A Trainer ``on_snapshot`` callback that records the run in a RunStore as it trains.
+    """A Trainer observer that records the run in a RunStore as it trains.
 
     Checkpoints at most every ``interval`` seconds while running, at once when the trainer pauses or
     diverges, and finishes the record (with :func:`sae.evaluation.metrics.evaluate_run` metrics when the data are given) when it
@@ -32,7 +32,7 @@ class RunRecorder:
 
     Example:
         >>> recorder = RunRecorder.create(store, "digits 25", "digits", model_config, train_config, X=data.X)
-        >>> trainer = Trainer(data.X, model_config, train_config, on_snapshot=recorder)
+        >>> trainer = Trainer(data.X, model_config, train_config, observers=[recorder])
         >>> recorder.attach(trainer)  # the recorder reads trainer.history() at each checkpoint
         >>> trainer.start()
 
@@ -67,7 +67,7 @@ class RunRecorder:
         return self
 
     def __call__(self, snapshot: Snapshot) -> None:
-        """The on_snapshot callback (training thread)."""
+        """The observer call (training thread)."""
         if snapshot.status in (RunStatus.FINISHED, RunStatus.STOPPED):
             self.finish(snapshot)
         elif snapshot.step == 0 and snapshot.status in (RunStatus.IDLE, RunStatus.QUEUED):
@@ -113,15 +113,4 @@ class RunRecorder:
                 self.error = str(exc)
 
 
-def fan_out(*callbacks: Callable[[Snapshot], None] | None) -> Callable[[Snapshot], None]:
-    """One on_snapshot callback calling several in order (e.g. a UI trace and a RunRecorder)."""
-    chosen = [c for c in callbacks if c is not None]
-
-    def call(snapshot: Snapshot) -> None:
-        for callback in chosen:
-            callback(snapshot)
-
-    return call
-
-
-__all__ = ["RunRecorder", "fan_out"]
+__all__ = ["RunRecorder"]

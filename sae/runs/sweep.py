@@ -236,7 +236,7 @@ class Sweep:
             with warnings.catch_warnings():  # Dataset.X is read-only; the trainer copies it
                 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
                 trainer = Trainer(self.data.X, cell.model_config, cell.train_config, slots=self.slots,
-                                  on_snapshot=lambda snap: self._on_snapshot(index, recorder, snap))
+                                  observers=[lambda snap: self._on_snapshot(index, recorder, snap)])
             recorder.attach(trainer)
         except (ConfigError, StoreError, ValueError) as exc:
             with self._lock:

@@ -8,10 +8,11 @@ import threading
 import time
 
 import numpy as np
+import pytest
 import torch
 
 from sae import TrainConfig, Trainer
-from sae.runs.recorder import RunRecorder, fan_out
+from sae.runs.recorder import RunRecorder
 from sae.runs.store import RunStore
 from sae.training.status import RunStatus
 
@@ -29,7 +30,7 @@ def test_recorder_records_a_trainer_run(store):
     labels = np.arange(96) % 3
     recorder = RunRecorder.create(store, "recorded", "random", MC, TC, interval=0.0, X=X, labels=labels)
     seen = []
-    trainer = Trainer(X, MC, TC, on_snapshot=fan_out(seen.append, recorder))
+    trainer = Trainer(X, MC, TC, observers=[seen.append, recorder])
     recorder.attach(trainer)
     final = trainer.run()
     assert final.status == RunStatus.FINISHED and seen[-1] is final and recorder.error is None
@@ -42,6 +43,40 @@ def test_recorder_records_a_trainer_run(store):
     np.testing.assert_array_equal(out.detach().numpy(), trainer.model(torch.from_numpy(X))[0].detach().numpy())
     recorder(trainer.latest())  # idempotent after the end
     assert store.get(recorder.run_id).updated == record.updated
+
+
+def test_a_failing_observer_stops_neither_the_recorder_nor_training(store):
+    """Observers are independent: the one before the recorder raises at every snapshot, the recorder still
+    records the whole run and the one after it still sees every snapshot."""
+    X = data(96)
+    recorder = RunRecorder.create(store, "recorded", "random", MC, TC, interval=0.0)
+
+    def broken(snapshot):
+        raise RuntimeError("observer bug")
+
+    seen = []
+    with pytest.warns(RuntimeWarning, match="observer bug"):
+        trainer = Trainer(X, MC, TC, observers=[broken, recorder, seen.append])
+    recorder.attach(trainer)
+    final = trainer.run()
+    assert final.status == RunStatus.FINISHED and seen[-1] is final and recorder.error is None
+    assert [s.version for s in seen] == list(range(final.version + 1))
+    assert isinstance(trainer.callback_error, RuntimeError)
+    record = store.get(recorder.run_id)
+    assert record.status == RunStatus.FINISHED and record.step == trainer.total_steps
+    np.testing.assert_array_equal(store.history(recorder.run_id)["total"], trainer.history()["total"])
+
+
+def test_recorder_added_later_records_from_then_on(store):
+    """As the dashboard's Job does: a trace observes from the start, the recorder is added before training."""
+    X = data(96)
+    seen = []
+    trainer = Trainer(X, MC, TC, observers=[seen.append])
+    recorder = RunRecorder.create(store, "added", "random", MC, TC, interval=0.0).attach(trainer)
+    trainer.add_observer(recorder)
+    assert trainer.observers == (seen.append, recorder)
+    final = trainer.run()
+    assert seen[-1] is final and recorder.finished and store.get(recorder.run_id).step == trainer.total_steps
 
 
 def test_recorder_throttles_checkpoints(store):

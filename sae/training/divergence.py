@@ -1,0 +1,56 @@
+"""When the loss becomes NaN or infinite: :class:`LastSound` keeps the weights to go back to,
+:func:`divergence_reason` tells the user what happened and what to try."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from sae.core.config import TrainConfig
+from sae.core.loss import LOSS_TERMS
+from sae.core.model import SparseAutoencoder
+from sae.training.snapshot import Snapshot
+
+
+class LastSound:
+    """The latest published snapshot with a sound loss: the first one, then any whose total loss is finite
+    and at most 10 times the lowest seen (a loss that blows up on its way to NaN is not sound)."""
+
+    def __init__(self) -> None:
+        self.snapshot: Snapshot | None = None
+        self._best = np.inf
+
+    def offer(self, snapshot: Snapshot) -> None:
+        """Keep ``snapshot`` if it is sound."""
+        total = snapshot.losses.get("total")
+        if self.snapshot is None or (total is not None and np.isfinite(total) and total <= 10 * self._best):
+            self.snapshot = snapshot
+            self._best = min(self._best, total if total is not None else np.inf)
+
+    def restore(self, model: SparseAutoencoder) -> Snapshot:
+        """Copy the kept snapshot's weights into ``model``; returns that snapshot."""
+        snapshot = self.snapshot
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(torch.from_numpy(snapshot.weights[name]))  # type: ignore[union-attr]
+        return snapshot  # type: ignore[return-value]
+
+
+def divergence_reason(terms: dict[str, torch.Tensor], step: int, config: TrainConfig, kept_step: int) -> str:
+    """The status line of a run whose loss ``terms`` became non-finite at ``step``, its weights restored to
+    those of ``kept_step``: which terms, the likely cause under ``config`` and the remedy."""
+    bad = {k: float(terms[k].detach()) for k in LOSS_TERMS if k in terms}
+    what = "NaN" if any(np.isnan(v) for v in bad.values()) else "infinite"
+    values = ", ".join(f"{k} {v:g}" for k, v in bad.items() if k != "total")
+    if step == 0:
+        why = ("the objective is undefined at the initial weights, so no learning rate can help: "
+               "check the data and the model")
+    elif config.optimizer == "lbfgs":
+        why = "the line search left the region where the loss is finite; try a larger lambda or a minibatch optimizer"
+    else:
+        why = f"the learning rate {config.lr:g} is probably too high: lower it and resume"
+    kept = f"Kept the weights of step {kept_step}, the last with a sound loss." if step else ""
+    return f"diverged: the loss became {what} at step {step} ({values}); {why}. {kept}".strip()
+
+
+__all__ = ["LastSound", "divergence_reason"]

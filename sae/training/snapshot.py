@@ -1,0 +1,68 @@
+"""What a Trainer publishes: the :class:`Snapshot` of its state (:func:`take_snapshot`), and the columns of its
+history rows.
+
+A training step's loss terms (``sae.core.loss.LOSS_TERMS``: total, reconstruction, sparsity, weight_decay)
+and rho_hat (s,) reach both as Python floats through :func:`terms_to_floats`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from sae.core.config import TrainConfig
+from sae.core.loss import LOSS_TERMS
+from sae.core.model import SparseAutoencoder
+from sae.training.status import RunStatus
+
+HISTORY_COLUMNS = ("step", "epoch", "time", *LOSS_TERMS, "rho_hat_mean", "rho_hat_std",
+                   "rho_hat_min", "rho_hat_max", "rho", "beta", "lambda", "lr")  # the last four: settings in effect
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the trainer last published. Every array is a copy owned by the reader."""
+
+    step: int  # optimiser steps taken (minibatches, or L-BFGS iterations)
+    epoch: float  # passes over the data
+    losses: dict[str, float]  # total, reconstruction, sparsity, weight_decay at the last step
+    rho_hat: np.ndarray  # (s,) mean activation of each hidden unit, as used by the last step's penalty
+    weights: dict[str, np.ndarray]  # encoder.weight (s, n), encoder.bias (s,), decoder.weight (n, s), decoder.bias (n,)
+    hyper: dict[str, float]  # rho, beta, weight_decay, lr in effect
+    samples_per_s: float  # throughput over at least RATE_WINDOW s (sae.training.throughput), paused time excluded
+    elapsed: float  # seconds spent training (paused time excluded)
+    status: RunStatus  # idle, queued, running, paused, diverged, finished, stopped
+    reason: str = ""  # why training stopped or paused, for the status line
+    version: int = 0  # increases with every publication
+    created: float = field(default_factory=time.time)
+
+
+def terms_to_floats(terms: dict[str, torch.Tensor]) -> list[float]:
+    """The loss terms (LOSS_TERMS order) then rho_hat's mean, std (population), min, max: Python floats, in
+    three tensor calls. ``terms["rho_hat"]`` is (s,)."""
+    rho_hat = terms["rho_hat"].detach()
+    std, mean = torch.std_mean(rho_hat, correction=0)
+    low, high = torch.aminmax(rho_hat)
+    return torch.stack([*(terms[k].detach() for k in LOSS_TERMS), mean, std, low, high]).tolist()
+
+
+def take_snapshot(model: SparseAutoencoder, terms: dict[str, torch.Tensor] | None, config: TrainConfig, *, step: int,
+                  epoch: float, samples_per_s: float, elapsed: float, status: RunStatus, reason: str,
+                  version: int) -> Snapshot:
+    """A Snapshot of ``model`` (its weights copied) after ``step`` steps; ``terms``: the loss terms of the last
+    step that computed them (None before any: empty losses, rho_hat all NaN); ``config``: the settings in effect."""
+    if terms is None:
+        losses, rho_hat = {}, np.full(model.config.n_hidden, np.nan)
+    else:
+        losses = dict(zip(LOSS_TERMS, terms_to_floats(terms)))
+        rho_hat = terms["rho_hat"].detach().numpy().copy()
+    return Snapshot(step=step, epoch=epoch, losses=losses, rho_hat=rho_hat,
+                    weights={k: v.detach().numpy().copy() for k, v in model.state_dict().items()},
+                    hyper={k: getattr(config, k) for k in TrainConfig.LIVE_FIELDS}, samples_per_s=samples_per_s,
+                    elapsed=elapsed, status=status, reason=reason, version=version)
+
+
+__all__ = ["Snapshot", "HISTORY_COLUMNS", "terms_to_floats", "take_snapshot"]
