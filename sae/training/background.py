@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from sae.training.slots import queued_reason
 from sae.training.status import RunStatus
 
 if TYPE_CHECKING:
@@ -111,8 +112,7 @@ class TrainingThread(threading.Thread):
                     slots.release(trainer)
                     return False
             ahead = slots.position(trainer) - 1
-            reason = (f"queued: all {slots.capacity} training slots of this server are busy; "
-                      f"{ahead} run{'s' if ahead != 1 else ''} ahead of this one")
+            reason = queued_reason(slots.capacity, ahead)
             if trainer.status != RunStatus.QUEUED or trainer.latest().reason != reason:
                 trainer._publish(RunStatus.QUEUED, reason)
         trainer._restart_clock()  # queued time is not training time
