@@ -51,6 +51,16 @@ def restore_process_state():
     gc.unfreeze()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _page_modules_restore_process_state(request):
+    """Every module of tests/pages runs the dashboard, so each gets ``restore_process_state``, present and
+    future ones alike: one that forgot it left ``sys.modules["__main__"]`` pointing at a Streamlit script, and
+    the multiprocessing tests of tests/runs, which run after tests/pages, failed in their spawned children."""
+    if "pages" in request.path.parts:
+        request.getfixturevalue("restore_process_state")
+    yield
+
+
 @pytest.fixture
 def stop_live_jobs():
     """Every job a test started is stopped (the server keeps one training slot per spare core)."""

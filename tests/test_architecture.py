@@ -107,3 +107,18 @@ def test_the_library_loads_without_streamlit():
             "print('ok')")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_the_readme_lists_every_module_as_its_docstring_says():
+    """The README's module table is exactly what scripts/module_table.py builds from the tree."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import module_table
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    listed = module_table.readme_table((ROOT / "README.md").read_text())
+    assert listed == module_table.table(), "run: python scripts/module_table.py --write"
+    for path in sae_modules():
+        rel = path.relative_to(ROOT)
+        name = f"`{rel.parent}/`" if path.name == "__init__.py" else f"`{rel}`"
+        assert f"| {name} |" in listed, name
