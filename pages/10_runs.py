@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from sae.runs import export
-from sae.viz import figures
+from sae.viz import curves, distributions, filters
 from sae.viz.style import empty_figure
 from sae.viz import run_figures
 from sae.runs.compare import DEFAULT_COLUMNS, MAX_RUNS, CompareError, differing_settings, load_comparison
@@ -191,7 +191,7 @@ if view == "Compare":
         else:
             cols = st.columns(len(comparison.filters))
             for k, (run_id, W) in enumerate(comparison.filters.items()):
-                cols[k].plotly_chart(figures.weights_heatmap(W, title=names[run_id]), key=f"cmp_w_{k}")
+                cols[k].plotly_chart(filters.weights_heatmap(W, title=names[run_id]), key=f"cmp_w_{k}")
     differ = differing_settings(comparison.records)
     if differ:
         st.markdown("**What differs**")
@@ -254,7 +254,7 @@ else:
     left.markdown("**The objective by term**")
     mid.markdown("**Encoder filters W₁**")
     with left:
-        fig = figures.loss_curves(history, tc.penalty if tc else "kl", log_y=True) if history else \
+        fig = curves.loss_curves(history, tc.penalty if tc else "kl", log_y=True) if history else \
             empty_figure("No curves recorded for this run.")
         st.plotly_chart(fig, key="run_curves")
         share.figure_download(fig, f"{record.name}-loss", key="dl_run_curves")
@@ -263,17 +263,17 @@ else:
             W = store.load_model(record.id).encoder.weight.detach().numpy()
             shape = shape_of(record)
             if shape is not None:
-                st.plotly_chart(figures.filters_figure(W, shape, rho_hat=rho_hat if rho_hat is not None and
+                st.plotly_chart(filters.filters_figure(W, shape, rho_hat=rho_hat if rho_hat is not None and
                                                        len(rho_hat) == len(W) else None, height=340),
                                 key="run_filters", config={"displayModeBar": False})
                 share.filters_download(W, shape, f"{record.name}-filters", key="dl_run_filters")
             else:
-                st.plotly_chart(figures.weights_heatmap(W, title="Encoder weights W₁"), key="run_filters")
+                st.plotly_chart(filters.weights_heatmap(W, title="Encoder weights W₁"), key="run_filters")
         else:
             st.info("No weights recorded yet (the run never reached a checkpoint).")
     with right:
         if rho_hat is not None and len(rho_hat):
-            fig = figures.rho_hat_histogram(rho_hat, tc.rho if tc else None)
+            fig = distributions.rho_hat_histogram(rho_hat, tc.rho if tc else None)
             st.plotly_chart(fig, key="run_rho_hat")
             share.figure_download(fig, f"{record.name}-rho-hat", key="dl_run_rho")
         else:

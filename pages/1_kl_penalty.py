@@ -7,7 +7,7 @@ import streamlit as st
 
 import sae.core.loss
 from sae.app.views import kl_units, kl_zoom_limit
-from sae.viz import figures
+from sae.viz import curves
 from sae.ui import page, what_to_look_for
 from sae.ui.live import live
 
@@ -34,12 +34,12 @@ def draw(job) -> None:
                 "it does not act on the units.", icon=":material/info:")
     left, right = st.columns([3, 2], gap="medium")
     with left:
-        st.plotly_chart(figures.kl_curve(rho, scale, rho_hat, derivative=derivative, compare=compare,
-                                         title="Over all of (0, 1)"), key="kl_curve")
+        st.plotly_chart(curves.kl_curve(rho, scale, rho_hat, derivative=derivative, compare=compare,
+                                        title="Over all of (0, 1)"), key="kl_curve")
     with right:
         hi = kl_zoom_limit(rho, rho_hat)
-        st.plotly_chart(figures.kl_curve(rho, scale, rho_hat, derivative=derivative, compare=compare,
-                                         x_range=(0.0, hi), title=f"Zoom on ρ̂ ≤ {hi:.2g}, where the units are"),
+        st.plotly_chart(curves.kl_curve(rho, scale, rho_hat, derivative=derivative, compare=compare,
+                                        x_range=(0.0, hi), title=f"Zoom on ρ̂ ≤ {hi:.2g}, where the units are"),
                         key="kl_zoom")
     units = kl_units(rho, rho_hat, scale)
     c = st.columns(4)

@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from sae.viz import figures
+from sae.viz import samples
 from sae.evaluation.metrics import pca_or_zeros, pca_projection, probe_accuracy
 from sae.ui import page, what_to_look_for
 from sae.ui.live import live
@@ -28,7 +28,7 @@ def raw_view(name: str, n: int, _X: np.ndarray, _labels, _shape):
     hover = None
     if _shape is not None:
         lo, hi = float(_X.min()), float(_X.max())
-        hover = [figures.hover_image(x, _shape, max_side=10, lo=lo, hi=hi) for x in _X[:POINTS]]
+        hover = [samples.hover_image(x, _shape, max_side=10, lo=lo, hi=hi) for x in _X[:POINTS]]
     return coords, explained, hover, probe_accuracy(_X, _labels)
 
 
@@ -39,7 +39,7 @@ shown_labels = labels[:POINTS] if labels is not None else None
 
 left, right = st.columns(2, gap="medium")
 with left:
-    st.plotly_chart(figures.pca_scatter(raw_coords[:POINTS], raw_explained, shown_labels, hover,
+    st.plotly_chart(samples.pca_scatter(raw_coords[:POINTS], raw_explained, shown_labels, hover,
                                         f"Raw inputs x ({job.data.n_features} dims)", dims=dims), key="pca_raw")
     st.caption("Explained variance: "
                + ", ".join(f"PC{i + 1} {100 * v:.1f}%" for i, v in enumerate(raw_explained[:dims])))
@@ -60,7 +60,7 @@ def draw(job) -> None:
         fig, explained, step = job.cache.last("codes_fig")
     else:
         coords, explained = pca_or_zeros(d.A, 3)
-        fig = figures.pca_scatter(coords[:POINTS], explained, shown_labels, hover,
+        fig = samples.pca_scatter(coords[:POINTS], explained, shown_labels, hover,
                                   f"Hidden codes a ({d.A.shape[1]} units) · step {d.snapshot.step:,}", dims=dims)
         step = d.snapshot.step
         job.cache.put("codes_fig", (fig, explained, step))

@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from sae.viz import figures
+from sae.viz import filters
 from sae.viz import experiment_figures as fx
 from sae.core.config import ModelConfig, replace
 from sae.experiments.denoising import run_self_taught_experiment
@@ -80,7 +80,7 @@ if result is not None:
     shown = np.arange(min(len(W), 100))
     st.markdown(f"**The features, learned without a single digit {', '.join(map(str, result.task_classes))}** "
                 f"(first {len(shown)} of {len(W)} filters W₁)")
-    st.plotly_chart(figures.filters_figure(W[shown], data.image_shape, height=420), key="st_filters",
+    st.plotly_chart(filters.filters_figure(W[shown], data.image_shape, height=420), key="st_filters",
                     config={"displayModeBar": False})
     what_to_look_for("the orange bar above the blue one: pen-stroke features learned on other digits, without "
                      "labels, make the task easier for the same linear classifier.")

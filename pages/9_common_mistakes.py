@@ -4,7 +4,7 @@ import math
 
 import streamlit as st
 
-from sae.viz import figures
+from sae.viz import filters
 from sae.viz import experiment_figures as fx
 from sae.core.config import ModelConfig
 from sae.experiments.mistake_compare import compare_mistake, mistake_train_config
@@ -118,7 +118,7 @@ elif result is not None:
     for col, side, label in ((f[0], c, ":green[**Correct**]"), (f[1], w, ":red[**With the mistake**]")):
         with col:
             st.markdown(f"{label} · filters W₁ · {side.status}")
-            st.plotly_chart(figures.filters_figure(side.W1, shape, rho_hat=side.rho_hat, dead=side.dead_units(),
+            st.plotly_chart(filters.filters_figure(side.W1, shape, rho_hat=side.rho_hat, dead=side.dead_units(),
                                                    height=300),
                             key=f"mk_filters_{'c' if side is c else 'w'}", config={"displayModeBar": False})
     g = st.columns(2, gap="medium")

@@ -102,7 +102,8 @@ def test_the_library_loads_without_streamlit():
     """A notebook without Streamlit installed can use every part below ui (streamlit blocked at import)."""
     code = ("import sys; sys.modules['streamlit'] = None\n"
             "import sae, sae.cli, sae.app.job, sae.app.tasks, sae.app.derived, sae.runs.store, sae.runs.sweep, "
-            "sae.runs.export, sae.viz.figures, sae.viz.run_figures, sae.viz.experiment_figures, "
+            "sae.runs.export, sae.viz.curves, sae.viz.filters, sae.viz.distributions, sae.viz.samples, "
+            "sae.viz.run_figures, sae.viz.experiment_figures, "
             "sae.experiments.denoising, sae.experiments.mistake_compare, sae.training.estimator\n"
             "print('ok')")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)

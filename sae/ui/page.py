@@ -46,13 +46,13 @@ def _warm_up() -> None:
 
     time.sleep(WARM_UP_DELAY)
 
-    from sae.viz import figures
+    from sae.viz import filters, samples
     from sae.evaluation.metrics import linear_probe, pca_projection
 
     Z = np.random.default_rng(0).random((40, 4))
     coords, explained = pca_projection(Z, 3)
-    figures.pca_scatter(coords, explained, None, None, "warm-up", dims=2)
-    figures.filters_figure(Z.T.astype(np.float32)[:, :4], (2, 2))  # plotly.express's image: 0.25 s the first time
+    samples.pca_scatter(coords, explained, None, None, "warm-up", dims=2)
+    filters.filters_figure(Z.T.astype(np.float32)[:, :4], (2, 2))  # plotly.express's image: 0.25 s the first time
     linear_probe(Z, np.arange(40) % 2)
     gc.collect()
     gc.freeze()

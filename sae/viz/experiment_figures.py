@@ -1,7 +1,7 @@
 """Pure Plotly figures of the experiment pages (denoising, anomaly, self-taught, mistakes). No Streamlit.
 
-Same conventions as :mod:`sae.viz.figures`: numpy in, ``go.Figure`` out; images tiled into one picture,
-histograms binned here, curves as SVG ``go.Scatter``.
+Same conventions as the live views (:mod:`sae.viz.curves`, :mod:`sae.viz.samples`, ...): numpy in,
+``go.Figure`` out; images tiled into one picture, histograms binned here, curves as SVG ``go.Scatter``.
 """
 
 from __future__ import annotations

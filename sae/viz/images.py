@@ -96,6 +96,18 @@ def tile(cells: np.ndarray, columns: int | None = None, border: int = 1, border_
     return out
 
 
+def tile_positions(count: int, image_shape: tuple[int, int], columns: int | None = None,
+                   border: int = 1) -> np.ndarray:
+    """(count, 4) pixel boxes (x0, y0, x1, y1) of each tile of :func:`tile`, cell edges."""
+    h, w = image_shape
+    _, cols = grid_shape(count, columns)
+    j = np.arange(count)
+    r, c = j // cols, j % cols
+    x0 = border + c * (w + border) - 0.5
+    y0 = border + r * (h + border) - 0.5
+    return np.stack([x0, y0, x0 + w, y0 + h], axis=1)
+
+
 def tile_filters(W, image_shape: tuple[int, int], normalize: str = "ufldl", columns: int | None = None,
                  border: int = 1) -> np.ndarray:
     """Grid image of the rows of W (k, n): row j is hidden unit j's encoder filter, reshaped to image_shape.
@@ -190,5 +202,5 @@ def save_png(img, path: str | Path, scale: int = 1) -> Path:
     return path
 
 
-__all__ = ["ImageError", "grid_shape", "tile", "tile_filters", "tile_images", "to_uint8", "to_png_bytes",
-           "save_png", "FILTER_NORMALIZATIONS", "IMAGE_NORMALIZATIONS"]
+__all__ = ["ImageError", "grid_shape", "tile", "tile_positions", "tile_filters", "tile_images", "to_uint8",
+           "to_png_bytes", "save_png", "FILTER_NORMALIZATIONS", "IMAGE_NORMALIZATIONS"]

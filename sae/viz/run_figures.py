@@ -1,7 +1,7 @@
 """Figures of recorded runs, comparisons and sweeps: pure functions to Plotly, no Streamlit.
 
 Inputs come from :mod:`sae.runs.compare` (curves aligned on one x grid, rho_hat histograms on shared bins)
-and :mod:`sae.runs.sweep` (metric grids and filters of every cell). Like :mod:`sae.viz.figures`, payloads stay
+and :mod:`sae.runs.sweep` (metric grids and filters of every cell). Like the live views, payloads stay
 small: curves are float32 and at most ``sae.runs.compare.MAX_POINTS`` points, filters travel as ONE tiled
 image per figure, heatmaps are at most 8 x 8 numbers.
 

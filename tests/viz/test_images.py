@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sae.viz.images import ImageError, grid_shape, save_png, tile_filters, tile_images, to_png_bytes
+from sae.viz.images import ImageError, grid_shape, save_png, tile_filters, tile_images, tile_positions, to_png_bytes
 
 
 def display_network(A: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -147,3 +147,12 @@ def test_bad_arguments_raise_image_error(call, match):
     with pytest.raises(ImageError, match=match):
         call()
     assert issubclass(ImageError, ValueError)
+
+
+def test_tile_positions_match_sae_images_layout():
+    W = np.zeros((5, 12))
+    W[2] = 1.0  # one bright filter
+    img = tile_filters(W, (3, 4), normalize="none", border=1)
+    x0, y0, x1, y1 = tile_positions(5, (3, 4))[2]
+    cell = img[int(y0 + 0.5):int(y1 + 0.5), int(x0 + 0.5):int(x1 + 0.5)]
+    assert cell.shape == (3, 4) and np.all(cell == 1.0)

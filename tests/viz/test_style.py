@@ -3,7 +3,7 @@
 import numpy as np
 import plotly.graph_objects as go
 
-from sae.viz import experiment_figures, figures, run_figures, style
+from sae.viz import curves, distributions, experiment_figures, filters, run_figures, samples, style
 
 
 def test_layout_sets_template_height_title_and_extra_keywords():
@@ -18,6 +18,13 @@ def test_empty_figure_carries_its_message_without_axes():
     fig = style.empty_figure("press Train", height=200)
     assert fig.layout.annotations[0].text == "press Train" and fig.layout.height == 200
     assert fig.layout.xaxis.visible is False and fig.layout.yaxis.visible is False and not fig.data
+
+
+def test_thin_keeps_ends_and_caps_points():
+    assert style.thin(10).tolist() == list(range(10))
+    idx = style.thin(100_000, 2000)
+    assert len(idx) <= 2000 and idx[0] == 0 and idx[-1] == 99_999
+    assert np.all(np.diff(idx) > 0)
 
 
 def test_thin_and_f32():
@@ -44,7 +51,8 @@ def test_image_trace_figure_png_below_and_jpeg_above_the_limit():
 
 
 def test_every_figure_module_uses_the_one_style():
-    for module in (figures, experiment_figures, run_figures):
+    for module in (curves, filters, distributions, samples, experiment_figures, run_figures):
         assert module.layout is style.layout
-    assert figures.image_trace_figure is style.image_trace_figure is experiment_figures.image_trace_figure
+    assert filters.image_trace_figure is style.image_trace_figure is experiment_figures.image_trace_figure
+    assert samples.image_trace_figure is style.image_trace_figure
     assert run_figures.LABEL_COLORS is style.LABEL_COLORS and experiment_figures.TERM_COLORS is style.TERM_COLORS

@@ -1,0 +1,154 @@
+"""Distributions as Plotly figures: pure functions, no Streamlit.
+
+- histograms binned here with numpy and drawn as bars: :func:`binned` and :func:`histogram_figure` for any
+  values (e.g. per-sample reconstruction errors); :func:`activation_histogram`, :func:`rho_hat_histogram` and
+  :func:`l0_histogram` for the hidden codes;
+- :func:`activation_heatmap`: samples × units activations, quantised to uint8 (sent as base64 typed arrays);
+- :func:`distribution_over_time`: how a distribution moves during training (steps × value bins).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import plotly.graph_objects as go
+
+from sae.viz.style import activation_range, empty_figure, layout
+
+# ------------------------------------------------------------------------------------- histograms
+
+def binned(values: np.ndarray, bins: int = 50,
+           range: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:  # noqa: A002 (numpy's name)
+    """(counts, edges) of a histogram computed here (the browser gets only the bars)."""
+    values = np.asarray(values, dtype=float).ravel()
+    values = values[np.isfinite(values)]
+    if range is None:
+        lo, hi = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+        range = (lo, hi if hi > lo else lo + 1.0)
+    return np.histogram(values, bins=bins, range=range)
+
+
+def histogram_figure(counts: np.ndarray, edges: np.ndarray, x_title: str, y_title: str = "count",
+                     title: str | None = None, color: str = "#1f77b4", log_y: bool = False,
+                     vlines: Mapping[str, float] | None = None, height: int = 300) -> go.Figure:
+    """Pre-binned histogram as bars; ``vlines`` labels vertical markers (e.g. {'ρ': 0.05})."""
+    counts, edges = np.asarray(counts), np.asarray(edges, dtype=float)
+    centers, widths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+    fig = go.Figure(go.Bar(x=centers, y=counts, width=widths, marker=dict(color=color, line=dict(width=0)),
+                           customdata=np.stack([edges[:-1], edges[1:]], 1), showlegend=False,
+                           hovertemplate="[%{customdata[0]:.3g}, %{customdata[1]:.3g}): %{y:,}<extra></extra>"))
+    dashes = ("dash", "dot", "dashdot")
+    for k, (name, x) in enumerate((vlines or {}).items()):
+        if x is not None and np.isfinite(x):  # marked lines are named in the legend: no overlapping labels
+            fig.add_vline(x=float(x), line=dict(color=("#d62728", "#222", "#2ca02c")[k % 3], dash=dashes[k % 3],
+                                                width=2), name=f"{name} = {x:.3g}", showlegend=True)
+    fig.update_xaxes(title=x_title)
+    fig.update_yaxes(title=y_title, type="log" if log_y else "linear", dtick=1 if log_y else None)
+    layout(fig, title, height=height, bargap=0.02)
+    fig.update_layout(legend=dict(orientation="v", x=0.99, xanchor="right", y=0.98, yanchor="top",
+                                  bgcolor="rgba(255,255,255,0.75)"))
+    return fig
+
+
+def activation_histogram(A: np.ndarray, activation: str = "sigmoid", bins: int = 50, log_y: bool = True,
+                         height: int = 300) -> go.Figure:
+    """Histogram of every hidden activation a_ij (m·s values). Sparse codes: a spike at 0 (sigmoid/relu)
+    or at −1 (tanh) and a thin tail."""
+    A = np.asarray(A)
+    rng = activation_range(activation)
+    counts, edges = binned(A, bins, rng)
+    return histogram_figure(counts, edges, f"activation aᵢⱼ ({A.shape[0]:,} samples × {A.shape[1]} units)",
+                            title="All hidden activations", log_y=log_y, height=height)
+
+
+def rho_hat_histogram(rho_hat: np.ndarray, rho: float | None = None, bins: int = 40, height: int = 300) -> go.Figure:
+    """Histogram of the units' ρ̂ⱼ, with the target ρ marked."""
+    r = np.asarray(rho_hat, dtype=float)
+    hi = max(float(np.nanmax(r)) if r.size and np.isfinite(r).any() else 0.0, (rho or 0) * 2, 1e-3)
+    counts, edges = binned(r, bins, (0.0, min(1.0, hi * 1.05)))
+    lines = {"target ρ": rho}
+    if r.size and np.isfinite(r).any():
+        lines["mean ρ̂"] = float(np.nanmean(r))
+    return histogram_figure(counts, edges, "ρ̂ⱼ (one value per hidden unit)", "units", "Mean activation per unit ρ̂ⱼ",
+                            color="#ff7f0e", vlines=lines, height=height)
+
+
+def l0_histogram(l0: np.ndarray, n_hidden: int, height: int = 300) -> go.Figure:
+    """How many units are active per sample (integers 0..s)."""
+    l0 = np.asarray(l0)
+    top = int(min(n_hidden, max(int(l0.max()) if l0.size else 0, 1)))
+    counts, edges = np.histogram(l0, bins=np.arange(top + 2) - 0.5)
+    return histogram_figure(counts, edges, "active units per sample (L0, activity > 0.1)", "samples",
+                            "L0 per sample", color="#2ca02c",
+                            vlines={"mean": float(l0.mean()) if l0.size else None}, height=height)
+
+
+# ------------------------------------------------------------------------------------- heatmaps
+
+def _quantize(Z: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    span = hi - lo if hi > lo else 1.0
+    return np.rint(np.clip((np.asarray(Z, dtype=float) - lo) / span, 0, 1) * 255).astype(np.uint8)
+
+
+def activation_heatmap(A: np.ndarray, labels: np.ndarray | None = None, activation: str = "sigmoid",
+                       max_samples: int = 200, height: int = 380) -> go.Figure:
+    """Samples × units activations (samples sorted by label if given), quantised to 8 bits."""
+    A = np.asarray(A, dtype=float)
+    idx = np.arange(len(A))[:max_samples] if len(A) <= max_samples else \
+        np.unique(np.linspace(0, len(A) - 1, max_samples).round().astype(int))
+    if labels is not None:
+        idx = idx[np.argsort(np.asarray(labels)[idx], kind="stable")]
+    lo, hi = activation_range(activation) or (0.0, float(A.max()) if A.size else 1.0)
+    Z = _quantize(A[idx], lo, hi)
+    ticks = np.linspace(0, 255, 5)
+    ytext = [f"label {labels[i]}" for i in idx] if labels is not None else [f"#{i}" for i in idx]
+    fig = go.Figure(go.Heatmap(
+        z=Z, colorscale="Viridis", zmin=0, zmax=255, customdata=None, y=np.arange(len(idx)),
+        colorbar=dict(title="a", thickness=12, tickvals=ticks,
+                      ticktext=[f"{lo + t / 255 * (hi - lo):.2g}" for t in ticks]),
+        hovertemplate="row %{y}<br>unit %{x}<br>a ≈ %{z}/255<extra></extra>"))
+    if labels is not None:
+        lab = np.asarray(labels)[idx]
+        change = np.flatnonzero(np.diff(lab)) + 1
+        starts = np.r_[0, change]
+        fig.update_yaxes(tickvals=starts, ticktext=[f"{lab[k]}" for k in starts], title="samples (by label)")
+    else:
+        fig.update_yaxes(title="samples")
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(title="hidden unit j")
+    del ytext
+    return layout(fig, "Activations: samples × units", height=height)
+
+
+def distribution_over_time(steps: np.ndarray, fractions: np.ndarray, edges: np.ndarray, y_title: str,
+                           title: str, target: float | None = None, log_y: bool = False,
+                           colorscale: str = "Blues", height: int = 320) -> go.Figure:
+    """How a distribution moves during training: x = step, y = value bins, colour = fraction of the
+    values in the bin (square-root scale, so that thin tails stay visible next to a spike).
+
+    ``log_y`` puts the bins on a log axis (for log-spaced edges; a first bin starting at 0 is drawn
+    just below the second).
+    """
+    steps, fractions = np.asarray(steps), np.asarray(fractions, dtype=float)
+    if len(steps) == 0:
+        return empty_figure("Nothing recorded yet: press Train.", height)
+    edges = np.asarray(edges, dtype=float)
+    lo, hi = edges[:-1], edges[1:]
+    if log_y:
+        centers = np.where(lo > 0, np.sqrt(np.maximum(lo, 1e-12) * hi), hi / 2)
+    else:
+        centers = (lo + hi) / 2
+    Z = np.sqrt(fractions.T)
+    fig = go.Figure(go.Heatmap(x=steps, y=centers, z=_quantize(Z, 0.0, float(Z.max()) or 1.0), colorscale=colorscale,
+                               showscale=False, hovertemplate="step %{x:,}<br>value ≈ %{y:.3g}<extra></extra>"))
+    if target is not None:
+        fig.add_hline(y=target, line=dict(color="#d62728", dash="dash", width=2), annotation_text=f"ρ = {target:g}",
+                      annotation_position="top right")
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(title=y_title, type="log" if log_y else "linear")
+    return layout(fig, title, height=height)
+
+
+__all__ = ["binned", "histogram_figure", "activation_histogram", "rho_hat_histogram", "l0_histogram",
+           "activation_heatmap", "distribution_over_time"]
