@@ -41,7 +41,8 @@ from sae.training.status import RunStatus, ACTIVE_STATUSES
 from sae.data import DATASETS, DataError, Dataset, load_array, scale_to_unit_interval
 
 from sae.ui import state
-from sae.app.job import Job, Settings
+from sae.app.job import Job
+from sae.app.settings import Settings
 
 POLL_SECONDS = 0.3  # how often live views redraw while training (about 3 per second)
 QUEUED_POLL_SECONDS = 1.0  # how often a queued run's status line looks whether its turn has come

@@ -34,7 +34,8 @@ from sae.training.trainer import HISTORY_COLUMNS
 
 from sae.ui import controls
 from sae.ui import state
-from sae.app.job import Job, Settings, subset_indices
+from sae.app.job import Job, subset_indices
+from sae.app.settings import Settings
 
 UPLOAD_TYPES = ("zip", "safetensors")
 ERROR_KEY = "share_error"  # sidebar upload problems

@@ -13,7 +13,9 @@ from sae.data import DataError, Dataset, load_dataset
 from sae.runs.store import RunStore, StoreError, default_root
 from sae.training.trainer import check_compatible  # the Trainer's own rules (e.g. no KL penalty on ReLU units)
 
-from sae.app.job import SESSION_GONE_STOP, Job, Settings, subset_indices
+from sae.app.job import Job, subset_indices
+from sae.app.reaper import SESSION_GONE_STOP
+from sae.app.settings import Settings
 
 
 JOB_KEY = "sae_job"

@@ -279,7 +279,7 @@ def test_no_pickle_anywhere_a_user_file_is_read():
                               max_size=8))
 def test_any_url_gives_valid_settings_and_a_warning_per_unusable_value(params):
     from sae.ui.controls import BATCH_OPTIONS, INT_LIMITS, LR_OPTIONS, RHO_OPTIONS, check_url
-    from sae.app.job import Settings
+    from sae.app.settings import Settings
 
     settings_, warnings = check_url(params)
     assert isinstance(settings_, Settings)
