@@ -39,10 +39,10 @@ from sae.app.reaper import SESSION_GONE_STOP, register
 from sae.app.settings import Settings
 from sae.app.trace import TRACE_SUBSET, DistributionTrace
 from sae.core.config import TrainConfig
-from sae.training.status import ACTIVE_STATUSES, RunStatus
-from sae.data import Dataset
 from sae.core.model import SparseAutoencoder
+from sae.data import Dataset
 from sae.training.slots import TrainingSlots
+from sae.training.status import ACTIVE_STATUSES, RunStatus
 from sae.training.trainer import Snapshot, Trainer
 
 SUBSET_SIZE = 1000  # samples used by the pages' derived views (activations, PCA, reconstructions)
@@ -86,7 +86,8 @@ class Job:
                  parent_id: str | None = None, name: str | None = None) -> None:
         """``store``: a :class:`sae.runs.store.RunStore` in which the run is recorded once it trains (None: not
         recorded). ``model``, ``train_config``, ``start_step``, ``history``: continue a saved run (see
-        :class:`sae.training.trainer.Trainer`); ``parent_id``: the recorded run it continues; ``name``: its record's name."""
+        :class:`sae.training.trainer.Trainer`); ``parent_id``: the recorded run it continues; ``name``: its record's
+        name."""
         self.id = next(_ids)
         self.settings = settings
         self.data = data
@@ -172,7 +173,8 @@ class Job:
             self.trainer.pause()
             self.trainer.start()
         self.trainer.step(n)
-        self._settle(lambda s: s.step >= target and s.status not in ACTIVE_STATUSES or s.status in (RunStatus.FINISHED, RunStatus.STOPPED))
+        self._settle(lambda s: s.step >= target and s.status not in ACTIVE_STATUSES
+                     or s.status in (RunStatus.FINISHED, RunStatus.STOPPED))
 
     def stop(self, reason: str = "stopped by the user") -> None:
         if not self.final:
@@ -185,9 +187,9 @@ class Job:
         references the store, the data and the trainer, never the Job (which stays collectable)."""
         if self.recorder is not None or self.store is None or self.final:
             return
-        from sae.runs.table import default_run_name
         from sae.runs.recorder import RunRecorder
         from sae.runs.store import StoreError
+        from sae.runs.table import default_run_name
 
         config = self.trainer.config  # with any live change made before the start
         try:
