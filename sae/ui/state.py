@@ -19,7 +19,7 @@ from sae.app.settings import Settings
 
 
 JOB_KEY = "sae_job"
-SETTINGS_KEY = "sae_settings"  # the control panel's last settings (written by sae.ui.controls.sync_url)
+SETTINGS_KEY = "sae_settings"  # the control panel's last settings (written by sae.ui.url.sync_url)
 UPLOAD = "upload"  # Settings.dataset of the session's own file ("Your data" in the control panel)
 UPLOAD_KEY = "sae_upload"  # st.session_state key of that file's Dataset (kept in memory, never on disk)
 MAX_WEIGHTS = 4 * 2**20  # n_inputs x n_hidden per weight matrix (16 MiB); 784 x 1024 is 0.8 M

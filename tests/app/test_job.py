@@ -10,7 +10,7 @@ from sae.data import load_dataset
 from sae.training.status import RunStatus, ACTIVE_STATUSES
 from sae.app import job as job_module
 from sae.app import reaper as reaper_module
-from sae.ui.controls import DEFAULTS, parse_url, url_params
+from sae.ui.url import DEFAULTS, parse_url, url_params
 from sae.app.job import Job, subset_indices
 from sae.app.settings import Settings
 from conftest import wait_for

@@ -34,7 +34,8 @@ from sae.training.slots import TrainingSlots  # noqa: E402
 from sae.app import job as job_module  # noqa: E402
 from sae.app import reaper as reaper_module  # noqa: E402
 from sae.app import trace as trace_module  # noqa: E402
-from sae.ui.controls import DEFAULTS, status_text  # noqa: E402
+from sae.ui.controls import status_text  # noqa: E402
+from sae.ui.url import DEFAULTS  # noqa: E402
 from sae.app.job import Job, subset_indices  # noqa: E402
 from sae.app.settings import Settings  # noqa: E402
 from conftest import wait_for
@@ -122,7 +123,7 @@ def test_values_between_slider_notches_snap_without_a_warning():
 
 def test_widgets_are_bounded_to_valid_values():
     from sae.core.config import TrainConfig
-    from sae.ui.controls import BATCH_OPTIONS, BETA_OPTIONS, LAMBDA_OPTIONS, LR_OPTIONS, RHO_OPTIONS
+    from sae.ui.url import BATCH_OPTIONS, BETA_OPTIONS, LAMBDA_OPTIONS, LR_OPTIONS, RHO_OPTIONS
 
     at = app()
     hidden = at.number_input(key="hidden")
