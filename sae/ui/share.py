@@ -27,7 +27,7 @@ from sae.core.config import ConfigError, ModelConfig, TrainConfig
 from sae.data import DATASETS, DataError, Dataset
 from sae.runs.table import continuation
 from sae.runs.sweep import SweepRegistry
-from sae.runs.files import RunFileError
+from sae.runs.model_file import RunFileError
 from sae.runs.store import StoreError
 from sae.core.model import SparseAutoencoder
 from sae.training.trainer import HISTORY_COLUMNS

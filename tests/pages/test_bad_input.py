@@ -7,7 +7,7 @@
 2. Hyperparameters at and past their limits (ρ = 0 or 1, β < 0, hidden 0 or enormous, learning rate
    0 or 1e3, batch larger than the data) against the library; their URL forms are in
    tests/test_ui_robustness.py.
-3. A saved model that is truncated, tampered with, or of another shape (``sae.runs.files``; library
+3. A saved model that is truncated, tampered with, or of another shape (``sae.runs.model_file``; library
    side only: the upload of a model file belongs to the Runs page).
 4. The server's production settings in .streamlit/config.toml.
 
@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from sae import ModelConfig, SparseAutoencoder, TrainConfig, Trainer
 from sae.core.config import ConfigError
 from sae.data import DataError, load_array
-from sae.runs.files import RunFileError, model_from_bytes, model_to_bytes
+from sae.runs.model_file import RunFileError, model_from_bytes, model_to_bytes
 from conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
