@@ -48,7 +48,7 @@ from bench.streamlit_server import Server, browser, launch  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 HIDDEN0 = 20  # session i trains hidden size HIDDEN0 + i
-REAPER_PERIOD = 5.0  # sae.app.job.REAPER_PERIOD
+REAPER_PERIOD = 5.0  # sae.app.reaper.REAPER_PERIOD
 
 # Timestamps the first moment after a widget change at which the app's script is not running and the
 # URL shows the change (the panel writes the URL during the rerun, before the rest of the page).

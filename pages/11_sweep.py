@@ -17,7 +17,7 @@ from sae.runs.store import StoreError
 from sae.runs.sweep_results import load_sweep
 from sae.runs.sweep_spec import MAX_AXIS, SweepError, default_cell_budget, spec_from_choices
 from sae.training.status import RunStatus
-from sae.ui import controls, page, share, state
+from sae.ui import page, share, state, url
 from sae.app.job import training_slots
 
 HEATMAPS = ("reconstruction", "rho_hat_mean", "dead_units", "probe_accuracy")
@@ -64,10 +64,10 @@ except DataError:
 with st.expander("New sweep", icon=":material/add_circle:", expanded=not sweeps):
     with st.form("sweep_form", border=False):
         c = st.columns([2, 2, 1.6, 1, 1.4])
-        c[0].multiselect("ρ values (rows)", controls.RHO_OPTIONS, default=(0.01, 0.05, 0.2), key="sweep_rhos",
-                         max_selections=MAX_AXIS, format_func=controls.fmt)
-        c[1].multiselect("β values (columns)", controls.BETA_OPTIONS, default=(0.3, 3.0, 10.0), key="sweep_betas",
-                         max_selections=MAX_AXIS, format_func=controls.fmt)
+        c[0].multiselect("ρ values (rows)", url.RHO_OPTIONS, default=(0.01, 0.05, 0.2), key="sweep_rhos",
+                         max_selections=MAX_AXIS, format_func=url.fmt)
+        c[1].multiselect("β values (columns)", url.BETA_OPTIONS, default=(0.3, 3.0, 10.0), key="sweep_betas",
+                         max_selections=MAX_AXIS, format_func=url.fmt)
         c[2].multiselect("Hidden sizes (optional)", HIDDEN_OPTIONS, key="sweep_hidden", max_selections=MAX_AXIS,
                          placeholder=f"{settings.n_hidden} (the sidebar's)",
                          help="One ρ × β grid per hidden size. Empty: the sidebar's hidden size only.")
@@ -206,7 +206,7 @@ def sweep_view() -> None:
     if chosen is not None:
         target = results.run_at(h, *chosen)
     if target:
-        st.switch_page(RUNS_PAGE, query_params=controls.url_params(settings) | {"run": target})
+        st.switch_page(RUNS_PAGE, query_params=url.url_params(settings) | {"run": target})
 
     cols = maps.columns(len(HEATMAPS))
     for k, metric in enumerate(HEATMAPS):

@@ -216,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (argparse usage errors exit 2 through SystemExit)."""
     from sae.data import DataError
     from sae.viz.images import ImageError
-    from sae.runs.files import RunFileError
+    from sae.runs.model_file import RunFileError
 
     args = build_parser().parse_args(argv)
     try:

@@ -65,9 +65,9 @@ def _page_modules_restore_process_state(request):
 def stop_live_jobs():
     """Every job a test started is stopped (the server keeps one training slot per spare core)."""
     yield
-    from sae.app import job as job_module
+    from sae.app import reaper
 
-    for job in job_module.live_jobs():
+    for job in reaper.live_jobs():
         job.stop("test over")
 
 

@@ -1,9 +1,9 @@
 """Downloads: the model (a zip of safetensors + config), the codes as CSV, figures, a Python snippet.
 
 Every function returns bytes or text for a download button (or a file), and every reader validates
-what it is given: :func:`read_model_bundle` / :func:`read_model_upload` go through sae.runs.files
-(``load_run`` / ``run_from_bytes``), so an upload is checked exactly like a run directory and
-nothing is ever unpickled.
+what it is given: :func:`read_model_bundle` / :func:`read_model_upload` go through sae.runs.files and
+sae.runs.model_file (``load_run`` / ``run_from_bytes``), so an upload is checked exactly like a run directory
+and nothing is ever unpickled.
 
 - :func:`model_bundle`: ``<name>.zip`` holding ``config.json``, ``model.safetensors`` and, if given,
   ``history.npz``: the run-directory format of :func:`sae.runs.files.save_run`, zipped. The training step
@@ -32,8 +32,8 @@ import numpy as np
 from sae.core.config import ModelConfig, TrainConfig, config_to_dict
 from sae.viz.images import tile_filters, to_png_bytes
 from sae.core.model import SparseAutoencoder
-from sae.runs.files import (CONFIG_FILE, HISTORY_FILE, MAX_MODEL_BYTES, MODEL_FILE, Run, RunFileError, load_run,
-                          run_from_bytes, save_run)
+from sae.runs.files import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, load_run, save_run
+from sae.runs.model_file import MAX_MODEL_BYTES, Run, RunFileError, run_from_bytes
 
 MAX_BUNDLE_BYTES = MAX_MODEL_BYTES + 80 * 2**20  # model + config + history, uncompressed
 BUNDLE_FILES = (CONFIG_FILE, MODEL_FILE, HISTORY_FILE)

@@ -3,7 +3,7 @@
 The data directory (``$SAE_LAB_DATA``, else ``$XDG_DATA_HOME/sae-lab``, else ``~/.local/share/sae-lab``)::
 
     runs.sqlite                     WAL-mode database: tables meta, runs, histories, sweeps
-    weights/<run_id>.safetensors    each run's latest weights (sae.runs.files.model_to_bytes),
+    weights/<run_id>.safetensors    each run's latest weights (sae.runs.model_file.model_to_bytes),
                                     replaced atomically (temporary file + os.replace)
 
 Its parts, one job each: :mod:`sae.runs.database` (schema, the one connection and lock, concurrency, damage
@@ -37,7 +37,7 @@ from sae.runs.codec import (check_run_id, check_text, decode_configs, decode_his
                             history_summary, is_run_id, json_safe, metric_columns, new_id)
 from sae.runs.database import BUSY_TIMEOUT, ENV_VAR, SCHEMA_VERSION, Database
 from sae.runs.errors import RunNotFoundError, StoreError
-from sae.runs.files import MAX_MODEL_BYTES, Run, RunFileError, model_from_bytes, model_to_bytes
+from sae.runs.model_file import MAX_MODEL_BYTES, Run, RunFileError, model_from_bytes, model_to_bytes
 from sae.runs.records import METRIC_COLUMNS, RUN_COLUMNS, RunRecord, list_filters, run_record, writer
 from sae.runs.sweep_table import SweepRecord, SweepTable
 from sae.training.status import FINAL_STATUSES, RunStatus

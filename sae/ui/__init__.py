@@ -1,10 +1,16 @@
 """The dashboard's Streamlit layer: the only part of ``sae`` that imports streamlit.
 
-- ``session``: the per-browser-session training job (no Streamlit: the trainer thread's side),
+- ``page``: the frame every page is drawn in (``page``, ``what_to_look_for``, process configuration),
 - ``state``: the job in ``st.session_state``, the process-wide data cache, the disconnect guard,
-- ``controls``: the sidebar control panel (URL-bound settings, buttons, status line),
+- ``controls``: the sidebar control panel (navigation, buttons, status line, settings widgets),
+- ``url``: the settings' round trip through the URL's query parameters,
+- ``upload``: the "Your data" upload widgets,
 - ``live``: the one polling fragment per page,
-- ``derived``: per-snapshot computations shared by the pages.
+- ``share``: runs into the live view, files in and out (model bundles, uploads), the server's sweeps,
+- ``experiment``: the experiment pages' Run / Stop and polling progress line.
+
+The per-session job itself (``sae.app.job``) and the views derived from a snapshot (``sae.app.derived``) have
+no Streamlit in them and live in ``sae.app``.
 
 Torch runs with ONE intra-op thread in the dashboard process (set once, by the first page drawn:
 ``sae.ui.page.configure_process``): each session's trainer is one thread, so several sessions on a

@@ -27,14 +27,15 @@ from sae.core.config import ConfigError, ModelConfig, TrainConfig
 from sae.data import DATASETS, DataError, Dataset
 from sae.runs.table import continuation
 from sae.runs.sweep import SweepRegistry
-from sae.runs.files import RunFileError
+from sae.runs.model_file import RunFileError
 from sae.runs.store import StoreError
 from sae.core.model import SparseAutoencoder
 from sae.training.trainer import HISTORY_COLUMNS
 
-from sae.ui import controls
-from sae.ui import state
-from sae.app.job import Job, Settings, subset_indices
+from sae.ui import state, url
+from sae.ui.upload import display_name
+from sae.app.job import Job, subset_indices
+from sae.app.settings import Settings
 
 UPLOAD_TYPES = ("zip", "safetensors")
 ERROR_KEY = "share_error"  # sidebar upload problems
@@ -55,7 +56,7 @@ def sweep_registry() -> SweepRegistry:
 # ----------------------------------------------------------------------------- settings for a model
 
 def _snap(options: tuple, value: float) -> float:
-    return controls.nearest(options, float(value))  # the panel's own rule for URL values
+    return url.nearest(options, float(value))  # the panel's own rule for URL values
 
 
 def settings_for(model_config: ModelConfig, train_config: TrainConfig, dataset: str, base: Settings) -> Settings:
@@ -64,14 +65,14 @@ def settings_for(model_config: ModelConfig, train_config: TrainConfig, dataset: 
     penalty = "topk" if model_config.topk else train_config.penalty
     raw = replace(base, dataset=dataset, n_hidden=int(model_config.n_hidden), activation=model_config.activation,
                   penalty=penalty, topk=int(model_config.topk or base.topk), optimizer=train_config.optimizer,
-                  rho=_snap(controls.RHO_OPTIONS, train_config.rho), beta=_snap(controls.BETA_OPTIONS, train_config.beta),
-                  weight_decay=_snap(controls.LAMBDA_OPTIONS, train_config.weight_decay),
-                  lr=_snap(controls.LR_OPTIONS, train_config.lr),
-                  batch_size=int(_snap(controls.BATCH_OPTIONS, train_config.batch_size)),
+                  rho=_snap(url.RHO_OPTIONS, train_config.rho), beta=_snap(url.BETA_OPTIONS, train_config.beta),
+                  weight_decay=_snap(url.LAMBDA_OPTIONS, train_config.weight_decay),
+                  lr=_snap(url.LR_OPTIONS, train_config.lr),
+                  batch_size=int(_snap(url.BATCH_OPTIONS, train_config.batch_size)),
                   epochs=float(min(100_000, max(1, int(np.ceil(train_config.epochs))))),
                   max_iter=int(min(100_000, max(1, train_config.max_iter))),
                   seed=int(train_config.seed or 0))
-    snapped = controls.parse_url(controls.url_params(raw))  # exactly what the widgets will hold
+    snapped = url.parse_url(url.url_params(raw))  # exactly what the widgets will hold
     return replace(snapped, dataset=dataset)
 
 
@@ -109,7 +110,7 @@ def _history_or_none(history: dict[str, np.ndarray] | None) -> dict[str, np.ndar
 
 def _set_widgets(settings: Settings) -> None:
     """Put ``settings`` in the panel's widgets (callbacks only: before the widgets are drawn)."""
-    for key, value in controls.widget_values(settings).items():  # the panel's own mapping
+    for key, value in url.widget_values(settings).items():  # the panel's own mapping
         st.session_state[key] = value
 
 
@@ -157,7 +158,7 @@ def load_upload(data: bytes, filename: str) -> Job:
             history = {name: values[history["step"] < step] for name, values in history.items()}
     else:  # a bundle from before the step was recorded: the step after its last history row
         step = int(history["step"][-1]) + 1 if "step" in history and len(history["step"]) else 0
-    shown = controls.display_name(filename)
+    shown = display_name(filename)
     return _install(run.model, run.model_config, run.train_config, run.dataset, step, history, parent_id=None,
                     name=f"{shown} (continued)"[:200],
                     note=f"opened {shown}" + (f" (step {step:,})" if step else "") +
@@ -201,7 +202,7 @@ def follow_goto() -> None:
     target = st.session_state.pop(GOTO_KEY, None)
     job = state.current_job()
     if target and job is not None:
-        st.switch_page(target, query_params=controls.url_params(job.settings) or None)
+        st.switch_page(target, query_params=url.url_params(job.settings) or None)
 
 
 # ----------------------------------------------------------------------------- exports

@@ -13,11 +13,13 @@ from sae.data import DataError, Dataset, load_dataset
 from sae.runs.store import RunStore, StoreError, default_root
 from sae.training.trainer import check_compatible  # the Trainer's own rules (e.g. no KL penalty on ReLU units)
 
-from sae.app.job import SESSION_GONE_STOP, Job, Settings, subset_indices
+from sae.app.job import Job, subset_indices
+from sae.app.reaper import SESSION_GONE_STOP
+from sae.app.settings import Settings
 
 
 JOB_KEY = "sae_job"
-SETTINGS_KEY = "sae_settings"  # the control panel's last settings (written by sae.ui.controls.sync_url)
+SETTINGS_KEY = "sae_settings"  # the control panel's last settings (written by sae.ui.url.sync_url)
 UPLOAD = "upload"  # Settings.dataset of the session's own file ("Your data" in the control panel)
 UPLOAD_KEY = "sae_upload"  # st.session_state key of that file's Dataset (kept in memory, never on disk)
 MAX_WEIGHTS = 4 * 2**20  # n_inputs x n_hidden per weight matrix (16 MiB); 784 x 1024 is 0.8 M

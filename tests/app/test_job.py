@@ -9,8 +9,10 @@ import pytest
 from sae.data import load_dataset
 from sae.training.status import RunStatus, ACTIVE_STATUSES
 from sae.app import job as job_module
-from sae.ui.controls import DEFAULTS, parse_url, url_params
-from sae.app.job import Job, Settings, subset_indices
+from sae.app import reaper as reaper_module
+from sae.ui.url import DEFAULTS, parse_url, url_params
+from sae.app.job import Job, subset_indices
+from sae.app.settings import Settings
 from conftest import wait_for
 
 
@@ -73,15 +75,15 @@ def test_disconnect_pauses_and_reconnect_resumes(job):
 
 def test_reaper_pauses_a_job_nobody_watches_and_stops_one_whose_session_ended(job):
     job.start()
-    assert job_module.reap() == []
-    job.last_beat -= job_module.HEARTBEAT_PAUSE + 1
-    assert (job.id, "pause") in job_module.reap()
+    assert reaper_module.reap() == []
+    job.last_beat -= reaper_module.HEARTBEAT_PAUSE + 1
+    assert (job.id, "pause") in reaper_module.reap()
     assert job.status == RunStatus.PAUSED and "no page polled" in job.note
     job.beat()
     job.session_alive = lambda: False
     now = time.monotonic()
-    assert job_module.reap(now) == []  # the session just went away: grace period
-    assert (job.id, "stop") in job_module.reap(now + job_module.SESSION_GONE_STOP + 1)
+    assert reaper_module.reap(now) == []  # the session just went away: grace period
+    assert (job.id, "stop") in reaper_module.reap(now + reaper_module.SESSION_GONE_STOP + 1)
     assert job.status == RunStatus.STOPPED and not job.trainer.is_alive
 
 

@@ -7,7 +7,7 @@
 2. Hyperparameters at and past their limits (ρ = 0 or 1, β < 0, hidden 0 or enormous, learning rate
    0 or 1e3, batch larger than the data) against the library; their URL forms are in
    tests/test_ui_robustness.py.
-3. A saved model that is truncated, tampered with, or of another shape (``sae.runs.files``; library
+3. A saved model that is truncated, tampered with, or of another shape (``sae.runs.model_file``; library
    side only: the upload of a model file belongs to the Runs page).
 4. The server's production settings in .streamlit/config.toml.
 
@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from sae import ModelConfig, SparseAutoencoder, TrainConfig, Trainer
 from sae.core.config import ConfigError
 from sae.data import DataError, load_array
-from sae.runs.files import RunFileError, model_from_bytes, model_to_bytes
+from sae.runs.model_file import RunFileError, model_from_bytes, model_to_bytes
 from conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +61,7 @@ class Trap:
         return (_record_unpickle, ())
 
 
-UPLOAD_LIMIT = 50 * 2**20  # the dashboard's cap (controls.UPLOAD_LIMIT_MB, server.maxUploadSize)
+UPLOAD_LIMIT = 50 * 2**20  # the dashboard's cap (upload.UPLOAD_LIMIT_MB, server.maxUploadSize)
 TOO_LARGE = b"1,2\n" * (UPLOAD_LIMIT // 4 + 1024)  # just over 50 MiB of valid CSV
 
 # (id, filename, payload, form fields {"shape": ..., "labels": ...}, message regex)
@@ -252,8 +252,8 @@ def test_production_server_settings():
     assert server["enableXsrfProtection"] is True
     assert 1 <= server["maxUploadSize"] <= 50
     assert config["browser"]["gatherUsageStats"] is False
-    from sae.ui import controls
-    assert controls.UPLOAD_LIMIT_MB >= server["maxUploadSize"]  # the code's cap is not looser than announced
+    from sae.ui import upload
+    assert upload.UPLOAD_LIMIT_MB >= server["maxUploadSize"]  # the code's cap is not looser than announced
 
 
 def test_no_pickle_anywhere_a_user_file_is_read():
@@ -278,8 +278,8 @@ def test_no_pickle_anywhere_a_user_file_is_read():
                                                          "upload", "KL", "topk", "2048", "0.8"])),
                               max_size=8))
 def test_any_url_gives_valid_settings_and_a_warning_per_unusable_value(params):
-    from sae.ui.controls import BATCH_OPTIONS, INT_LIMITS, LR_OPTIONS, RHO_OPTIONS, check_url
-    from sae.app.job import Settings
+    from sae.ui.url import BATCH_OPTIONS, INT_LIMITS, LR_OPTIONS, RHO_OPTIONS, check_url
+    from sae.app.settings import Settings
 
     settings_, warnings = check_url(params)
     assert isinstance(settings_, Settings)
@@ -295,7 +295,7 @@ def test_any_url_gives_valid_settings_and_a_warning_per_unusable_value(params):
 @settings(max_examples=300, deadline=None, database=None)
 @given(text=st.one_of(st.text(max_size=24), st.from_regex(r"\s*\d{1,6}\s*[x×X*, ]\s*\d{1,6}\s*", fullmatch=True)))
 def test_image_shape_parser_returns_two_ints_or_a_data_error(text):
-    from sae.ui.controls import parse_image_shape
+    from sae.ui.upload import parse_image_shape
 
     try:
         shape = parse_image_shape(text)
@@ -332,7 +332,7 @@ def no_exception(at) -> None:
 
 
 def widget_values(at) -> dict:
-    from sae.ui.controls import KEYS
+    from sae.ui.url import KEYS
 
     return {k: at.session_state[k] for k in KEYS if k in at.session_state}
 

@@ -31,11 +31,12 @@ from sae import ModelConfig, TrainConfig, Trainer  # noqa: E402
 from sae.training.status import RunStatus
 from sae.runs import export  # noqa: E402
 from sae.data import load_dataset  # noqa: E402
-from sae.runs.files import model_to_bytes  # noqa: E402
+from sae.runs.model_file import model_to_bytes  # noqa: E402
 from sae.runs.recorder import RunRecorder  # noqa: E402
 from sae.runs.store import RunStore  # noqa: E402
 from sae.ui import share, state  # noqa: E402
-from sae.app.job import Job, Settings, subset_indices  # noqa: E402
+from sae.app.job import Job, subset_indices  # noqa: E402
+from sae.app.settings import Settings  # noqa: E402
 from conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from sae.ui import share, state  # noqa: E402
-from sae.app.job import Settings  # noqa: E402
+from sae.app.settings import Settings  # noqa: E402
 
 
 def test_deferred_makes_the_data_on_click_and_turns_a_failure_into_a_message():
@@ -23,7 +23,7 @@ def test_deferred_makes_the_data_on_click_and_turns_a_failure_into_a_message():
 def _script():
     import streamlit as st
 
-    from sae.app.job import Settings
+    from sae.app.settings import Settings
     from sae.ui import state
 
     st.text(repr(state.current_settings()))

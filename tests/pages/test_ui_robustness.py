@@ -32,8 +32,12 @@ from sae.data import load_dataset  # noqa: E402
 from sae.training.status import RunStatus
 from sae.training.slots import TrainingSlots  # noqa: E402
 from sae.app import job as job_module  # noqa: E402
-from sae.ui.controls import DEFAULTS, status_text  # noqa: E402
-from sae.app.job import Job, Settings, subset_indices  # noqa: E402
+from sae.app import reaper as reaper_module  # noqa: E402
+from sae.app import trace as trace_module  # noqa: E402
+from sae.ui.controls import status_text  # noqa: E402
+from sae.ui.url import DEFAULTS  # noqa: E402
+from sae.app.job import Job, subset_indices  # noqa: E402
+from sae.app.settings import Settings  # noqa: E402
 from conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,7 +123,7 @@ def test_values_between_slider_notches_snap_without_a_warning():
 
 def test_widgets_are_bounded_to_valid_values():
     from sae.core.config import TrainConfig
-    from sae.ui.controls import BATCH_OPTIONS, BETA_OPTIONS, LAMBDA_OPTIONS, LR_OPTIONS, RHO_OPTIONS
+    from sae.ui.url import BATCH_OPTIONS, BETA_OPTIONS, LAMBDA_OPTIONS, LR_OPTIONS, RHO_OPTIONS
 
     at = app()
     hidden = at.number_input(key="hidden")
@@ -293,8 +297,8 @@ def test_fifty_open_and_close_cycles_leave_no_trainer_thread(how):
         if how.startswith("session gone"):
             job.session_alive = lambda: False  # what Runtime.is_active_session says after the disconnect
             now = time.monotonic()
-            job_module.reap(now)
-            assert (job.id, "stop") in job_module.reap(now + job_module.SESSION_GONE_STOP + 1)
+            reaper_module.reap(now)
+            assert (job.id, "stop") in reaper_module.reap(now + reaper_module.SESSION_GONE_STOP + 1)
         else:  # Streamlit dropped the session's state after server.disconnectedSessionTTL
             del job
             gc.collect()
@@ -320,7 +324,7 @@ def test_a_long_run_stays_bounded_in_memory():
             sizes.append((len(history["step"]), len(trace["step"])))
             job.derived()
         for rows, trace_rows in sizes:
-            assert rows <= 2_000 + 1 and trace_rows <= job_module.TRACE_ROWS + 1
+            assert rows <= 2_000 + 1 and trace_rows <= trace_module.TRACE_ROWS + 1
         assert job.history()["step"][0] == 0  # thinned, not truncated: it still spans the whole run
         assert len(json.dumps(job.history()["total"].tolist())) < 100_000
     finally:
@@ -336,7 +340,7 @@ def test_the_reaper_stops_a_gone_sessions_thread_once_streamlit_has_dropped_the_
     assert wait_for(lambda: job.status == RunStatus.PAUSED)
     job.session_alive = lambda: False
     now = time.monotonic()
-    assert job_module.reap(now) == []
-    assert job_module.reap(now + job.gone_stop - 1) == []  # within the TTL the tab may come back
-    assert (job.id, "stop") in job_module.reap(now + job.gone_stop + 1)
+    assert reaper_module.reap(now) == []
+    assert reaper_module.reap(now + job.gone_stop - 1) == []  # within the TTL the tab may come back
+    assert (job.id, "stop") in reaper_module.reap(now + job.gone_stop + 1)
     assert wait_for(lambda: not job.trainer.is_alive)

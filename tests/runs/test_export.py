@@ -17,7 +17,8 @@ from sae.data import load_array, load_dataset
 from sae.runs.export import (ExportError, codes_csv, download_name, figure_html, figure_png, filters_png, image_png,
                         model_bundle, png_export_available, read_model_bundle, read_model_upload, reproduce_snippet)
 from sae.evaluation.metrics import hidden_activations
-from sae.runs.files import RunFileError, load_run, model_to_bytes, save_run
+from sae.runs.files import load_run, save_run
+from sae.runs.model_file import RunFileError, model_to_bytes
 
 
 @pytest.fixture(scope="module")

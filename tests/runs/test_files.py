@@ -1,4 +1,4 @@
-"""sae.runs.files: bit-exact round trips, and a clear RunFileError for every broken file."""
+"""sae.runs.files and sae.runs.model_file: bit-exact round trips, and a clear RunFileError for every broken file."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from safetensors.torch import save as st_save
 
 from sae import ModelConfig, SparseAutoencoder, TrainConfig
 from sae.core.config import config_to_dict
-from sae.runs.files import (CONFIG_FILE, HISTORY_FILE, MODEL_FILE, Run, RunFileError, load_run, model_from_bytes,
-                             model_to_bytes, save_run)
+from sae.runs.files import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, load_run, save_run
+from sae.runs.model_file import Run, RunFileError, model_from_bytes, model_to_bytes
 
 
 def make_model(n=12, s=5, decoder="sigmoid", seed=0) -> SparseAutoencoder:
