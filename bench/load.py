@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> dict:
         with browser() as chromium:
             # 1. warm-up: one session opens the app (imports torch, loads the data, starts the reaper)
             ctx, pg = open_session(chromium, base + "/?hidden=10")
-            pg.wait_for_function("() => document.querySelectorAll(\"[data-testid='stPlotlyChart'] .main-svg\")"
+            pg.wait_for_function("() => document.querySelectorAll(\"[data-testid='stPlotlyChart'] .main-svg, .sae-live-chart .main-svg\")"
                                  ".length >= 2")
             ctx.close()
             result["baseline"] = baseline = quiet_stats(base, pid)

@@ -28,10 +28,10 @@ from bench.common import print_table, save_json  # noqa: E402
 from bench.streamlit_server import browser, serve  # noqa: E402
 
 PAGES = ["KL penalty", "Filters", "Activations", "Codes (PCA)", "Reconstructions", "Train"]
-LAST_X = """() => { const g = document.querySelector("[data-testid='stPlotlyChart'] .js-plotly-plot");
+LAST_X = """() => { const g = document.querySelector("[data-testid='stPlotlyChart'] .js-plotly-plot, .sae-live-chart");
     const t = g && g._fullData && g._fullData[0];
     return (!t || !t.x || !t.x.length) ? -1 : Number(t.x[t.x.length - 1]); }"""
-CHARTS = """() => [...document.querySelectorAll("[data-testid='stPlotlyChart']")]
+CHARTS = """() => [...document.querySelectorAll("[data-testid='stPlotlyChart'], .sae-live-chart")]
     .filter(e => e.getBoundingClientRect().height > 0 && e.querySelector('.main-svg')).length"""
 
 

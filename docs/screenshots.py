@@ -38,7 +38,7 @@ EXPERIMENTS = [  # (file, url path, title, window height, press Run)
     ("11_common_mistakes", "common_mistakes", "Common mistakes", 1950, False),
 ]
 STABLE_JS = """() => {
-  const charts = [...document.querySelectorAll("[data-testid='stPlotlyChart']")]
+  const charts = [...document.querySelectorAll("[data-testid='stPlotlyChart'], .sae-live-chart")]
       .filter(e => e.getBoundingClientRect().height > 0);
   const drawn = charts.every(e => e.querySelector('.main-svg'));
   const faded = [...document.querySelectorAll("[data-testid='stElementContainer']")]
@@ -90,7 +90,7 @@ def shoot(base: str, out: Path, seconds: float) -> list[Path]:
     with browser() as b:
         page = b.new_page(viewport={"width": WIDTH, "height": 1100})
         page.goto(base + "/")
-        page.wait_for_selector("[data-testid='stPlotlyChart']", timeout=90_000)
+        page.wait_for_selector("[data-testid='stPlotlyChart'], .sae-live-chart", timeout=90_000)
         page.get_by_role("button", name="Train").click()
         time.sleep(seconds)
         for name, label, height in PAGES:
@@ -103,7 +103,7 @@ def shoot(base: str, out: Path, seconds: float) -> list[Path]:
         # a labelled data set for the Codes page: colours, hover pictures and the linear probes
         page.set_viewport_size({"width": WIDTH, "height": 1100})
         page.goto(base + "/codes?data=digits&hidden=49&rho=0.05")
-        page.wait_for_selector("[data-testid='stPlotlyChart']", timeout=90_000)
+        page.wait_for_selector("[data-testid='stPlotlyChart'], .sae-live-chart", timeout=90_000)
         page.get_by_role("button", name="Train").click()
         saved.append(snap(page, out / "7_codes_digits.png", max(4.0, seconds / 2)))
         stop(page)
@@ -137,7 +137,7 @@ def shoot_runs(base: str, out: Path, timeout: float = 600.0) -> list[Path]:
         page = b.new_page(viewport={"width": WIDTH, "height": 1100})
         for beta in ("0.3", "3", "10"):
             page.goto(f"{base}/?{query}&beta={beta}")
-            page.wait_for_selector("[data-testid='stPlotlyChart']", timeout=90_000)
+            page.wait_for_selector("[data-testid='stPlotlyChart'], .sae-live-chart", timeout=90_000)
             page.get_by_role("button", name="Train", exact=True).click()
             page.wait_for_function("() => document.body.innerText.includes('finished:')", timeout=timeout * 1000)
         time.sleep(2.0)  # the final metrics are recorded just after the last step

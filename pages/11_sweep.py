@@ -18,6 +18,7 @@ from sae.runs.sweep_results import load_sweep
 from sae.runs.sweep_spec import MAX_AXIS, SweepError, default_cell_budget, spec_from_choices
 from sae.training.status import RunStatus
 from sae.ui import page, share, state, url
+from sae.ui.chart import live_chart
 from sae.app.job import training_slots
 
 HEATMAPS = ("reconstruction", "rho_hat_mean", "dead_units", "probe_accuracy")
@@ -212,12 +213,12 @@ def sweep_view() -> None:
     for k, metric in enumerate(HEATMAPS):
         key = f"sweep_map_{metric}"
         fig = figure("sweep_heatmap", metric, h, best)
-        cols[k].plotly_chart(fig, key=key, on_select=partial(clicked, key), selection_mode="points",
-                             config={"displayModeBar": False})
+        with cols[k]:
+            live_chart(fig, key=key, on_select=partial(clicked, key), config={"displayModeBar": False})
     with left:
         filters_fig = figure("sweep_filters", h, best)
-        st.plotly_chart(filters_fig, key="sweep_filters", on_select=partial(clicked, "sweep_filters"),
-                        selection_mode="points", config={"displayModeBar": False})
+        live_chart(filters_fig, key="sweep_filters", on_select=partial(clicked, "sweep_filters"),
+                   config={"displayModeBar": False})
         st.caption("Each cell: the first filters (rows of W₁) of that run, UFLDL's display. **Click a cell** (here or "
                    "on a heatmap) to open its run. The orange outline marks the best cell.")
     with right:

@@ -9,6 +9,7 @@ import sae.core.loss
 from sae.app.views import kl_units, kl_zoom_limit
 from sae.viz import curves
 from sae.ui import page, what_to_look_for
+from sae.ui.chart import live_chart
 from sae.ui.live import live
 
 job = page("KL penalty", ":material/function:",
@@ -34,11 +35,11 @@ def draw(job) -> None:
                 "it does not act on the units.", icon=":material/info:")
     left, right = st.columns([3, 2], gap="medium")
     with left:
-        st.plotly_chart(curves.kl_curve(rho, scale, rho_hat, derivative=derivative, compare=compare,
+        live_chart(curves.kl_curve(rho, scale, rho_hat, derivative=derivative, compare=compare,
                                         title="Over all of (0, 1)"), key="kl_curve")
     with right:
         hi = kl_zoom_limit(rho, rho_hat)
-        st.plotly_chart(curves.kl_curve(rho, scale, rho_hat, derivative=derivative, compare=compare,
+        live_chart(curves.kl_curve(rho, scale, rho_hat, derivative=derivative, compare=compare,
                                         x_range=(0.0, hi), title=f"Zoom on ρ̂ ≤ {hi:.2g}, where the units are"),
                         key="kl_zoom")
     units = kl_units(rho, rho_hat, scale)

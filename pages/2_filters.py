@@ -7,6 +7,7 @@ from sae.app.views import unit_order, unit_weights
 from sae.viz import distributions, filters, samples
 from sae.viz.style import activation_range
 from sae.ui import page, share, what_to_look_for
+from sae.ui.chart import live_chart
 from sae.ui.live import live
 
 job = page("Filters", ":material/grid_view:",
@@ -52,7 +53,7 @@ def draw(job) -> None:
         if data.image_shape is not None:
             fig = filters.filters_figure(W, data.image_shape, order=order, dead=d.dead, rho_hat=rho_hat,
                                          norms=norms, selected=unit, normalize=normalize, height=560)
-            st.plotly_chart(fig, key="filters_chart", on_select=_select_unit, selection_mode="points",
+            live_chart(fig, key="filters_chart", on_select=_select_unit,
                             config={"displayModeBar": False})
             dl = st.columns([1, 1, 4], vertical_alignment="center")
             with dl[0]:
@@ -62,7 +63,7 @@ def draw(job) -> None:
                 share.figure_download(fig, f"filters-step{snap.step}", key="dl_filters_html")
             dl[2].caption("Download these filters as a picture or an interactive page.")
         else:
-            st.plotly_chart(filters.weights_heatmap(W[order], dead=d.dead,
+            live_chart(filters.weights_heatmap(W[order], dead=d.dead,
                                                     title=f"{which}: {data.n_features} inputs, no image shape"),
                             key="filters_heatmap")
         dead = len(d.dead)
@@ -77,7 +78,7 @@ def draw(job) -> None:
         c[1].metric("‖wⱼ‖", f"{norms[unit]:.3f}")
         c[2].metric("Status", "dead" if unit in set(d.dead.tolist()) else "alive")
         counts, edges = distributions.binned(a, 40, activation_range(d.activation))
-        st.plotly_chart(distributions.histogram_figure(counts, edges,
+        live_chart(distributions.histogram_figure(counts, edges,
                                                        f"activation of unit {unit} on {len(a):,} samples", "samples",
                                                        f"Activations of unit {unit}", color="#ff7f0e", log_y=True,
                                                        vlines={"ρ̂ⱼ": float(rho_hat[unit]),
@@ -86,7 +87,7 @@ def draw(job) -> None:
         top = np.argsort(-a, kind="stable")[:12]
         st.markdown(f"**Inputs that activate unit {unit} most** (a = {a[top[0]]:.3f} … {a[top[-1]]:.3f})")
         if data.image_shape is not None:
-            st.plotly_chart(samples.image_grid_figure(d.X[top], data.image_shape, columns=6, height=170,
+            live_chart(samples.image_grid_figure(d.X[top], data.image_shape, columns=6, height=170,
                                                       normalize=not data.in_unit_interval),
                             key="unit_top", config={"displayModeBar": False})
         else:

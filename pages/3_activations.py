@@ -4,6 +4,7 @@ import streamlit as st
 
 from sae.viz import distributions
 from sae.ui import page, what_to_look_for
+from sae.ui.chart import live_chart
 from sae.ui.live import live
 
 job = page("Activations", ":material/bar_chart:",
@@ -17,22 +18,22 @@ def draw(job) -> None:
     rho = snap.hyper["rho"]
     c1, c2 = st.columns(2)
     with c1:
-        st.plotly_chart(distributions.activation_histogram(d.A, d.activation, log_y=log_y), key="act_hist")
+        live_chart(distributions.activation_histogram(d.A, d.activation, log_y=log_y), key="act_hist")
         what_to_look_for("a tall spike near 0 and a thin tail: most units are silent on most inputs.")
     with c2:
-        st.plotly_chart(distributions.rho_hat_histogram(d.rho_hat, rho), key="rho_hist")
+        live_chart(distributions.rho_hat_histogram(d.rho_hat, rho), key="rho_hist")
         what_to_look_for("the units' ρ̂ⱼ bunching at the red target line ρ.")
     c3, c4 = st.columns(2)
     with c3:
-        st.plotly_chart(distributions.l0_histogram(d.l0, d.A.shape[1]), key="l0_hist")
+        live_chart(distributions.l0_histogram(d.l0, d.A.shape[1]), key="l0_hist")
         what_to_look_for("few active units per sample; it grows when you raise ρ.")
     with c4:
-        st.plotly_chart(distributions.activation_heatmap(d.A, d.labels, d.activation), key="act_heatmap")
+        live_chart(distributions.activation_heatmap(d.A, d.labels, d.activation), key="act_heatmap")
         what_to_look_for("a few bright cells per row; with labels, units that light up for one class.")
     trace = job.trace.arrays()
     c5, c6 = st.columns(2)
     with c5:
-        st.plotly_chart(distributions.distribution_over_time(trace["step"], trace["rho"], trace["rho_edges"],
+        live_chart(distributions.distribution_over_time(trace["step"], trace["rho"], trace["rho_edges"],
                                                              "ρ̂ⱼ (log scale)",
                                                              "Distribution of ρ̂ⱼ over training (minibatch)",
                                                              target=rho, log_y=True, colorscale="Oranges"),
@@ -42,7 +43,7 @@ def draw(job) -> None:
     with c6:
         relu = d.activation == "relu"  # unbounded: each row is binned on [0, that snapshot's max]
         y_title = ("aᵢⱼ / max aᵢⱼ" if relu else "aᵢⱼ") + (" (log scale)" if trace["act_log"] else "")
-        st.plotly_chart(distributions.distribution_over_time(trace["step"], trace["act"], trace["act_edges"],
+        live_chart(distributions.distribution_over_time(trace["step"], trace["act"], trace["act_edges"],
                                                              y_title, "Distribution of all activations over training",
                                                              log_y=trace["act_log"]),
                         key="act_time")

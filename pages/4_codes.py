@@ -6,6 +6,7 @@ import streamlit as st
 from sae.viz import samples
 from sae.evaluation.metrics import pca_or_zeros, pca_projection, probe_accuracy
 from sae.ui import page, what_to_look_for
+from sae.ui.chart import live_chart
 from sae.ui.live import live
 from sae.training.status import ACTIVE_STATUSES
 
@@ -39,7 +40,7 @@ shown_labels = labels[:POINTS] if labels is not None else None
 
 left, right = st.columns(2, gap="medium")
 with left:
-    st.plotly_chart(samples.pca_scatter(raw_coords[:POINTS], raw_explained, shown_labels, hover,
+    live_chart(samples.pca_scatter(raw_coords[:POINTS], raw_explained, shown_labels, hover,
                                         f"Raw inputs x ({job.data.n_features} dims)", dims=dims), key="pca_raw")
     st.caption("Explained variance: "
                + ", ".join(f"PC{i + 1} {100 * v:.1f}%" for i, v in enumerate(raw_explained[:dims])))
@@ -64,7 +65,7 @@ def draw(job) -> None:
                                   f"Hidden codes a ({d.A.shape[1]} units) · step {d.snapshot.step:,}", dims=dims)
         step = d.snapshot.step
         job.cache.put("codes_fig", (fig, explained, step))
-    st.plotly_chart(fig, key="pca_codes")
+    live_chart(fig, key="pca_codes")
     st.caption("Explained variance: " + ", ".join(f"PC{i + 1} {100 * v:.1f}%" for i, v in enumerate(explained[:dims]))
                + (f" · frozen at step {step:,}" if freeze else ""))
     probe = probe_codes(job, d)

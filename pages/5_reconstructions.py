@@ -6,6 +6,7 @@ from sae.app.views import fills_unit_interval, pick_samples
 from sae.evaluation.labels import METRIC_LABELS
 from sae.viz import distributions, samples
 from sae.ui import page, what_to_look_for
+from sae.ui.chart import live_chart
 from sae.ui.live import live
 
 job = page("Reconstructions", ":material/compare:",
@@ -26,18 +27,18 @@ def draw(job) -> None:
     stretch = not fills_unit_interval(d.X)
     with left:
         if data.image_shape is not None:
-            st.plotly_chart(samples.reconstruction_figure(d.X[idx], d.X_hat[idx], errors[idx], data.image_shape,
+            live_chart(samples.reconstruction_figure(d.X[idx], d.X_hat[idx], errors[idx], data.image_shape,
                                                           index=d.subset[idx], columns=4,
                                                           normalize=stretch),
                             key="rec_pairs", config={"displayModeBar": False})
         else:
-            st.plotly_chart(samples.matrix_pair_figure(d.X[idx], d.X_hat[idx], index=d.subset[idx]), key="rec_pairs")
+            live_chart(samples.matrix_pair_figure(d.X[idx], d.X_hat[idx], index=d.subset[idx]), key="rec_pairs")
     with right:
         c = st.columns(2)
         c[0].metric("Mean error ½‖x̂−x‖²", f"{errors.mean():.4g}", help=f"Over {len(errors):,} samples.")
         c[1].metric("Worst sample", f"{errors.max():.4g}")
         counts, edges = distributions.binned(errors, 40)
-        st.plotly_chart(distributions.histogram_figure(counts, edges, "½‖x̂ᵢ − xᵢ‖² per sample", "samples",
+        live_chart(distributions.histogram_figure(counts, edges, "½‖x̂ᵢ − xᵢ‖² per sample", "samples",
                                                        f"{METRIC_LABELS['reconstruction'].name} per sample",
                                                        color="#9467bd", vlines={"mean": float(errors.mean())},
                                                        height=320), key="rec_hist")

@@ -15,6 +15,7 @@ Tests must never write there: each test gets its own temporary store directory.
 from __future__ import annotations
 
 import gc
+import json
 import sys
 import time
 
@@ -115,3 +116,31 @@ def store(tmp_path):
 
     with RunStore(tmp_path / "lab") as s:
         yield s
+
+
+# ----------------------------------------------------------------------------- charts under AppTest
+
+def chart_payloads(at) -> list[tuple[str, str]]:
+    """(id, figure JSON) of every chart of an AppTest run in page order: ``st.plotly_chart`` elements and the
+    live charts of ``sae.ui.chart`` (a components-v2 element whose data carries the figure as JSON)."""
+    from sae.ui.chart import COMPONENT
+
+    out: list[tuple[str, str]] = []
+
+    def walk(node) -> None:
+        proto = getattr(node, "proto", None)
+        kind = getattr(node, "type", None)
+        if kind == "plotly_chart":
+            out.append((proto.id, proto.spec))
+        elif kind == "bidi_component" and proto.component_name == COMPONENT:
+            out.append((proto.id, json.loads(proto.json)["figure"]))
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at.main)
+    return out
+
+
+def figure_specs(at) -> list[dict]:
+    """The figures (Plotly JSON as dicts) of every chart of an AppTest run, in page order."""
+    return [json.loads(spec) for _, spec in chart_payloads(at)]

@@ -9,6 +9,7 @@ import streamlit as st
 import torch
 
 from sae.ui import controls
+from sae.ui.chart import provide_plotly_js
 from sae.ui import share
 from sae.app.job import Job
 
@@ -29,6 +30,7 @@ def configure_process() -> None:
     with _configure_lock:
         if not _configured:
             torch.set_num_threads(TORCH_THREADS)
+            provide_plotly_js()  # the live charts' Plotly bundle, served from static/ (see sae.ui.chart)
             gc.collect()
             gc.freeze()
             threading.Thread(target=_warm_up, name="sae-warm-up", daemon=True).start()

@@ -27,12 +27,13 @@ ACTIVATION_RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}  # bounded acti
 
 
 def layout(fig: go.Figure, title: str | None = None, height: int = 340, **kwargs) -> go.Figure:
-    """Common look: white template, tight margins, the legend in a row above the plot (under the title).
+    """Common look: white template, tight margins, the legend in a row above the plot (under the title), from the
+    left edge so that the modebar (top right) never covers an entry.
     Extra keyword arguments go to ``fig.update_layout``. Returns ``fig``."""
     fig.update_layout(template=TEMPLATE, height=height, margin=dict(l=10, r=10, t=72 if title else 36, b=10),
                       title=dict(text=title, x=0, xanchor="left", y=1, yanchor="top", yref="container",
                                  pad=dict(t=8, l=4), font=dict(size=15)) if title else None,
-                      legend=dict(orientation="h", yanchor="bottom", y=1.01, xanchor="right", x=1.0),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.01, xanchor="left", x=0.0),
                       **kwargs)
     return fig
 

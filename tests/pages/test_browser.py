@@ -21,6 +21,7 @@ from bench.streamlit_server import serve  # noqa: E402
 PAGES = [("kl_penalty", "KL penalty"), ("filters", "Filters"), ("activations", "Activations"),
          ("codes", "Codes (PCA)"), ("reconstructions", "Reconstructions")]
 APP = "Sparse Autoencoder Lab"
+CHART_SELECTOR = "[data-testid='stPlotlyChart'] .js-plotly-plot, .sae-live-chart"  # st.plotly_chart or a live chart
 
 # No skip: the test command (scripts/test.sh) installs Debian's chromium; without it these tests fail loudly.
 
@@ -51,7 +52,7 @@ def page(browser):
 
 
 def visible_charts(pg) -> int:
-    return pg.evaluate("""() => [...document.querySelectorAll("[data-testid='stPlotlyChart']")]
+    return pg.evaluate("""() => [...document.querySelectorAll("[data-testid='stPlotlyChart'], .sae-live-chart")]
         .filter(e => e.getBoundingClientRect().height > 0 && e.querySelector('.main-svg')).length""")
 
 
@@ -73,7 +74,7 @@ def step_of(pg) -> int:
 
 def last_loss_step(pg) -> float:
     """The last x of the loss chart's first curve, read from the live Plotly graph in the page."""
-    return pg.evaluate("""() => { const g = document.querySelector("[data-testid='stPlotlyChart'] .js-plotly-plot");
+    return pg.evaluate("""() => { const g = document.querySelector("[data-testid='stPlotlyChart'] .js-plotly-plot, .sae-live-chart");
         const t = g && g._fullData && g._fullData[0];  // decoded arrays (data[] keeps the base64 payload)
         if (!t || !t.x || !t.x.length) return -1;
         return Number(t.x[t.x.length - 1]); }""")
@@ -233,7 +234,7 @@ def test_experiments_run_in_the_background_and_draw_their_results(server, page):
 
 def overlaid_traces(pg) -> list[str]:
     """Names of the curves on the Runs page's overlaid loss chart ([] while it is not drawn)."""
-    return pg.evaluate("""() => { for (const g of document.querySelectorAll("[data-testid='stPlotlyChart'] .js-plotly-plot")) {
+    return pg.evaluate("""() => { for (const g of document.querySelectorAll("[data-testid='stPlotlyChart'] .js-plotly-plot, .sae-live-chart")) {
         const t = g._fullLayout && g._fullLayout.title && g._fullLayout.title.text;
         if (t && t.includes('runs overlaid') && t.includes('loss')) return g._fullData.map(d => d.name); }
         return []; }""")
@@ -247,7 +248,7 @@ def train_until_finished(pg, url: str) -> None:
 
 def click_heatmap_cell(pg, title: str, row: int, column: int, rows: int, columns: int) -> None:
     """A real mouse click in the middle of one cell of the sweep heatmap titled ``title``."""
-    box = pg.evaluate("""t => { for (const g of document.querySelectorAll("[data-testid='stPlotlyChart'] .js-plotly-plot")) {
+    box = pg.evaluate("""t => { for (const g of document.querySelectorAll("[data-testid='stPlotlyChart'] .js-plotly-plot, .sae-live-chart")) {
         const L = g._fullLayout; if (!L || !L.title || !String(L.title.text).includes(t)) continue;
         const r = g.getBoundingClientRect();
         return {x: r.left + L.xaxis._offset, y: r.top + L.yaxis._offset, w: L.xaxis._length, h: L.yaxis._length}; }
@@ -287,7 +288,7 @@ def test_runs_are_compared_and_a_sweep_opens_its_cells(server, page):
     pg.wait_for_function("() => document.body.innerText.includes('9 of 9 cells done')", timeout=180_000)
     pg.wait_for_function("() => !document.body.innerText.includes('running')", timeout=30_000)
     wait_charts(pg, 5)  # four heatmaps and the small multiples
-    texts = pg.evaluate("""() => [...document.querySelectorAll("[data-testid='stPlotlyChart'] .js-plotly-plot")]
+    texts = pg.evaluate("""() => [...document.querySelectorAll("[data-testid='stPlotlyChart'] .js-plotly-plot, .sae-live-chart")]
         .map(g => g._fullLayout.title && g._fullLayout.title.text)""")
     for title in ("Reconstruction error", "Mean ρ̂", "Dead units", "Probe accuracy"):
         assert any(t and title in t for t in texts), texts
@@ -369,3 +370,60 @@ def test_runs_survive_a_restart_and_a_model_round_trips_through_a_file(tmp_path,
     for name, tensor in a.model.state_dict().items():
         assert (tensor == b.model.state_dict()[name]).all(), name
     assert a.train_config == b.train_config and a.dataset == b.dataset == "digits"
+
+
+# ----------------------------------------------------------------------------- live charts stay interactive
+
+def chart_state(pg, index: int) -> dict:
+    """The x range and trace visibility of the index-th chart, and how many hover labels it shows."""
+    return pg.evaluate("""i => { const g = document.querySelectorAll("[data-testid='stPlotlyChart'] .js-plotly-plot, .sae-live-chart")[i];
+        const first = g._fullData && g._fullData[0], hover = g.querySelector('.hoverlayer');
+        return {range: g._fullLayout.xaxis.range.slice(), visible: g._fullData.map(t => t.visible),
+                hover: hover ? hover.childElementCount : 0,
+                last: first && first.x && first.x.length ? Number(first.x[first.x.length - 1]) : -1}; }""", index)
+
+
+def test_live_charts_keep_zoom_legend_and_hover_while_training(server, page):
+    """While a run trains and the charts refresh several times a second: a drag-zoom stays, a legend click
+    stays, a hover tooltip shows, and no chart is ever missing (each refresh updates the chart in place)."""
+    pg = page
+    open_page(pg, server + "/?data=digits&hidden=16&epochs=3000")
+    pg.get_by_role("button", name="Train", exact=True).click()
+    pg.wait_for_function("() => document.body.innerText.includes('running')", timeout=15_000)
+    wait_charts(pg, 2)
+    start = chart_state(pg, 0)["last"]
+    deadline = time.monotonic() + 30
+    while chart_state(pg, 0)["last"] <= start:  # the curves grow: refreshes are arriving
+        assert time.monotonic() < deadline, "the loss chart never refreshed"
+        time.sleep(0.2)
+
+    box = pg.locator(CHART_SELECTOR).nth(0).bounding_box()
+    pg.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
+    pg.mouse.down()
+    pg.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.7, steps=8)
+    pg.mouse.up()
+    zoomed = chart_state(pg, 0)
+    pg.locator(CHART_SELECTOR).nth(1).locator(".legendtoggle").nth(1).click()
+    refreshed_from = zoomed["last"]
+    deadline = time.monotonic() + 30
+    while chart_state(pg, 0)["last"] <= refreshed_from or chart_state(pg, 1)["last"] <= refreshed_from:
+        assert time.monotonic() < deadline, "the charts stopped refreshing"
+        time.sleep(0.2)
+    time.sleep(1.0)  # a few more refreshes
+    after = chart_state(pg, 0)
+    assert after["range"] == zoomed["range"], "the zoom was undone by a refresh"
+    assert "legendonly" in chart_state(pg, 1)["visible"], "the legend click was undone by a refresh"
+
+    shown, missing = 0, 0
+    right = pg.locator(CHART_SELECTOR).nth(1).bounding_box()
+    for i in range(30):
+        pg.mouse.move(right["x"] + right["width"] * (0.2 + 0.02 * i), right["y"] + right["height"] * 0.6)
+        time.sleep(0.1)
+        shown += chart_state(pg, 1)["hover"] > 0
+        missing += visible_charts(pg) < 2
+    assert missing == 0, f"a chart was missing in {missing} of 30 samples"
+    assert shown >= 20, f"a hover tooltip showed in only {shown} of 30 samples"
+    assert "running" in status(pg)
+    pg.get_by_role("button", name="Stop").click()
+    pg.wait_for_function("() => document.body.innerText.includes('stopped by the user')", timeout=15_000)
+    no_exception(pg)

@@ -4,7 +4,6 @@ AppTest runs fragments inline (``run_every`` never fires), so "live" is checked 
 again after the background trainer has moved.
 """
 
-import json
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from sae.training.status import RunStatus, ACTIVE_STATUSES
-from conftest import wait_for
+from conftest import figure_specs, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = str(ROOT / "dashboard.py")
@@ -42,7 +41,7 @@ def job_of(at: AppTest):
 
 
 def charts(at: AppTest) -> list[dict]:
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return figure_specs(at)
 
 
 def test_home_renders_the_panel_and_the_train_view():

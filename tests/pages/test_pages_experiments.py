@@ -5,7 +5,6 @@ AppTest runs fragments inline (``run_every`` never fires), so a run is followed 
 background task and running the app again, as a poll of the fragment would.
 """
 
-import json
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 from sae.experiments.denoising import rethreshold  # noqa: E402
 from sae.training.status import RunStatus
 from sae.app import tasks  # noqa: E402
-from conftest import wait_for
+from conftest import figure_specs, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = str(ROOT / "dashboard.py")
@@ -87,7 +86,7 @@ def run(at: AppTest, name: str):
 
 
 def charts(at: AppTest) -> list[dict]:
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return figure_specs(at)
 
 
 def metrics(at: AppTest) -> dict[str, str]:

@@ -37,7 +37,7 @@ from sae.runs.store import RunStore  # noqa: E402
 from sae.ui import share, state  # noqa: E402
 from sae.app.job import Job, subset_indices  # noqa: E402
 from sae.app.settings import Settings  # noqa: E402
-from conftest import wait_for
+from conftest import chart_payloads, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = str(ROOT / "dashboard.py")
@@ -82,9 +82,9 @@ def no_exception(at: AppTest) -> None:
 def charts(at: AppTest) -> dict[str, dict]:
     """Charts by their title (untitled ones by their key)."""
     out = {}
-    for c in at.get("plotly_chart"):
-        spec = json.loads(c.proto.spec)
-        title = (spec["layout"].get("title") or {}).get("text") or c.proto.id
+    for chart_id, payload in chart_payloads(at):
+        spec = json.loads(payload)
+        title = (spec["layout"].get("title") or {}).get("text") or chart_id
         out[title] = spec
     return out
 

@@ -38,7 +38,7 @@ from sae.ui.controls import status_text  # noqa: E402
 from sae.ui.url import DEFAULTS  # noqa: E402
 from sae.app.job import Job, subset_indices  # noqa: E402
 from sae.app.settings import Settings  # noqa: E402
-from conftest import wait_for
+from conftest import chart_payloads, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = str(ROOT / "dashboard.py")
@@ -197,8 +197,8 @@ def test_diverging_run_explains_keeps_its_weights_and_resumes_at_a_lower_rate():
         at.switch_page(page).run()
         no_exception(at)
         assert job_of(at) is job and job.latest().version == snap.version
-        for chart in at.get("plotly_chart"):
-            assert "NaN" not in chart.proto.spec and "Infinity" not in chart.proto.spec
+        for _, payload in chart_payloads(at):
+            assert "NaN" not in payload and "Infinity" not in payload
 
     diverged_at = job.latest().step
     at.select_slider(key="lr").set_value(1e-3).run()  # lower the rate: applies to the waiting run
