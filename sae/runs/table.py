@@ -130,9 +130,9 @@ def live_changes(record: "RunRecord") -> str:
                       if getattr(start, k) != getattr(final, k))
 
 
-TABLE_COLUMNS = ("name", "status", "dataset", "n_hidden", "rho", "beta", "changed", "reconstruction", "rho_hat_mean", "dead_units",
-                 "probe_accuracy", "total", "lambda", "lr", "optimizer", "activation", "penalty", "step", "epoch",
-                 "elapsed", "origin", "created", "id")
+TABLE_COLUMNS = ("name", "status", "dataset", "n_hidden", "rho", "beta", "changed", "reconstruction", "rho_hat_mean",
+                 "dead_units", "probe_accuracy", "total", "lambda", "lr", "optimizer", "activation", "penalty", "step",
+                 "epoch", "elapsed", "origin", "created", "id")
 
 
 def run_table(records: Sequence["RunRecord"]) -> "pd.DataFrame":
@@ -140,7 +140,8 @@ def run_table(records: Sequence["RunRecord"]) -> "pd.DataFrame":
 
     ``rho``, ``beta``, ``lambda``, ``lr`` are the final values (in effect at the last write); ``changed`` says
     which of them changed while the run trained, from what (:func:`live_changes`), as a run's name keeps the
-    values it started with. Times are local ``datetime`` values; unknown metrics are NaN (missing); ``id`` is the last column.
+    values it started with. Times are local ``datetime`` values; unknown metrics are NaN (missing); ``id`` is the
+    last column.
     """
     import pandas as pd
 
@@ -199,5 +200,5 @@ def best_cell(results: "SweepResults", metric: str, hidden: int = 0) -> tuple[in
 
 
 __all__ = ["default_run_name", "run_label", "sweep_label", "filter_runs", "live_run_ids", "default_comparison",
-           "run_table", "live_changes", "LIVE_SYMBOLS", "continuation", "steps_per_epoch", "image_shape_for", "best_cell", "METRIC_GOAL",
-           "TABLE_COLUMNS", "RUN_SORTS", "STATUS_FILTERS"]
+           "run_table", "live_changes", "LIVE_SYMBOLS", "continuation", "steps_per_epoch", "image_shape_for",
+           "best_cell", "METRIC_GOAL", "TABLE_COLUMNS", "RUN_SORTS", "STATUS_FILTERS"]
