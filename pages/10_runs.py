@@ -1,5 +1,9 @@
 """Runs: every training run recorded on this server. Filter and sort them, compare two to four, open one
-(rename, delete, download, load it back into the live view to continue training)."""
+(rename, delete, download, load it back into the live view to continue training).
+
+A delete moves the run to the store's trash (``store.trash``): the page offers Undo, and the trash is purged
+after a week. The pickers keep the chosen runs by id (``sae.ui.pickers``), and ``?run=`` in the URL follows the
+run on view."""
 
 import pandas as pd
 import streamlit as st
@@ -11,9 +15,10 @@ from sae.viz import run_figures
 from sae.runs.compare import DEFAULT_COLUMNS, MAX_RUNS, CompareError, differing_settings, load_comparison
 from sae.data import DATASETS
 from sae.runs.table import (RUN_SORTS, STATUS_FILTERS, default_comparison, filter_runs, image_shape_for,
-                            live_run_ids, run_label, run_table)
+                            live_changes, live_run_ids, run_label, run_table)
 from sae.runs.store import StoreError
-from sae.ui import page, share, state
+from sae.runs.trash import KEEP_SECONDS
+from sae.ui import page, pickers, share, state
 
 job = page("Runs", ":material/table_rows:",
            "Every training run is recorded automatically: its settings, curves, final metrics and weights. "
@@ -33,6 +38,27 @@ if job.record_error:
 error = st.session_state.pop("runs_error", None)
 if error:
     st.error(error, icon=":material/error:")
+
+
+def undo_delete(run_id: str) -> None:
+    """Take the run this session deleted out of the trash and open it again."""
+    st.session_state.pop("runs_deleted", None)
+    try:
+        store.trash.restore(run_id)
+    except StoreError as exc:
+        st.session_state["runs_error"] = f"Cannot undo: {exc}"
+        return
+    st.session_state["runs_open"] = run_id
+    st.session_state["runs_view"] = "One run"
+
+
+deleted = st.session_state.get("runs_deleted")  # (id, name) of the run this session deleted last
+if deleted and deleted[0] in store.trash:
+    n = st.columns([6, 1], vertical_alignment="center")
+    n[0].success(f"Deleted **{deleted[1]}** · kept in the trash for {KEEP_SECONDS / 86400:g} days",
+                 icon=":material/delete:")
+    n[1].button("Undo", icon=":material/undo:", on_click=undo_delete, args=(deleted[0],), key="runs_undo",
+                width="stretch")
 
 # ----------------------------------------------------------------------------- filters and the table
 c = st.columns([2, 1.4, 1.4, 1.2, 1.1])
@@ -61,6 +87,11 @@ if not everything:
 live_at_render = live_run_ids(everything)
 
 
+FINAL_HELP = "In effect at the run's last recorded step (they can change while a run trains)."
+CHANGED_HELP = ("The hyperparameters changed while the run trained, start→final. A run's name is given when it "
+                "starts: a default name keeps the starting ρ and β.")
+
+
 @st.fragment(run_every=2.0 if live_at_render else None)
 def runs_table() -> None:
     """The table, redrawn every 2 s while a run trains; when one ends, the whole page follows."""
@@ -71,10 +102,11 @@ def runs_table() -> None:
                  column_config={
                      "name": st.column_config.TextColumn("name", width="medium", pinned=True),
                      "n_hidden": st.column_config.NumberColumn("hidden"),
-                     "rho": st.column_config.NumberColumn("ρ", format="%g"),
-                     "beta": st.column_config.NumberColumn("β", format="%g"),
-                     "lambda": st.column_config.NumberColumn("λ", format="%g"),
-                     "lr": st.column_config.NumberColumn("lr", format="%g"),
+                     "rho": st.column_config.NumberColumn("final ρ", format="%g", help=FINAL_HELP),
+                     "beta": st.column_config.NumberColumn("final β", format="%g", help=FINAL_HELP),
+                     "changed": st.column_config.TextColumn("changed live", help=CHANGED_HELP),
+                     "lambda": st.column_config.NumberColumn("final λ", format="%g", help=FINAL_HELP),
+                     "lr": st.column_config.NumberColumn("final lr", format="%g", help=FINAL_HELP),
                      "epoch": st.column_config.NumberColumn("epoch", format="%.1f"),
                      "reconstruction": st.column_config.NumberColumn("recon. error", format="%.4g",
                                                                      help="½‖x̂−x‖², mean over all the data"),
@@ -99,16 +131,18 @@ def label(run_id: str) -> str:
     return run_label(by_id.get(run_id), run_id)
 
 
-# the run named by the URL (?run=<id>, e.g. a sweep cell clicked on the Sweep page) opens once
+# the run named by the URL (?run=<id>, e.g. a sweep cell clicked on the Sweep page) opens once; a run deleted
+# since leaves the URL
 url_run = st.query_params.get("run")
-if url_run and url_run != st.session_state.get("runs_url_seen"):
+if url_run and url_run not in by_id:
+    del st.query_params["run"]
+    st.caption(":material/info: The run in this link is no longer recorded (deleted).")
+elif url_run and url_run != st.session_state.get("runs_url_seen"):
     st.session_state["runs_url_seen"] = url_run
-    if url_run in by_id:
-        st.session_state["runs_open"] = url_run
-        st.session_state["runs_view"] = "One run"
-for key in ("runs_compare",):  # runs deleted meanwhile leave the selections
-    if key in st.session_state:
-        st.session_state[key] = [i for i in st.session_state[key] if i in by_id][:MAX_RUNS]
+    st.session_state["runs_open"] = url_run
+    st.session_state["runs_view"] = "One run"
+if "runs_compare" in st.session_state:  # runs deleted meanwhile leave the selections
+    st.session_state["runs_compare"] = [i for i in st.session_state["runs_compare"] if i in by_id][:MAX_RUNS]
 if st.session_state.get("runs_open") not in by_id:
     st.session_state.pop("runs_open", None)
 if "runs_compare" not in st.session_state:  # a first visit compares the two latest finished runs (not sweep cells)
@@ -132,12 +166,20 @@ def rename(run_id: str) -> None:
         st.session_state["runs_error"] = f"Cannot rename: {exc}"
 
 
-def delete(run_id: str) -> None:
+def delete(run_id: str, popover_key: str) -> None:
+    """The confirmation's callback, bound to the run it names: trash that run (Undo brings it back), close
+    the confirmation, and let the picker and the URL move on."""
+    st.session_state[popover_key] = False
     try:
-        store.delete(run_id)
+        record = store.trash.put(run_id)
     except StoreError as exc:
         st.session_state["runs_error"] = f"Cannot delete: {exc}"
-    st.session_state.pop("runs_open", None)
+        return
+    st.session_state["runs_deleted"] = (record.id, record.name)
+    if st.session_state.get("runs_open") == run_id:
+        st.session_state.pop("runs_open", None)
+    if st.query_params.get("run") == run_id:
+        del st.query_params["run"]
 
 
 def shape_of(record) -> tuple[int, int] | None:
@@ -147,9 +189,11 @@ def shape_of(record) -> tuple[int, int] | None:
 
 # ----------------------------------------------------------------------------- compare
 if view == "Compare":
-    chosen = st.multiselect(f"Runs to compare (2 to {MAX_RUNS})", options + [i for i in st.session_state.get(
-        "runs_compare", []) if i not in options], key="runs_compare", format_func=label, max_selections=MAX_RUNS,
-        persist_state="session", placeholder="Choose runs")
+    if "run" in st.query_params:  # the URL names a run only while one is on view
+        del st.query_params["run"]
+    chosen = pickers.pick_many(f"Runs to compare (2 to {MAX_RUNS})", options + [i for i in st.session_state.get(
+        "runs_compare", []) if i not in options], "runs_compare", label, max_selections=MAX_RUNS,
+        placeholder="Choose runs")
     if len(chosen) < 2:
         st.info("Choose two to four runs above to see their loss curves overlaid, their filters side by side and "
                 "their ρ̂ histograms.", icon=":material/compare_arrows:")
@@ -208,8 +252,11 @@ else:
     if not open_options:
         st.info("No run matches the filters.")
         st.stop()
-    run_id = st.selectbox("Run", open_options, key="runs_open", format_func=label, persist_state="session")
+    run_id = pickers.pick_one("Run", open_options, "runs_open", label)
     record = by_id[run_id]
+    if st.query_params.get("run") != run_id:  # the URL follows the run on view (a link to share it)
+        st.query_params["run"] = run_id
+        st.session_state["runs_url_seen"] = run_id
     tc = record.current_train_config
     ours = job.run_id == record.id
     c = st.columns(6)
@@ -224,7 +271,9 @@ else:
                f"{record.model_config.activation} · "
                + ("no training settings recorded" if tc is None else
                   f"{tc.penalty.upper()} ρ={tc.rho:g} β={tc.beta:g} λ={tc.weight_decay:g} · {tc.optimizer} "
-                  f"lr={tc.lr:g} batch {tc.batch_size}") + f" · id `{record.id}`"
+                  f"lr={tc.lr:g} batch {tc.batch_size}"
+                  + (f" (changed live: {live_changes(record)})" if live_changes(record) else ""))
+               + f" · id `{record.id}`"
                + (" · this session's live run" if ours else "")
                + (f" · continued from {label(record.parent_id)}" if record.parent_id in by_id else ""))
 
@@ -244,9 +293,12 @@ else:
             r1.text_input("New name", value=record.name, key=f"runs_name_{record.id}", label_visibility="collapsed",
                           max_chars=200)
             r2.form_submit_button("Rename", on_click=rename, args=(record.id,), width="stretch")
-    with a[3].popover("Delete", icon=":material/delete:", width="stretch"):
-        st.markdown(f"Delete **{record.name}** with its curves and weights? This cannot be undone.")
-        st.button("Delete permanently", type="primary", on_click=delete, args=(record.id,), key="runs_delete")
+    confirm = f"runs_delete_pop_{record.id}"  # one confirmation per run: another run's starts closed
+    with a[3].popover("Delete", icon=":material/delete:", width="stretch", key=confirm, on_change="rerun"):
+        st.markdown(f"Delete **{record.name}** with its curves and weights? It stays in the trash for "
+                    f"{KEEP_SECONDS / 86400:g} days: Undo brings it back.")
+        st.button("Delete permanently", type="primary", on_click=delete, args=(record.id, confirm),
+                  key=f"runs_delete_{record.id}")
 
     history = store.history(record.id)
     rho_hat = store.rho_hat(record.id)

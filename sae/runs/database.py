@@ -9,9 +9,14 @@ Table ``runs`` holds one row per run: name, dataset, created/updated (Unix secon
 step / epoch / elapsed, the configs as JSON, the live hyperparameters in effect (JSON), the final
 metrics as columns (total, reconstruction, sparsity, weight_decay, rho_hat_mean, dead_units,
 probe_accuracy; NULL when unknown), further metrics and a history summary as JSON, and the last
-rho_hat vector (float64 bytes). Table ``histories`` holds each run's bounded training history
+rho_hat vector (float64 bytes), and ``deleted`` (Unix seconds it was moved to the trash, NULL while it is
+listed; :mod:`sae.runs.trash`). Table ``histories`` holds each run's bounded training history
 (``Trainer.history()``, at most a few thousand rows) as one zlib-compressed float64 matrix plus its
 column names, so a checkpoint updates the run row and its history in ONE transaction.
+
+Versions: a new file gets the version-1 schema (``_SCHEMA``, as the first Lab wrote it) and then every
+migration in ``MIGRATIONS``, exactly as an old file does when it is opened, so old and new files end up alike.
+Version 2 added ``runs.deleted`` (the trash). A file written by a newer Lab is refused.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from sae.runs.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION = "sae-lab"
 ENV_VAR = "SAE_LAB_DATA"
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for another one before giving up
@@ -83,6 +88,11 @@ CREATE TABLE sweeps (
     image_shape TEXT                       -- JSON [h, w] or NULL
 );
 """
+# version -> the statements that bring a file of version - 1 to it (run inside the opening transaction)
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: ("ALTER TABLE runs ADD COLUMN deleted REAL",  # the trash: when the run was deleted (NULL: listed)
+        "CREATE INDEX runs_deleted ON runs (deleted)"),
+}
 
 
 def check_file_header(path: Path) -> None:
@@ -192,8 +202,9 @@ class Database:
                     if statement.strip():
                         conn.execute(statement)
                 conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
-                                 [("schema_version", str(SCHEMA_VERSION)), ("application", APPLICATION),
+                                 [("schema_version", "1"), ("application", APPLICATION),
                                   ("created", repr(time.time()))])
+                self._migrate(conn, 1, quiet=True)
                 return
             if "meta" not in tables:
                 raise StoreError(f"{self.path} is an SQLite database but not a Sparse Autoencoder Lab "
@@ -205,8 +216,17 @@ class Database:
             if int(version) > SCHEMA_VERSION:
                 raise StoreError(f"{self.path} was written by a newer version of the Lab (schema {version}; "
                                  f"this one reads {SCHEMA_VERSION}); update the Lab or {ADVICE}.")
-            # schema migrations from older versions go here (none yet: version 1 is the first)
             conn.execute("SELECT count(*) FROM runs").fetchone()  # touches the table: damage shows now
+            self._migrate(conn, int(version))
+
+    def _migrate(self, conn: sqlite3.Connection, version: int, quiet: bool = False) -> None:
+        """Bring a file of ``version`` to ``SCHEMA_VERSION`` (inside the opening write transaction)."""
+        if version < SCHEMA_VERSION and not quiet:
+            logger.info("run database %s: schema %d -> %d", self.path, version, SCHEMA_VERSION)
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[target]:
+                conn.execute(statement)
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(target),))
 
     def close(self) -> None:
         """Close the connection (reopened on next use). The last close folds the WAL into the file."""
@@ -219,4 +239,5 @@ class Database:
             self._conn = None
 
 
-__all__ = ["Database", "check_file_header", "SCHEMA_VERSION", "APPLICATION", "ENV_VAR", "BUSY_TIMEOUT", "ADVICE"]
+__all__ = ["Database", "check_file_header", "SCHEMA_VERSION", "MIGRATIONS", "APPLICATION", "ENV_VAR", "BUSY_TIMEOUT",
+           "ADVICE"]

@@ -20,7 +20,7 @@ from sae.training.status import FINAL_STATUSES, LIVE_STATUSES, RunStatus
 
 RUN_COLUMNS = ("id, name, dataset, created, updated, status, reason, step, epoch, elapsed, model_config, "
                "train_config, hyper, total, reconstruction, sparsity, weight_decay, rho_hat_mean, dead_units, "
-               "probe_accuracy, metrics, summary, has_weights, parent_id, sweep_id, owner, pid, host")
+               "probe_accuracy, metrics, summary, has_weights, parent_id, sweep_id, owner, pid, host, deleted")
 _PROCESS = uuid.uuid4().hex  # tells this process's runs from those of a previous (crashed) server
 _HOST = socket.gethostname()
 
@@ -55,6 +55,7 @@ class RunRecord:
     parent_id: str | None = None
     sweep_id: str | None = None
     interrupted: bool = False  # was training when its process died (crash, killed server)
+    deleted: float | None = None  # Unix seconds it went to the trash (sae.runs.trash); None while listed
 
     @property
     def final(self) -> bool:
@@ -118,12 +119,12 @@ def run_record(row: sqlite3.Row | tuple, where: str) -> RunRecord:
     """Decode a row of ``SELECT {RUN_COLUMNS} FROM runs``; ``where`` (the database file) names it in errors."""
     (run_id, name, dataset, created, updated, status, reason, step, epoch, elapsed, mj, tj, hyper, total,
      recon, sparsity, wd, rho_mean, dead, probe, metrics, summary, has_w, parent, sweep, owner, pid,
-     host) = row
+     host, deleted) = row
     mc, tc = decode_configs(mj, tj, f"run {run_id} in {where}")
     return RunRecord(run_id, name, dataset, created, updated, status, reason, int(step), float(epoch),
                      float(elapsed), mc, tc, json_object(hyper), total, recon, sparsity, wd, rho_mean,
                      None if dead is None else int(dead), probe, json_object(metrics), json_object(summary),
-                     bool(has_w), parent, sweep, is_interrupted(status, owner, int(pid), host))
+                     bool(has_w), parent, sweep, is_interrupted(status, owner, int(pid), host), deleted)
 
 
 def list_filters(status: str | Sequence[str] | None, dataset: str | None, search: str | None,

@@ -9,7 +9,8 @@ The data directory (``$SAE_LAB_DATA``, else ``$XDG_DATA_HOME/sae-lab``, else ``~
 Its parts, one job each: :mod:`sae.runs.database` (schema, the one connection and lock, concurrency, damage
 checks), :mod:`sae.runs.codec` (ids, text, numbers, JSON and histories in and out of rows),
 :mod:`sae.runs.records` (:class:`RunRecord`, crash detection), :mod:`sae.runs.sweep_table` (the recorded
-sweeps: ``store.sweeps``) and this module, :class:`RunStore`: the runs and their weights files.
+sweeps: ``store.sweeps``), :mod:`sae.runs.trash` (deleted runs kept for a while, restorable:
+``store.trash``) and this module, :class:`RunStore`: the runs and their weights files.
 
 A run id is 32 lowercase hex digits (``uuid4().hex``), generated here and checked on every call:
 it is the only user-reachable part of a file name. Names are free text and never touch the disk.
@@ -40,6 +41,7 @@ from sae.runs.errors import RunNotFoundError, StoreError
 from sae.runs.model_file import MAX_MODEL_BYTES, Run, RunFileError, model_from_bytes, model_to_bytes
 from sae.runs.records import METRIC_COLUMNS, RUN_COLUMNS, RunRecord, list_filters, run_record, writer
 from sae.runs.sweep_table import SweepRecord, SweepTable
+from sae.runs.trash import Trash
 from sae.training.status import FINAL_STATUSES, RunStatus
 from sae.training.trainer import Snapshot
 
@@ -113,6 +115,9 @@ class RunStore:
 
     Attributes:
         sweeps: the recorded sweeps (:class:`sae.runs.sweep_table.SweepTable`), on the same connection.
+        trash: the deleted runs kept for a while (:class:`sae.runs.trash.Trash`): ``store.trash.put(run_id)``
+            is the delete a user can undo (``store.trash.restore``); :meth:`delete` is final. Trashed runs are
+            left out of :meth:`list`, :meth:`get`, ``len`` and ``in``; opening a store purges old ones.
 
     Example:
         >>> store = RunStore(tmp_path)
@@ -136,7 +141,9 @@ class RunStore:
                              f"set {ENV_VAR} to a writable directory.") from None
         self._db = Database(self.db_path, self.busy_timeout)
         self.sweeps = SweepTable(self._db, self)
+        self.trash = Trash(self._db, self)
         _remove_stale_temporaries(self.weights_dir)
+        self.trash.purge()
 
     def close(self) -> None:
         """Close the connection (reopened on next use). The last close folds the WAL into the file."""
@@ -294,7 +301,10 @@ class RunStore:
             raise RunNotFoundError(f"there is no run {run_id} in {self.db_path}.")
 
     def delete(self, run_id: str) -> None:
-        """Remove a run: its row, its history and its weights file."""
+        """Remove a run for good (listed or in the trash): its row, its history and its weights file.
+
+        The delete a user can undo is ``store.trash.put(run_id)``.
+        """
         run_id = check_run_id(run_id)
         with self._db.transaction(write=True) as conn:
             found = conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount
@@ -311,7 +321,8 @@ class RunStore:
     def get(self, run_id: str) -> RunRecord:
         run_id = check_run_id(run_id)
         with self._db.transaction() as conn:
-            row = conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ? AND deleted IS NULL",
+                               (run_id,)).fetchone()
         if row is None:
             raise RunNotFoundError(f"there is no run {run_id} in {self.db_path}.")
         return run_record(row, str(self.db_path))
@@ -332,11 +343,10 @@ class RunStore:
             limit: at most this many.
         """
         where, args, wanted = list_filters(status, dataset, search, sweep_id, n_inputs)
+        where.insert(0, "deleted IS NULL")  # trashed runs are listed by store.trash.list()
         if order_by not in SORTABLE:
             raise StoreError(f"cannot sort runs by {order_by!r}; choose one of {', '.join(SORTABLE)}.")
-        sql = f"SELECT {RUN_COLUMNS} FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        sql = f"SELECT {RUN_COLUMNS} FROM runs WHERE " + " AND ".join(where)
         direction = "DESC" if descending else "ASC"
         sql += f" ORDER BY {order_by} IS NULL, {order_by} {direction}, created {direction}"
         if limit is not None and wanted is None:
@@ -350,13 +360,14 @@ class RunStore:
 
     def __len__(self) -> int:
         with self._db.transaction() as conn:
-            return int(conn.execute("SELECT count(*) FROM runs").fetchone()[0])
+            return int(conn.execute("SELECT count(*) FROM runs WHERE deleted IS NULL").fetchone()[0])
 
     def __contains__(self, run_id: object) -> bool:
         if not is_run_id(run_id):
             return False
         with self._db.transaction() as conn:
-            return conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None
+            return conn.execute("SELECT 1 FROM runs WHERE id = ? AND deleted IS NULL",
+                                (run_id,)).fetchone() is not None
 
     def history(self, run_id: str) -> dict[str, np.ndarray]:
         """The run's recorded history: column -> (rows,) float64; {} before the first checkpoint."""

@@ -98,9 +98,10 @@ class SweepTable:
         return [self._record(row) for row in rows]
 
     def delete(self, sweep_id: str, *, runs: bool = True) -> None:
-        """Remove a sweep record, and its cells' runs (with their weights) unless ``runs=False``."""
+        """Remove a sweep record, and its cells' runs (with their weights; trashed ones too) unless ``runs=False``."""
         sweep_id = check_run_id(sweep_id, "sweep id")
-        ids = [r.id for r in self._runs.list(sweep_id=sweep_id)] if runs else []
+        ids = [r.id for r in self._runs.list(sweep_id=sweep_id)] + \
+            [r.id for r in self._runs.trash.list() if r.sweep_id == sweep_id] if runs else []
         for run_id in ids:
             try:
                 self._runs.delete(run_id)

@@ -7,7 +7,9 @@ No Streamlit here (the pages and ``sae.ui.share`` wire these to widgets):
 - :func:`filter_runs` with ``RUN_SORTS`` and ``STATUS_FILTERS``: the Runs page's filters; :func:`live_run_ids`:
   which runs still train (the page redraws while there are any); :func:`default_comparison`: what a first
   visit compares.
-- :func:`run_table`: recorded runs -> a pandas DataFrame (hyperparameters and final metrics, one row per run).
+- :func:`run_table`: recorded runs -> a pandas DataFrame (hyperparameters and final metrics, one row per run);
+  :func:`live_changes`: the hyperparameters changed while the run trained (its row shows the final values, its
+  name, given at creation, the starting ones).
 - :func:`continuation`: the TrainConfig that continues a run stopped at a given step (a finished run
   gets one more training budget of the same length).
 - :func:`image_shape_for`: how to show a model's filters as pictures (square inputs: 64 -> 8x8).
@@ -114,15 +116,32 @@ def _origin(record: "RunRecord") -> str:
     return "trained"
 
 
-TABLE_COLUMNS = ("name", "status", "dataset", "n_hidden", "rho", "beta", "reconstruction", "rho_hat_mean", "dead_units",
-                 "probe_accuracy", "total", "lambda", "lr", "optimizer", "activation", "penalty", "step", "epoch",
-                 "elapsed", "origin", "created", "id")
+# the live hyperparameters as the Runs page names them
+LIVE_SYMBOLS = {"rho": "ρ", "beta": "β", "weight_decay": "λ", "lr": "lr"}
+
+
+def live_changes(record: "RunRecord") -> str:
+    """``ρ 0.01→0.05 · β 3→1``: the live hyperparameters whose final value differs from the one the run started
+    with (its train config as created; the default name shows those); ``""`` when none changed."""
+    start, final = record.train_config, record.current_train_config
+    if start is None or final is None:
+        return ""
+    return " · ".join(f"{symbol} {getattr(start, k):g}→{getattr(final, k):g}" for k, symbol in LIVE_SYMBOLS.items()
+                      if getattr(start, k) != getattr(final, k))
+
+
+TABLE_COLUMNS = ("name", "status", "dataset", "n_hidden", "rho", "beta", "changed", "reconstruction", "rho_hat_mean",
+                 "dead_units", "probe_accuracy", "total", "lambda", "lr", "optimizer", "activation", "penalty", "step",
+                 "epoch", "elapsed", "origin", "created", "id")
 
 
 def run_table(records: Sequence["RunRecord"]) -> "pd.DataFrame":
     """One row per run: name, status, where it came from, hyperparameters in effect, final metrics, times.
 
-    Times are local ``datetime`` values; unknown metrics are NaN (missing); ``id`` is the last column.
+    ``rho``, ``beta``, ``lambda``, ``lr`` are the final values (in effect at the last write); ``changed`` says
+    which of them changed while the run trained, from what (:func:`live_changes`), as a run's name keeps the
+    values it started with. Times are local ``datetime`` values; unknown metrics are NaN (missing); ``id`` is the
+    last column.
     """
     import pandas as pd
 
@@ -130,6 +149,7 @@ def run_table(records: Sequence["RunRecord"]) -> "pd.DataFrame":
     for record in records:
         row = record.row()
         row["origin"] = _origin(record)
+        row["changed"] = live_changes(record)
         row["created"] = datetime.fromtimestamp(record.created)
         rows.append({k: row.get(k) for k in TABLE_COLUMNS})
     frame = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
@@ -180,5 +200,5 @@ def best_cell(results: "SweepResults", metric: str, hidden: int = 0) -> tuple[in
 
 
 __all__ = ["default_run_name", "run_label", "sweep_label", "filter_runs", "live_run_ids", "default_comparison",
-           "run_table", "continuation", "steps_per_epoch", "image_shape_for", "best_cell", "METRIC_GOAL",
-           "TABLE_COLUMNS", "RUN_SORTS", "STATUS_FILTERS"]
+           "run_table", "live_changes", "LIVE_SYMBOLS", "continuation", "steps_per_epoch", "image_shape_for",
+           "best_cell", "METRIC_GOAL", "TABLE_COLUMNS", "RUN_SORTS", "STATUS_FILTERS"]

@@ -6,6 +6,7 @@
 - ``url``: the settings' round trip through the URL's query parameters,
 - ``upload``: the "Your data" upload widgets,
 - ``live``: the one polling fragment per page,
+- ``pickers``: selectbox and multiselect over run ids whose labels change (renames): the choice is kept by id,
 - ``share``: runs into the live view, files in and out (model bundles, uploads), the server's sweeps,
 - ``experiment``: the experiment pages' Run / Stop and polling progress line.
 

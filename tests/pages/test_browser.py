@@ -427,3 +427,81 @@ def test_live_charts_keep_zoom_legend_and_hover_while_training(server, page):
     pg.get_by_role("button", name="Stop").click()
     pg.wait_for_function("() => document.body.innerText.includes('stopped by the user')", timeout=15_000)
     no_exception(pg)
+
+
+def test_delete_removes_exactly_one_run_and_the_picker_follows(tmp_path, browser):
+    """Delete → Delete permanently, clicked once: exactly one run leaves the store (to the trash), the
+    confirmation closes, the URL drops the id; a fresh confirmation names another run; Undo brings the run back;
+    a rename shows in the picker at once, and Load loads the run the picker names."""
+    from sae.core.config import TrainConfig
+    from sae.core.model import SparseAutoencoder
+    from sae.runs.store import RunStore
+
+    data = tmp_path / "lab"
+    with RunStore(data) as store:
+        ids = [store.add(f"run {k}", "digits", SparseAutoencoder(64, 9), TrainConfig()) for k in range(4)]
+    doomed = ids[1]
+
+    def stored() -> int:
+        with RunStore(data) as s:
+            return len(s)
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    pg = context.new_page()
+    pg.errors = []
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    body = pg.locator("[data-testid='stPopoverBody']")
+    confirm = pg.get_by_role("button", name="Delete permanently")
+    try:
+        with lab_server(data) as base:
+            pg.goto(base + f"/runs?run={doomed}")
+            pg.wait_for_function("() => document.body.innerText.includes('4 of 4 runs shown')", timeout=60_000)
+            pg.locator("[data-testid='stPopover'] button").filter(has_text="Delete").click()
+            confirm.wait_for(state="visible", timeout=15_000)
+            assert "run 1" in body.inner_text()
+            confirm.click()
+            deadline = time.monotonic() + 30
+            while stored() == 4:
+                assert time.monotonic() < deadline, "the click deleted nothing"
+                time.sleep(0.1)
+            pg.wait_for_function("() => document.body.innerText.includes('3 of 3 runs shown')", timeout=30_000)
+            pg.wait_for_timeout(1000)  # let any late rerun land
+            assert not confirm.is_visible() and not body.is_visible(), "the confirmation stays open after use"
+            assert stored() == 3, "one click deletes exactly one run"
+            assert pg.get_by_text("Deleted run 1").is_visible(), "no Undo offered"
+            pg.wait_for_function("d => !location.search.includes(d)", arg=doomed, timeout=15_000)
+            on_view = re.search(r"run=([0-9a-f]{32})", pg.url).group(1)
+            assert on_view != doomed
+
+            pg.locator("[data-testid='stPopover'] button").filter(has_text="Delete").click()  # a fresh open
+            confirm.wait_for(state="visible", timeout=15_000)
+            text = body.inner_text()
+            assert "run 1" not in text and f"run {ids.index(on_view)}" in text, text
+            pg.keyboard.press("Escape")
+            body.wait_for(state="hidden", timeout=15_000)
+            assert stored() == 3
+
+            pg.get_by_role("button", name="Undo").click()
+            pg.wait_for_function("() => document.body.innerText.includes('4 of 4 runs shown')", timeout=30_000)
+            pg.wait_for_function("d => location.search.includes(d)", arg=doomed, timeout=15_000)
+            assert stored() == 4
+
+            name = pg.locator(f".st-key-runs_name_{doomed} input")
+            name.fill("renamed in the browser")
+            pg.get_by_role("button", name="Rename").click()
+            shown = """() => [...document.querySelectorAll("[class*='st-key-runs_open_']")].map(e => e.innerText + ' '
+                + [...e.querySelectorAll('input')].map(i => i.value + ' ' + (i.getAttribute('aria-label') || ''))
+                .join(' ')).join(' | ')"""  # the picker's text as shown (baseweb keeps the value in its input)
+            try:  # one picker (the one before the rename has left the page), naming the new name
+                pg.wait_for_function(f"() => ({shown})().includes('renamed in the browser ·') "
+                                     f"&& !({shown})().includes(' | ')", timeout=30_000)
+            except playwright.Error:
+                raise AssertionError(f"the picker shows {pg.evaluate(shown)!r}") from None
+            assert "run 1 ·" not in pg.evaluate(shown), "the picker keeps the old label"
+            pg.get_by_role("button", name="Load into the live view").click()
+            pg.wait_for_function("() => document.title.startsWith('Train')", timeout=30_000)
+            pg.wait_for_function("() => document.body.innerText.includes('loaded run “renamed in the browser”')",
+                                 timeout=30_000)
+            no_exception(pg)
+    finally:
+        context.close()

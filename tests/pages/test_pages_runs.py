@@ -33,6 +33,7 @@ from sae.runs import export  # noqa: E402
 from sae.data import load_dataset  # noqa: E402
 from sae.runs.model_file import model_to_bytes  # noqa: E402
 from sae.runs.recorder import RunRecorder  # noqa: E402
+from sae.core.model import SparseAutoencoder  # noqa: E402
 from sae.runs.store import RunStore  # noqa: E402
 from sae.ui import share, state  # noqa: E402
 from sae.app.job import Job, subset_indices  # noqa: E402
@@ -103,6 +104,21 @@ def record_run(store: RunStore, name: str, n_hidden: int = 9, rho: float = 0.05,
     return recorder.run_id
 
 
+def quick_run(store: RunStore, name: str, rho: float = 0.05) -> str:
+    """A finished digits run with (untrained) weights, recorded at once."""
+    return store.add(name, "digits", SparseAutoencoder(64, 9), TrainConfig(rho=rho))
+
+
+def picker(at: AppTest, state_key: str):
+    """The Runs page's picker whose choice lives in ``state_key`` (its widget key is ``<state_key>_<digest>``)."""
+    widgets = at.selectbox if state_key == "runs_open" else at.multiselect
+    return next(w for w in widgets if str(w.key).startswith(state_key + "_"))
+
+
+def confirm_buttons(at: AppTest) -> list:
+    return [b for b in at.button if b.label == "Delete permanently"]
+
+
 def train_in_dashboard(at: AppTest) -> Job:
     at.button(key="btn_train").click().run()
     job = at.session_state["sae_job"]
@@ -167,7 +183,7 @@ def test_comparing_two_runs_overlays_their_curves_and_histograms(store):
     a = record_run(store, "beta 0.3", beta=0.3)
     b = record_run(store, "beta 10", beta=10.0)
     at = app(page=RUNS)
-    at.multiselect(key="runs_compare").set_value([a, b]).run()
+    picker(at, "runs_compare").set_value([a, b]).run()
     no_exception(at)
     figs = charts(at)
     curves = next(f for t, f in figs.items() if "runs overlaid" in t and "loss" in t)
@@ -188,7 +204,7 @@ def test_comparing_two_runs_overlays_their_curves_and_histograms(store):
 def test_compare_needs_two_runs(store):
     a = record_run(store, "alone")
     at = app(page=RUNS)
-    at.multiselect(key="runs_compare").set_value([a]).run()
+    picker(at, "runs_compare").set_value([a]).run()
     assert any("Choose two to four runs" in i.value for i in at.info)
 
 
@@ -197,17 +213,88 @@ def test_rename_and_delete_a_run(store):
     b = record_run(store, "throw me away")
     at = app(page=RUNS)
     at.radio(key="runs_view").set_value("One run").run()
-    at.selectbox(key="runs_open").set_value(a).run()
+    picker(at, "runs_open").set_value(a).run()
     at.text_input(key=f"runs_name_{a}").set_value("renamed run")  # in a form: sent with the submit
     at.button(key=f"FormSubmitter:runs_rename_form_{a}-Rename").click().run()
     no_exception(at)
     assert store.get(a).name == "renamed run"
     assert "renamed run" in at.dataframe[0].value["name"].tolist()
-    at.selectbox(key="runs_open").set_value(b).run()
-    at.button(key="runs_delete").click().run()
+    picker(at, "runs_open").set_value(b).run()
+    at.button(key=f"runs_delete_{b}").click().run()
     no_exception(at)
-    assert b not in store and not store.weights_path(b).exists()
+    assert b not in store and b in store.trash and store.weights_path(b).exists(), "in the trash until purged"
     assert at.dataframe[0].value["name"].tolist() == ["renamed run"]
+
+
+def test_deleting_one_run_deletes_exactly_one_closes_its_confirmation_and_can_be_undone(store):
+    ids = [quick_run(store, f"run {k}") for k in range(3)]
+    doomed = ids[1]
+    before = store.get(doomed)
+    at = app(page=RUNS)
+    at.radio(key="runs_view").set_value("One run").run()
+    picker(at, "runs_open").set_value(doomed).run()
+    assert at.query_params["run"] == doomed, "the URL names the run on view"
+    (confirm,) = confirm_buttons(at)
+    confirm.click().run()
+    no_exception(at)
+    assert len(store) == 2 and doomed not in store and doomed in store.trash, "exactly one run deleted"
+    on_view = at.session_state["runs_open"]
+    assert on_view != doomed and on_view in ids
+    assert at.session_state[f"runs_delete_pop_{doomed}"] is False, "the confirmation closed after use"
+    assert [b.key for b in confirm_buttons(at)] == [f"runs_delete_{on_view}"], \
+        "the one confirmation left is bound to the run on view"
+    assert not at.session_state[f"runs_delete_pop_{on_view}"], "the next run's confirmation starts closed"
+    assert at.query_params["run"] == on_view, "the deleted id left the URL"
+    assert any("Deleted **run 1**" in s.value for s in at.success)
+    label = picker(at, "runs_open").options
+    assert not any(o.startswith("run 1 ·") for o in label)
+    at.button(key="runs_undo").click().run()
+    no_exception(at)
+    assert store.get(doomed) == before and len(store) == 3 and len(store.trash) == 0, "Undo restores it exactly"
+    assert at.session_state["runs_open"] == doomed and at.query_params["run"] == doomed
+    assert not at.success
+
+
+def test_a_link_to_a_deleted_run_leaves_the_url(store):
+    keep, gone = quick_run(store, "kept"), quick_run(store, "gone")
+    store.trash.put(gone)
+    at = app(page=RUNS)
+    at.query_params["run"] = gone
+    at.run()
+    no_exception(at)
+    assert "run" not in at.query_params and any("no longer recorded" in c.value for c in at.caption)
+    assert at.session_state.get("runs_open") != gone and keep in store
+
+
+def test_the_run_picker_follows_a_rename_and_loads_the_run_it_names(store):
+    first, second = quick_run(store, "first"), quick_run(store, "second")
+    at = app(page=RUNS)
+    at.radio(key="runs_view").set_value("One run").run()
+    picker(at, "runs_open").set_value(first).run()
+    at.text_input(key=f"runs_name_{first}").set_value("renamed")
+    at.button(key=f"FormSubmitter:runs_rename_form_{first}-Rename").click().run()
+    no_exception(at)
+    box = picker(at, "runs_open")
+    assert box.value == first and box.options[box.index].startswith("renamed · ")
+    assert not any(o.startswith("first ·") for o in box.options), "no stale label"
+    at.button(key="runs_load").click().run()
+    no_exception(at)
+    assert any("renamed" in c.value for c in at.sidebar.caption), "the run loaded is the one the picker names"
+    assert second in store
+
+
+def test_the_table_labels_the_final_hyperparameters_and_what_changed_live(store):
+    run_id = store.create("digits · 9 sigmoid · KL ρ=0.01 β=3", "digits", ModelConfig(64, 9),
+                          TrainConfig(rho=0.01, beta=3.0))
+    weights = {k: v.detach().numpy().copy() for k, v in SparseAutoencoder(64, 9).state_dict().items()}
+    from sae.training.trainer import Snapshot
+    store.finish(run_id, Snapshot(step=5, epoch=1.0, losses={"total": 1.0}, rho_hat=np.full(9, 0.05),
+                                  weights=weights, hyper={"rho": 0.05, "beta": 1.0, "weight_decay": 1e-4, "lr": 0.01},
+                                  samples_per_s=0.0, elapsed=1.0, status=RunStatus.FINISHED, reason=""))
+    at = app(page=RUNS)
+    table = at.dataframe[0].value
+    assert table.loc[0, "rho"] == 0.05 and table.loc[0, "changed"] == "ρ 0.01→0.05 · β 3→1"
+    assert table.loc[0, "name"] == "digits · 9 sigmoid · KL ρ=0.01 β=3", "the name is the user's, left alone"
 
 
 def test_a_run_loads_back_into_the_live_view_and_continues(store):
@@ -215,7 +302,7 @@ def test_a_run_loads_back_into_the_live_view_and_continues(store):
     record = store.get(run_id)
     at = app(page=RUNS)
     at.radio(key="runs_view").set_value("One run").run()
-    at.selectbox(key="runs_open").set_value(run_id).run()
+    picker(at, "runs_open").set_value(run_id).run()
     at.button(key="runs_load").click().run()
     no_exception(at)
     assert at.title[0].value.endswith("Train"), "loading switches to the live view"
@@ -241,7 +328,7 @@ def test_a_run_without_weights_cannot_be_loaded(store):
     run_id = store.create("never trained", "digits", ModelConfig(64, 4), TrainConfig())
     at = app(page=RUNS)
     at.radio(key="runs_view").set_value("One run").run()
-    at.selectbox(key="runs_open").set_value(run_id).run()
+    picker(at, "runs_open").set_value(run_id).run()
     assert at.button(key="runs_load").disabled
     assert any("No weights recorded yet" in i.value for i in at.info)
 

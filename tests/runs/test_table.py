@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from sae.viz import run_figures
 from sae.runs.compare import align_histories, rho_hat_histograms
 from sae.core.config import ModelConfig, TrainConfig
 from sae.runs.table import (RUN_SORTS, STATUS_FILTERS, best_cell, continuation, default_comparison, default_run_name,
-                            filter_runs, image_shape_for, live_run_ids, run_label, run_table, sweep_label)
+                            filter_runs, image_shape_for, live_changes, live_run_ids, run_label, run_table,
+                            sweep_label)
 from sae.runs.store import SORTABLE, RunStore
 from sae.runs.sweep_results import SweepResults
 from sae.runs.sweep_table import SweepRecord
@@ -165,3 +168,23 @@ def test_cell_from_event_reads_streamlit_selections():
     assert run_figures.cell_from_event({"selection": {"points": [{"customdata": {"0": 1, "1": 0}}]}}) == (1, 0)
     assert run_figures.cell_from_event({"selection": {"points": []}}) is None
     assert run_figures.cell_from_event(None) is None
+
+
+def test_the_table_says_which_hyperparameters_changed_while_a_run_trained(tmp_path):
+    """A run named at creation with its starting ρ and β, changed live to others: the row's ρ and β are the final
+    ones, and ``changed`` tells from what; the name is left as the user sees it (it may have been chosen)."""
+    with RunStore(tmp_path) as store:
+        mc, tc = ModelConfig(12, 5), TrainConfig(rho=0.01, beta=3.0, epochs=3, batch_size=16)
+        name = default_run_name("toy", mc, tc)
+        run_id = store.create(name, "toy", mc, tc)
+        steady = store.create("steady", "toy", mc, tc)
+        snap = snapshot(make_model(), 5, RunStatus.FINISHED)
+        store.finish(run_id, replace(snap, hyper={"rho": 0.05, "beta": 1.0, "weight_decay": tc.weight_decay,
+                                                   "lr": tc.lr}))
+        store.finish(steady, replace(snap, hyper={k: getattr(tc, k) for k in TrainConfig.LIVE_FIELDS}))
+        records = {r.id: r for r in store.list()}
+        table = run_table(store.list(order_by="name", descending=False)).set_index("id")
+    assert "ρ=0.01 β=3" in name and records[run_id].name == name
+    assert live_changes(records[run_id]) == "ρ 0.01→0.05 · β 3→1" and live_changes(records[steady]) == ""
+    assert table.loc[run_id, "rho"] == 0.05 and table.loc[run_id, "beta"] == 1.0
+    assert table.loc[run_id, "changed"] == "ρ 0.01→0.05 · β 3→1" and table.loc[steady, "changed"] == ""
