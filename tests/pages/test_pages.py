@@ -4,10 +4,12 @@ AppTest runs fragments inline (``run_every`` never fires), so "live" is checked 
 again after the background trainer has moved.
 """
 
+import base64
 import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("streamlit")
@@ -202,3 +204,25 @@ def test_every_page_under_other_settings(params):
         at.switch_page(page).run()
         no_exception(at)
         assert charts(at), page
+
+
+def plotted_labels(chart: dict) -> dict[str, int]:
+    """Points per trace of a scatter coloured by label: {label: count}."""
+    counts = {}
+    for trace in chart["data"]:
+        x = trace["x"]
+        n = len(base64.b64decode(x["bdata"])) // np.dtype(x["dtype"]).itemsize if isinstance(x, dict) else len(x)
+        counts[trace["name"]] = counts.get(trace["name"], 0) + n
+    return counts
+
+
+def test_codes_on_mnist_shows_all_ten_digits():
+    """The stored MNIST sample is sorted by class; the Codes page plotted digits 0-3 only (94/95/89/22 of 300)."""
+    at = app({"data": "mnist", "hidden": "16"})
+    at.switch_page("pages/4_codes.py").run()
+    no_exception(at)
+    for chart in charts(at)[:2]:  # raw inputs and hidden codes
+        counts = plotted_labels(chart)
+        total = sum(counts.values())
+        assert sorted(counts) == [str(d) for d in range(10)], counts
+        assert all(0.06 <= c / total <= 0.14 for c in counts.values()), counts
