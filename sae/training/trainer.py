@@ -55,6 +55,8 @@ from sae.training.throughput import RATE_WINDOW, ThroughputMeter
 
 logger = logging.getLogger(__name__)
 
+RATED_STATUSES = frozenset({RunStatus.RUNNING, RunStatus.FINISHED})  # publish a samples/s; the others publish 0
+
 
 class Trainer:
     """Trains a SparseAutoencoder on X (m, n) under a TrainConfig.
@@ -343,7 +345,8 @@ class Trainer:
 
     def _publish(self, status: RunStatus, reason: str) -> None:
         """Make a Snapshot of the current state the latest one, then hand it to the observers (outside the lock)."""
-        rate = self._rate.measure(self.step_count, self._elapsed, self._samples_per_step(), status == RunStatus.RUNNING)
+        rate = self._rate.measure(self.step_count, self._elapsed, self._samples_per_step()) \
+            if status in RATED_STATUSES else 0.0  # not training now: no rate (not the last running figure)
         version = 0 if self._latest is None else self._latest.version + 1
         snap = take_snapshot(self.model, self._last_terms, self.config, step=self.step_count, version=version,
                              epoch=self.step_count / self.steps_per_epoch, samples_per_s=rate, elapsed=self._elapsed,
