@@ -236,6 +236,10 @@ class Job:
             self.resume_on_reconnect = False
             self.start()
 
+    def health(self) -> list[str]:
+        """The run-health warnings (all units dead, J stalled: ``sae.evaluation.health``); empty before training."""
+        return self.trainer.health()
+
     # ---------------------------------------------------------------- derived views
     def derived(self):
         """The :class:`sae.app.derived.Derived` of the latest snapshot (cached per snapshot version)."""
@@ -244,7 +248,8 @@ class Job:
         snap = self.latest()
         with self._derived_lock:
             if self._derived is None or self._derived.snapshot.version != snap.version:
-                self._derived = Derived(snap, self.data, self.subset, self.model_config)
+                self._derived = Derived(snap, self.data, self.subset, self.model_config,
+                                        penalty=self.trainer.config.penalty)
             return self._derived
 
 
