@@ -6,6 +6,7 @@ import streamlit as st
 
 from sae.app.views import shown_deltas
 from sae.evaluation.labels import METRIC_LABELS
+from sae.evaluation.units import thresholds_text
 from sae.viz import curves
 from sae.ui import page, what_to_look_for
 from sae.ui.chart import live_chart
@@ -50,10 +51,14 @@ def draw(job) -> None:
                 shown(head["rho_hat"], "{:.4f}"), delta("rho_hat", "{:+.4f}"), delta_color="off",
                 help="Mean over units of ρ̂ⱼ, measured on a fixed subset of up to 1,000 samples.")
     c[2].metric(METRIC_LABELS["dead_units"].name, shown(head["dead"], "{:.0f}"), delta("dead", "{:+.0f}"),
-                delta_color="inverse", help="Units never active (activity > 0.1) on the subset.")
+                delta_color="inverse",
+                help=f"{d.units.summary()} on the subset. {thresholds_text(d.rho, d.activation)}")
     c[3].metric("L0 (active units per sample)", shown(head["l0"], "{:.2f}"), delta("l0", "{:+.2f}"),
                 delta_color="off",
                 help=f"Mean number of units with activity > 0.1 per sample, out of {len(snap.rho_hat)}.")
+
+    for warning in job.health():
+        st.warning(warning, icon=":material/warning:")
 
     left, right = st.columns(2)
     with left:

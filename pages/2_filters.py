@@ -4,6 +4,7 @@ import numpy as np
 import streamlit as st
 
 from sae.app.views import unit_order, unit_weights
+from sae.evaluation.units import thresholds_text
 from sae.viz import distributions, filters, samples
 from sae.viz.style import activation_range
 from sae.ui import page, share, what_to_look_for
@@ -68,15 +69,15 @@ def draw(job) -> None:
                             key="filters_heatmap")
         dead = len(d.dead)
         what_to_look_for("oriented edges (patches) or pen strokes (digits) appearing out of noise. "
-                         + (f"{dead} dead unit{'s' if dead != 1 else ''} (never active) outlined in red: "
-                            "raise ρ or lower β to revive them." if dead else
-                            "No dead units right now; a unit that never fires would be outlined in red."))
+                         + (f"{dead} dead unit{'s' if dead != 1 else ''} outlined in red; " if dead else
+                            "No dead units right now (a dead unit would be outlined in red); ")
+                         + f"{d.units.summary()}. {thresholds_text(d.rho, d.activation)}")
     with right:
         a = d.A[:, unit]
         c = st.columns(3)
         c[0].metric("ρ̂ⱼ", f"{rho_hat[unit]:.4f}", help="Mean activation of this unit over the subset.")
         c[1].metric("‖wⱼ‖", f"{norms[unit]:.3f}")
-        c[2].metric("Status", "dead" if unit in set(d.dead.tolist()) else "alive")
+        c[2].metric("Status", str(d.units.state[unit]), help=thresholds_text(d.rho, d.activation))
         counts, edges = distributions.binned(a, 40, activation_range(d.activation))
         live_chart(distributions.histogram_figure(counts, edges,
                                                        f"activation of unit {unit} on {len(a):,} samples", "samples",

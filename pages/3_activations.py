@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from sae.evaluation.units import thresholds_text
 from sae.viz import distributions
 from sae.ui import page, what_to_look_for
 from sae.ui.chart import live_chart
@@ -16,6 +17,7 @@ log_y = st.toggle("Log-scale counts", value=True, key="act_log", persist_state="
 def draw(job) -> None:
     snap, d = job.latest(), job.derived()
     rho = snap.hyper["rho"]
+    st.caption(f"{d.units.summary()}", help=thresholds_text(d.rho, d.activation))
     c1, c2 = st.columns(2)
     with c1:
         live_chart(distributions.activation_histogram(d.A, d.activation, log_y=log_y), key="act_hist")

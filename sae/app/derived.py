@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from sae.evaluation import metrics
+from sae.evaluation.units import UnitStates, unit_states
 from sae.core.config import ModelConfig
 from sae.data import Dataset
 from sae.core.model import SparseAutoencoder
@@ -21,8 +22,11 @@ from sae.training.trainer import Snapshot
 class Derived:
     """Everything a page derives from one snapshot: (m,) subset rows, (s,) hidden units."""
 
-    def __init__(self, snapshot: Snapshot, data: Dataset, subset: np.ndarray, model_config: ModelConfig) -> None:
+    def __init__(self, snapshot: Snapshot, data: Dataset, subset: np.ndarray, model_config: ModelConfig,
+                 penalty: str = "kl") -> None:
+        """``penalty``: the run's sparsity penalty; only "kl" has a target rho for the unit states."""
         self.snapshot = snapshot
+        self.penalty = penalty
         self.data = data
         self.subset = subset
         self.model_config = model_config
@@ -55,10 +59,21 @@ class Derived:
         """(s,) each unit's mean activation over the subset (tanh measured on (a+1)/2)."""
         return metrics.rho_hat(self.A, self.activation)
 
+    @property
+    def rho(self) -> float | None:
+        """The KL target rho in effect, or None for a run without one (L1, TopK)."""
+        return float(self.snapshot.hyper["rho"]) if self.penalty == "kl" else None
+
+    @cached_property
+    def units(self) -> UnitStates:
+        """Each unit's state on the subset (dead, low, on target, high, dense: ``sae.evaluation.units``)."""
+        return unit_states(self.A, self.rho, self.activation)
+
     @cached_property
     def dead(self) -> np.ndarray:
-        """Indices of units never active on the subset."""
-        return metrics.dead_units(self.A, self.activation)
+        """Indices of the dead units on the subset (``sae.evaluation.units``: rho_hat_j < rho/10 and never
+        active)."""
+        return self.units.dead
 
     @cached_property
     def l0(self) -> np.ndarray:

@@ -1,5 +1,6 @@
 """The per-browser-session training job: :class:`Job`, the process-wide training slots it queues for
-(:func:`training_slots`), and the fixed subset of rows its derived views use (:func:`subset_indices`).
+(:func:`training_slots`), and the fixed subset of rows its derived views use (:func:`subset_indices`, in the
+stratified order of :mod:`sae.app.subset`).
 
 A :class:`Job` owns one :class:`sae.Trainer` (whose own background thread trains the model), the
 data set it trains on, the :class:`sae.app.settings.Settings` it was built from, and small recorders fed by
@@ -37,6 +38,7 @@ import numpy as np
 from sae.app.memo import ViewCache
 from sae.app.reaper import SESSION_GONE_STOP, register
 from sae.app.settings import Settings
+from sae.app.subset import SUBSET_SIZE, stratified_order, subset_indices
 from sae.app.trace import TRACE_SUBSET, DistributionTrace
 from sae.core.config import TrainConfig
 from sae.core.model import SparseAutoencoder
@@ -45,7 +47,6 @@ from sae.training.slots import TrainingSlots
 from sae.training.status import ACTIVE_STATUSES, RunStatus
 from sae.training.trainer import Snapshot, Trainer
 
-SUBSET_SIZE = 1000  # samples used by the pages' derived views (activations, PCA, reconstructions)
 RECORD_INTERVAL = 3.0  # s between checkpoints of a training run in the run store (a crash loses at most this)
 
 
@@ -91,9 +92,10 @@ class Job:
         self.id = next(_ids)
         self.settings = settings
         self.data = data
-        self.subset = subset  # (k,) indices of the rows the derived views use
+        self.subset = stratified_order(subset, data.labels)  # (k,) the rows the derived views use; every prefix
+        # is a fair sample (the pages take the first N of them; sae.app.subset)
         self.model_config = model.config if model is not None else settings.model_config(data)
-        self.trace = DistributionTrace(data.X[subset[:TRACE_SUBSET]], self.model_config)
+        self.trace = DistributionTrace(data.X[self.subset[:TRACE_SUBSET]], self.model_config)
         self.trainer = Trainer(data.X, self.model_config, train_config or settings.train_config(), model=model,
                                start_step=start_step, history=history,
                                observers=[self.trace.record], snapshot_interval=0.1, slots=training_slots())
@@ -234,6 +236,10 @@ class Job:
             self.resume_on_reconnect = False
             self.start()
 
+    def health(self) -> list[str]:
+        """The run-health warnings (all units dead, J stalled: ``sae.evaluation.health``); empty before training."""
+        return self.trainer.health()
+
     # ---------------------------------------------------------------- derived views
     def derived(self):
         """The :class:`sae.app.derived.Derived` of the latest snapshot (cached per snapshot version)."""
@@ -242,15 +248,9 @@ class Job:
         snap = self.latest()
         with self._derived_lock:
             if self._derived is None or self._derived.snapshot.version != snap.version:
-                self._derived = Derived(snap, self.data, self.subset, self.model_config)
+                self._derived = Derived(snap, self.data, self.subset, self.model_config,
+                                        penalty=self.trainer.config.penalty)
             return self._derived
-
-
-def subset_indices(n_samples: int, size: int = SUBSET_SIZE, seed: int = 0) -> np.ndarray:
-    """A fixed random subset of row indices (sorted) for the derived views."""
-    if n_samples <= size:
-        return np.arange(n_samples)
-    return np.sort(np.random.default_rng(seed).choice(n_samples, size=size, replace=False))
 
 
 __all__ = ["Job", "subset_indices", "training_slots", "SUBSET_SIZE", "RECORD_INTERVAL"]

@@ -78,8 +78,9 @@ def unit_order(by: str, rho_hat: np.ndarray, norms: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------- reconstructions
 
 def pick_samples(errors: np.ndarray, n: int, pick: str = "fixed") -> np.ndarray:
-    """Indices of the n samples to show: "fixed" (the first n), "worst" / "best" (highest / lowest error first;
-    ties keep sample order)."""
+    """Indices of the n samples to show: "fixed" (the first n; a fair sample of a job's subset, which is kept in
+    the stratified order of ``sae.app.subset``), "worst" / "best" (highest / lowest error first; ties keep sample
+    order)."""
     errors = np.asarray(errors)
     if pick == "worst":
         return np.argsort(-errors, kind="stable")[:n]

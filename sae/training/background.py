@@ -102,9 +102,14 @@ class TrainingThread(threading.Thread):
                 trainer._publish(RunStatus.RUNNING, "")
 
     def _hold_slot(self) -> bool:
-        """Wait in line for a training slot (status "queued"). False if paused or stopped meanwhile."""
+        """Wait in line for a training slot (status "queued"). False if paused or stopped meanwhile.
+
+        Called before every step. Only time spent waiting restarts the rate clock: restarting it on every step
+        (as the slot was already held) kept the rate meter's mark one step old, so its window never filled and
+        the first figure was published for the whole run.
+        """
         trainer, control, slots = self.trainer, self.trainer._control, self.trainer.slots
-        if slots is None:
+        if slots is None or slots.acquire(trainer, timeout=0):  # held already, or free: no waiting
             return True
         while not slots.acquire(trainer, timeout=0.25):
             with control.lock:

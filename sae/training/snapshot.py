@@ -32,7 +32,8 @@ class Snapshot:
     rho_hat: np.ndarray  # (s,) mean activation of each hidden unit, as used by the last step's penalty
     weights: dict[str, np.ndarray]  # encoder.weight (s, n), encoder.bias (s,), decoder.weight (n, s), decoder.bias (n,)
     hyper: dict[str, float]  # rho, beta, weight_decay, lr in effect
-    samples_per_s: float  # throughput over at least RATE_WINDOW s (sae.training.throughput), paused time excluded
+    samples_per_s: float  # throughput over at least RATE_WINDOW s (sae.training.throughput), paused time excluded;
+    # 0 while not training (idle, queued, paused, diverged, stopped), the last window's rate once finished
     elapsed: float  # seconds spent training (paused time excluded)
     status: RunStatus  # idle, queued, running, paused, diverged, finished, stopped
     reason: str = ""  # why training stopped or paused, for the status line

@@ -39,6 +39,7 @@ from sae.core.fused import supports as fused_supports
 from sae.core.lbfgs import LBFGS
 from sae.core.loss import LossFunction, sparse_autoencoder_loss
 from sae.core.model import SparseAutoencoder
+from sae.evaluation.health import run_health
 from sae.training.background import SMALL_STEP_FLOPS, TrainingThread
 from sae.training.control import RunControl
 from sae.training.divergence import LastSound, divergence_reason
@@ -54,6 +55,8 @@ from sae.training.status import RunStatus
 from sae.training.throughput import RATE_WINDOW, ThroughputMeter
 
 logger = logging.getLogger(__name__)
+
+RATED_STATUSES = frozenset({RunStatus.RUNNING, RunStatus.FINISHED})  # publish a samples/s; the others publish 0
 
 
 class Trainer:
@@ -284,10 +287,23 @@ class Trainer:
         return self.step_count >= self.total_steps or bool(self.full_batch is not None and self.full_batch.converged)
 
     def _done_reason(self) -> str:
+        """"finished: ...", followed by the run-health warnings (sae.evaluation.health) if any."""
         if self.full_batch is not None:
             why = f" (converged: {self.full_batch.converged})" if self.full_batch.converged else ""
-            return f"finished: {self.step_count} L-BFGS iterations{why}"
-        return f"finished: {self.step_count / self.steps_per_epoch:g} epochs ({self.step_count} steps)"
+            reason = f"finished: {self.step_count} L-BFGS iterations{why}"
+        else:
+            reason = f"finished: {self.step_count / self.steps_per_epoch:g} epochs ({self.step_count} steps)"
+        last = self._last_terms["rho_hat"].detach().numpy().copy() if self._last_terms is not None else np.empty(0)
+        return " · ".join([reason, *(f"warning: {w}" for w in self.health(last))])
+
+    def health(self, rho_hat: np.ndarray | None = None) -> list[str]:
+        """The run-health warnings (``sae.evaluation.health.run_health``) of the history and ``rho_hat`` (s,),
+        by default the latest snapshot's (any thread may ask); none before the first step."""
+        if rho_hat is None:
+            snap = self.latest()
+            rho_hat = snap.rho_hat if snap.step > 0 else np.empty(0)
+        rho = self.config.rho if self.config.penalty == "kl" else None
+        return run_health(self.history(), rho_hat, rho)
 
     # ---------------------------------------------------------------- one step (training thread only)
     def _train_step(self, values: bool = True) -> bool:
@@ -343,7 +359,8 @@ class Trainer:
 
     def _publish(self, status: RunStatus, reason: str) -> None:
         """Make a Snapshot of the current state the latest one, then hand it to the observers (outside the lock)."""
-        rate = self._rate.measure(self.step_count, self._elapsed, self._samples_per_step(), status == RunStatus.RUNNING)
+        rate = self._rate.measure(self.step_count, self._elapsed, self._samples_per_step()) \
+            if status in RATED_STATUSES else 0.0  # not training now: no rate (not the last running figure)
         version = 0 if self._latest is None else self._latest.version + 1
         snap = take_snapshot(self.model, self._last_terms, self.config, step=self.step_count, version=version,
                              epoch=self.step_count / self.steps_per_epoch, samples_per_s=rate, elapsed=self._elapsed,

@@ -193,6 +193,8 @@ def status_text(job: Job) -> str:
     why = job.note if job.note and snap.status in (RunStatus.PAUSED, RunStatus.STOPPED) else snap.reason
     if why and why != snap.status:
         line += f"  \n{why}"
+    if snap.status in (RunStatus.RUNNING, RunStatus.PAUSED):  # a finished run's reason carries them already
+        line += "".join(f"  \n:orange[warning: {w}]" for w in job.health())
     return line
 
 

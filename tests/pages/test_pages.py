@@ -4,9 +4,12 @@ AppTest runs fragments inline (``run_every`` never fires), so "live" is checked 
 again after the background trainer has moved.
 """
 
+import base64
+import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("streamlit")
@@ -201,3 +204,50 @@ def test_every_page_under_other_settings(params):
         at.switch_page(page).run()
         no_exception(at)
         assert charts(at), page
+
+
+def plotted_labels(chart: dict) -> dict[str, int]:
+    """Points per trace of a scatter coloured by label: {label: count}."""
+    counts = {}
+    for trace in chart["data"]:
+        x = trace["x"]
+        n = len(base64.b64decode(x["bdata"])) // np.dtype(x["dtype"]).itemsize if isinstance(x, dict) else len(x)
+        counts[trace["name"]] = counts.get(trace["name"], 0) + n
+    return counts
+
+
+def test_codes_on_mnist_shows_all_ten_digits():
+    """The stored MNIST sample is sorted by class; the Codes page plotted digits 0-3 only (94/95/89/22 of 300)."""
+    at = app({"data": "mnist", "hidden": "16"})
+    at.switch_page("pages/4_codes.py").run()
+    no_exception(at)
+    for chart in charts(at)[:2]:  # raw inputs and hidden codes
+        counts = plotted_labels(chart)
+        total = sum(counts.values())
+        assert sorted(counts) == [str(d) for d in range(10)], counts
+        assert all(0.06 <= c / total <= 0.14 for c in counts.values()), counts
+
+
+def test_a_run_whose_units_all_die_says_so():
+    """SGD at lr 3 on patches: every unit dies; the run ended 'finished' with no word. Now the Train page warns,
+    and the status line carries the warning in the finished reason."""
+    at = app({"data": "patches", "opt": "sgd", "lr": "3", "epochs": "5"})
+    job = job_of(at)
+    assert job.settings.optimizer == "sgd" and job.settings.lr == 3.0
+    at.button(key="btn_train").click().run()
+    assert wait_for(lambda: job.status == RunStatus.FINISHED)
+    at.run()
+    no_exception(at)
+    assert any("all 36 units are dead" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert any("warning: all 36 units are dead" in c.value for c in at.sidebar.caption)
+
+
+def test_a_healthy_run_shows_no_warning_and_states_the_unit_thresholds():
+    at = app()
+    at.button(key="btn_step").click().run()
+    job = job_of(at)
+    assert wait_for(lambda: job.latest().step == 1 and job.status == RunStatus.PAUSED)
+    at.run()
+    no_exception(at)
+    assert not at.warning
+    assert "dead = ρ̂ⱼ <" in at.metric[2].help and "on target" in at.metric[2].help

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from sae import ConfigError, ModelConfig, TrainConfig, Trainer
+from sae.training.slots import TrainingSlots
 from sae.training.status import RunStatus
-from sae.training.trainer import SMALL_STEP_FLOPS
+from sae.training.trainer import RATE_WINDOW, SMALL_STEP_FLOPS
 from conftest import wait_for
 
 
@@ -359,3 +360,75 @@ def test_rate_is_measured_over_a_window_not_one_slow_step(X):
     trainer.stop()
     trainer.join(10)
     assert min(rates) > steady / 5
+
+
+def _rate_ratios(trainer: Trainer, batch: int, samples: int, interval: float = RATE_WINDOW) -> list[float]:
+    """The published samples/s over the rate measured from the snapshots themselves, (step delta x batch) /
+    (training-time delta), on ``samples`` successive samples ``interval`` s apart."""
+    ratios, previous = [], trainer.latest()
+    for _ in range(samples):
+        time.sleep(interval)
+        snap = trainer.latest()
+        if snap.elapsed > previous.elapsed:
+            measured = (snap.step - previous.step) * batch / (snap.elapsed - previous.elapsed)
+            ratios.append(snap.samples_per_s / measured)
+        previous = snap
+    return ratios
+
+
+def test_rate_follows_the_measured_rate_with_a_training_slot_held(X):
+    """A server's trainers hold a training slot. Holding it restarted the rate clock before every step, so the
+    status kept its first figure for the whole run ('2k' on a run doing 25k samples/s). Here the steps slow
+    down ~50x halfway: the published rate must follow, within a factor of 2 on every sample (samples are taken
+    once the meter's trailing window has passed since the change)."""
+    batch = 50
+    trainer = Trainer(X, ModelConfig(32, 8), TrainConfig(epochs=1e6, batch_size=batch), snapshot_interval=0.05,
+                      slots=TrainingSlots(1))
+    original, delay = trainer._fused.loss_and_grad, []
+
+    def maybe_slow(*args, **kwargs):
+        if delay:
+            time.sleep(delay[0])
+        return original(*args, **kwargs)
+
+    trainer._fused.loss_and_grad = maybe_slow
+    trainer.start()
+    try:
+        assert wait_for(lambda: trainer.latest().samples_per_s > 0)
+        time.sleep(RATE_WINDOW)
+        fast = _rate_ratios(trainer, batch, 3)
+        delay.append(0.003)
+        time.sleep(RATE_WINDOW + 0.5)  # the meter's trailing window has passed since the change
+        slow = _rate_ratios(trainer, batch, 3)
+    finally:
+        trainer.stop()
+        trainer.join(10)
+    assert len(fast) == len(slow) == 3
+    assert all(0.5 <= r <= 2.0 for r in fast + slow), (fast, slow)
+
+
+def test_rate_while_paused_or_queued_is_zero(X):
+    """A paused run trains no samples: its status must not repeat the last running figure ('18k' while paused).
+    Choice: 0 while paused, queued, diverged or stopped; a finished run keeps the rate of its last window."""
+    slots = TrainingSlots(1)
+    trainer = Trainer(X, ModelConfig(32, 8), TrainConfig(epochs=1e6, batch_size=50), snapshot_interval=0.05,
+                      slots=slots)
+    other = Trainer(X, ModelConfig(32, 8), TrainConfig(epochs=1e6, batch_size=50), snapshot_interval=0.05,
+                    slots=slots)
+    trainer.start()
+    try:
+        assert wait_for(lambda: trainer.latest().samples_per_s > 0)
+        trainer.pause()
+        assert wait_for(lambda: trainer.latest().status == RunStatus.PAUSED)
+        assert trainer.latest().samples_per_s == 0.0
+        other.start()
+        assert wait_for(lambda: other.latest().status == RunStatus.RUNNING and other.latest().samples_per_s > 0)
+        trainer.resume()
+        assert wait_for(lambda: trainer.latest().status == RunStatus.QUEUED)
+        assert trainer.latest().samples_per_s == 0.0
+    finally:
+        for t in (trainer, other):
+            t.stop()
+            t.join(10)
+    finished = Trainer(X, ModelConfig(32, 8), TrainConfig(epochs=3, batch_size=50)).run()
+    assert finished.status == RunStatus.FINISHED and finished.samples_per_s > 0

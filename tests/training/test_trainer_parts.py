@@ -59,31 +59,46 @@ class FakeClock:
         return self.now
 
 
-def test_rate_is_kept_until_a_window_has_passed_while_running():
+def test_rate_covers_the_trailing_window():
     clock = FakeClock()
     meter = ThroughputMeter(window=1.0, clock=clock)
-    assert meter.measure(0, 0.0, 10, running=False) == 0.0  # no training yet
+    assert meter.measure(0, 0.0, 10) == 0.0  # no training yet
     clock.now = 0.5
-    assert meter.measure(20, 0.4, 10, running=True) == pytest.approx(500.0)  # 20 x 10 samples / 0.4 s
+    assert meter.measure(20, 0.4, 10) == pytest.approx(500.0)  # 20 x 10 samples / 0.4 s
     clock.now = 0.8
-    assert meter.measure(22, 0.7, 10, running=True) == pytest.approx(500.0)  # 0.3 s after the mark: kept
+    assert meter.measure(22, 0.7, 10) == pytest.approx(220 / 0.7)  # within the first window: all since the start
     clock.now = 1.6
-    assert meter.measure(60, 1.4, 10, running=True) == pytest.approx(400 / 1.0)  # (60-20) x 10 / (1.4-0.4)
+    assert meter.measure(60, 1.4, 10) == pytest.approx(400 / 1.0)  # base: the mark at 0.5, (60-20) x 10 / (1.4-0.4)
     clock.now = 1.7
-    assert meter.measure(60, 1.4, 10, running=False) == pytest.approx(400.0)  # no new steps: last figure
+    assert meter.measure(60, 1.4, 10) == pytest.approx(400.0)  # the same window: the same figure
+    clock.now = 2.0
+    assert meter.measure(70, 1.6, 10) == pytest.approx(480 / 0.9)  # base: the mark at 0.8 (the newest >= 1 s old)
+
+
+def test_rate_moves_with_every_publication():
+    """Today's figure, not the first one: the figure follows a slowdown within a window of wall clock."""
+    clock = FakeClock()
+    meter = ThroughputMeter(window=1.0, clock=clock)
+    step, elapsed, rates = 0, 0.0, []
+    for k in range(60):  # 0.1 s publications; 100 steps per 0.1 s of training, then 10
+        clock.now += 0.1
+        step += 100 if k < 30 else 10
+        elapsed += 0.1
+        rates.append(meter.measure(step, elapsed, 1))
+    assert rates[25] == pytest.approx(1000.0) and rates[-1] == pytest.approx(100.0)
 
 
 def test_rate_after_a_pause_counts_training_time_only():
     clock = FakeClock()
     meter = ThroughputMeter(window=1.0, clock=clock)
     clock.now = 2.0
-    meter.measure(10, 1.0, 4, running=True)
+    meter.measure(10, 1.0, 4)
     clock.now = 100.0  # a long pause, then the trainer restarts the clock
     meter.restart(10, 1.0)
     clock.now = 101.5
-    assert meter.measure(30, 2.0, 4, running=True) == pytest.approx(20 * 4 / 1.0)
+    assert meter.measure(30, 2.0, 4) == pytest.approx(20 * 4 / 1.0)
     clock.now = 101.6
-    assert meter.measure(31, 2.05, 4, running=False) == pytest.approx(4 / 0.05)  # not running: measured now
+    assert meter.measure(31, 2.05, 4) == pytest.approx(21 * 4 / 1.05)  # base: the restart mark (1.6 s old)
 
 
 # ----------------------------------------------------------------------------- control
