@@ -33,7 +33,7 @@ class MetricLabel:
 METRIC_LABELS: dict[str, MetricLabel] = {
     "reconstruction": MetricLabel("Reconstruction error", "½‖x̂−x‖², all data", ".3g"),
     "rho_hat_mean": MetricLabel("Mean ρ̂", "all data", ".3g"),
-    "dead_units": MetricLabel("Dead units", "never active", ".0f"),
+    "dead_units": MetricLabel("Dead units", "ρ̂ⱼ < ρ/10, never above 0.1", ".0f"),
     "probe_accuracy": MetricLabel("Probe accuracy", "linear, on the codes", ".1%"),
     "total": MetricLabel("Total loss J", "last step", ".3g"),
 }

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from sae.core.model import SparseAutoencoder, unit_activity
+from sae.evaluation.units import UnitState, unit_states
 
 
 def _tensor(X) -> torch.Tensor:
@@ -177,21 +178,25 @@ PROBE_SAMPLES = 2000  # the final linear probe of evaluate_run fits on at most t
 
 
 def evaluate_run(model: SparseAutoencoder, X, labels=None, *, probe: bool = True, probe_samples: int = PROBE_SAMPLES,
-                 seed: int = 0) -> tuple[dict[str, float], np.ndarray]:
+                 seed: int = 0, rho: float | None = None) -> tuple[dict[str, float], np.ndarray]:
     """Final metrics of a model on its data, as recorded with a finished run (sae.runs.recorder.RunRecorder).
 
     Returns ({reconstruction, rho_hat_mean, rho_hat_std, dead_units, dense_units, l0_mean,
     probe_accuracy (only with labels and ``probe``)}, rho_hat (n_hidden,) on all of X).
     The probe (logistic regression on the codes, :func:`linear_probe`) fits on at most
-    ``probe_samples`` samples drawn with ``seed``.
+    ``probe_samples`` samples drawn with ``seed``. ``rho``: the run's KL target; with it, dead and dense units are
+    counted by :func:`sae.evaluation.units.unit_states` (relative to rho, as the live pages count them); without it
+    (L1, TopK) by activity alone.
     """
     X = np.asarray(X, dtype=np.float32)
     A = hidden_activations(model, X)
     act = model.activation
+    target = rho
     rho = rho_hat(A, act).astype(np.float64)
     out = {"reconstruction": float(reconstruction_errors(model, X).mean()), "rho_hat_mean": float(rho.mean()),
-           "rho_hat_std": float(rho.std()), "dead_units": float(len(dead_units(A, act))),
-           "dense_units": float(len(dense_units(A, act))), "l0_mean": float(l0_per_sample(A, act).mean())}
+           "rho_hat_std": float(rho.std()), "l0_mean": float(l0_per_sample(A, act).mean())}
+    counts = unit_states(A, target, act).counts()
+    out["dead_units"], out["dense_units"] = float(counts[UnitState.DEAD]), float(counts[UnitState.DENSE])
     if probe and labels is not None:
         labels = np.asarray(labels)
         index = np.arange(len(X))

@@ -101,12 +101,14 @@ class RunRecorder:
             metrics, rho_hat = {}, None
             try:
                 if self._X is not None and snapshot.step > 0 and np.isfinite(snapshot.rho_hat).all():
-                    model_config = self.store.run_configs(self.run_id)[0]
+                    model_config, train_config, _ = self.store.run_configs(self.run_id)
+                    kl = train_config is None or train_config.penalty == "kl"
+                    target = snapshot.hyper.get("rho") if kl else None
                     try:
                         model = SparseAutoencoder.from_weights(model_config, snapshot.weights)
                     except ValueError as exc:
                         raise StoreError(f"the snapshot's {exc}") from None
-                    metrics, rho_hat = evaluate_run(model, self._X, self._labels, probe=self._probe)
+                    metrics, rho_hat = evaluate_run(model, self._X, self._labels, probe=self._probe, rho=target)
                 self.store.finish(self.run_id, snapshot, self._current_history(), metrics, rho_hat=rho_hat)
                 self.error = None
             except (StoreError, OSError) as exc:

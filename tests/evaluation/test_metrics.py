@@ -81,3 +81,18 @@ def test_pca_or_zeros():
     assert np.allclose(coords, ref[0]) and np.allclose(ratios, ref[1])
     coords, ratios = pca_or_zeros(np.full((30, 5), 0.5), 3)
     assert coords.shape == (30, 3) and ratios.shape == (3,) and not coords.any() and not ratios.any()
+
+
+def test_evaluate_run_counts_dead_units_relative_to_rho_as_the_live_pages_do():
+    """A unit firing weakly on every sample (a = 0.02 < 0.1) at target rho = 0.02 is on target, not dead: the
+    recorded metric agrees with the Train page (sae.evaluation.units). Without a KL target, activity decides."""
+    model = SparseAutoencoder(4, 3)
+    with torch.no_grad():
+        model.encoder.weight.zero_()
+        model.encoder.bias.fill_(float(np.log(0.02 / 0.98)))  # sigmoid -> 0.02 for every input
+    X = np.random.default_rng(0).random((50, 4)).astype(np.float32)
+    with_target, rho = metrics.evaluate_run(model, X, probe=False, rho=0.02)
+    assert np.allclose(rho, 0.02, atol=1e-6)
+    assert with_target["dead_units"] == 0
+    without_target, _ = metrics.evaluate_run(model, X, probe=False)
+    assert without_target["dead_units"] == 3
