@@ -22,7 +22,8 @@ from sae.ui import page, pickers, share, state
 
 job = page("Runs", ":material/table_rows:",
            "Every training run is recorded automatically: its settings, curves, final metrics and weights. "
-           "Choose two to four to compare, or open one to rename, delete, download or continue it.")
+           "Choose two to four to compare, or open one to rename, delete, download or continue it.",
+           run_links=False)  # here ?run=<id> opens that run's record (below), it does not load it
 
 try:
     store = state.run_store()

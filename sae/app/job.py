@@ -11,14 +11,15 @@ here imports Streamlit: the training thread must never touch ``st.*``.
 Cleanup, three layers (see ``sae.ui.state.watch_session`` for the first):
 
 1. Disconnect: a session-scoped ``st.cache_resource(on_release=...)`` calls :meth:`Job.disconnected`
-   when the browser's websocket closes: a running job pauses. If the same session reconnects
-   (a network blip, a reload that reattaches) the next script run calls :meth:`Job.reconnected`,
-   which resumes it.
+   when the browser's websocket closes and no other session shows the job (``sae.app.browsers.Sessions``):
+   a running job pauses. When a session shows it again (a network blip; a reload, which finds the browser's
+   job in ``sae.app.browsers``) the next script run calls :meth:`Job.reconnected`, which resumes it.
 2. Heartbeat: every script and fragment run stamps :meth:`Job.beat`. A process-wide reaper
    thread (``sae.app.reaper``, with which every Job registers itself) pauses a running job whose page has
    not polled for ``HEARTBEAT_PAUSE`` seconds (background tabs throttle timers to once a minute at worst,
-   so the limit is minutes), and stops the thread of a job whose session has been inactive
-   (``Job.session_alive()`` false, a check the Streamlit layer injects) for ``SESSION_GONE_STOP`` seconds.
+   so the limit is minutes), and stops the thread of a job whose sessions have all been inactive
+   (``Job.session_alive()`` false: a ``sae.app.browsers.Sessions`` the Streamlit layer fills) for
+   ``SESSION_GONE_STOP`` seconds.
 3. Garbage collection: the trainer thread holds no reference to its Job; when Streamlit drops
    the session state (``server.disconnectedSessionTTL`` after a disconnect) the Job is
    collected and a ``weakref.finalize`` stops the thread.

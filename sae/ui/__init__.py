@@ -8,6 +8,8 @@
 - ``live``: the one polling fragment per page,
 - ``pickers``: selectbox and multiselect over run ids whose labels change (renames): the choice is kept by id,
 - ``share``: runs into the live view, files in and out (model bundles, uploads), the server's sweeps,
+- ``identity``: this browser's id (localStorage, via a tiny components-v2 element) and its last stored run,
+- ``reattach``: a new session of a known browser finds its run again (reload, second tab, restart); ``?run=`` links,
 - ``experiment``: the experiment pages' Run / Stop and polling progress line.
 
 The per-session job itself (``sae.app.job``) and the views derived from a snapshot (``sae.app.derived``) have

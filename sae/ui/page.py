@@ -8,7 +8,7 @@ import threading
 import streamlit as st
 import torch
 
-from sae.ui import controls
+from sae.ui import controls, identity, reattach
 from sae.ui.chart import provide_plotly_js
 from sae.ui import share
 from sae.app.job import Job
@@ -60,17 +60,24 @@ def _warm_up() -> None:
     gc.freeze()
 
 
-def page(title: str, icon: str, subtitle: str | None = None) -> Job:
-    """Set the page config, draw the control panel, the title; return the session's job."""
+def page(title: str, icon: str, subtitle: str | None = None, run_links: bool = True) -> Job:
+    """Set the page config, find this browser's run (``sae.ui.reattach``: a reload keeps the live run), draw the
+    control panel, the title; return the session's job. ``run_links``: a ``?run=<id>`` link puts that stored run
+    on view here (the Runs page opens the run's record instead)."""
     configure_process()
     st.set_page_config(page_title=f"{title} · {APP}", page_icon=icon, layout="wide",
                        initial_sidebar_state="expanded")
+    if not reattach.attach(run_links=run_links):
+        reattach.waiting()  # the first script run of a new session: the browser's id comes with the next one
     job = controls.panel(page_id=title)
     share.follow_goto()  # a run loaded by a button on the previous run asked for another page
     share.sidebar_section(job)  # "Share and export": the model out, a saved model in
+    with st.sidebar:
+        identity.mount(share.link_run_id(job))  # invisible; the browser remembers its current run
     st.title(f"{icon} {title}", anchor=False)
     if subtitle:
         st.caption(subtitle)
+    reattach.notices()
     return job
 
 

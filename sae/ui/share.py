@@ -231,6 +231,28 @@ def deferred(fn: Callable[[], bytes], what: str) -> Callable[[], bytes]:
     return make
 
 
+def link_run_id(job: Job) -> str | None:
+    """The stored run a link to this job carries: its own record (checkpointed every few seconds while it trains),
+    or, before it trains, the run it continues. None: nothing recorded yet."""
+    return job.run_id or job.parent_id
+
+
+def run_link(job: Job) -> str | None:
+    """An absolute link that opens this job's stored run in any browser (``?run=<id>`` plus its settings, on this
+    page; ``sae.ui.reattach`` loads it), or None while the job has no record."""
+    from urllib.parse import urlencode, urlsplit, urlunsplit
+
+    run_id = link_run_id(job)
+    if run_id is None:
+        return None
+    query = urlencode({"run": run_id} | url.url_params(job.settings))
+    try:
+        here = urlsplit(st.context.url or "")
+    except Exception:  # noqa: BLE001 - no request behind this session (AppTest): a relative link
+        here = urlsplit("")
+    return urlunsplit((here.scheme, here.netloc, here.path or "/", query, ""))
+
+
 def sidebar_section(job: Job) -> None:
     """"Share and export" at the bottom of the sidebar: the current model out, a saved model in."""
     error = st.session_state.get(ERROR_KEY)
@@ -240,6 +262,15 @@ def sidebar_section(job: Job) -> None:
             st.success(loaded, icon=":material/check_circle:")
         st.caption("The page's URL reproduces these settings: copy it to share them. Every chart saves itself "
                    "as a PNG from its camera icon (top right, on hover).")
+        link = run_link(job)
+        st.markdown("**Link to this run**")
+        if link is None:
+            st.caption("Train first: a link can carry the run once it is recorded.")
+        else:
+            st.code(link, language=None, wrap_lines=True)
+            st.caption("Copy it (icon on the right): it opens this run in any browser, paused at its last checkpoint "
+                       "(saved every few seconds while it trains); training it there records a new run continuing "
+                       "this one.")
         trainer, mc, data = job.trainer, job.model_config, job.data
         stem = f"sae-{data.name}-{mc.n_hidden}-step{job.latest().step}"
         st.download_button("Model (.zip: safetensors + config)", deferred(lambda: job_bundle(trainer, mc, data.name),
@@ -284,5 +315,5 @@ def filters_download(W: np.ndarray, image_shape: tuple[int, int], name: str, key
 
 
 __all__ = ["load_stored_run", "load_upload", "on_load_run", "on_upload_model", "follow_goto", "sidebar_section",
-           "figure_download", "filters_download", "deferred", "job_bundle", "job_model", "settings_for",
+           "figure_download", "filters_download", "deferred", "link_run_id", "run_link", "job_bundle", "job_model", "settings_for",
            "sweep_registry", "LoadError"]

@@ -2,6 +2,10 @@
 
 ``get_job(settings)`` returns this browser session's :class:`sae.app.job.Job`, creating an idle
 one (untrained model, step 0) the first time, so every page has something to draw before Train.
+
+A job belongs to the browser, not only to the session (``sae.app.browsers``): :func:`set_job` records it as the
+browser's job (when the browser's id is known, ``sae.ui.identity``), and :func:`get_job` follows the browser's
+job when another tab of the same browser replaced it by one that has started. Finding the job again after a reload is ``sae.ui.reattach``.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from sae.data import DataError, Dataset, load_dataset
 from sae.runs.store import RunStore, StoreError, default_root
 from sae.training.trainer import check_compatible  # the Trainer's own rules (e.g. no KL penalty on ReLU units)
 
+from sae.app.browsers import browser_jobs, sessions_of
 from sae.app.job import Job, subset_indices
 from sae.app.reaper import SESSION_GONE_STOP
 from sae.app.settings import Settings
+from sae.ui.identity import browser_id
 
 
 JOB_KEY = "sae_job"
@@ -32,23 +38,33 @@ def load_data(name: str) -> Dataset:
 
 
 def _release(guard: "_Guard") -> None:
+    """The session's connection closed: a running job pauses, unless another session (a reload's new one, a second
+    tab of the same browser) still shows it."""
     job = guard.job()
-    if job is not None:
+    if job is not None and not sessions_of(job).others_alive(guard.session_id):
         job.disconnected()
 
 
 class _Guard:
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, session_id: str) -> None:
         import weakref
 
         self.job = weakref.ref(job)  # a weak reference: the guard must not keep a dropped job alive
+        self.session_id = session_id
 
 
 @st.cache_resource(scope="session", on_release=_release, show_spinner=False)
-def _watch(job_id: int, _job: Job) -> _Guard:
+def _watch(job_id: int, session_id: str, _job: Job) -> _Guard:
     """One guard per (session, job); Streamlit clears session-scoped caches when the browser
     disconnects, which calls ``_release`` -> ``Job.disconnected`` (a running job pauses)."""
-    return _Guard(_job)
+    return _Guard(_job, session_id)
+
+
+def _session_id() -> str:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return "" if ctx is None else ctx.session_id
 
 
 def _session_alive_check():
@@ -67,11 +83,16 @@ def _session_alive_check():
 
 
 def watch_session(job: Job) -> None:
-    """Stamp the heartbeat, (re)arm the disconnect guard, resume a job paused by a disconnect."""
+    """Stamp the heartbeat, (re)arm the disconnect guard, add this session to the ones showing the job (the reaper
+    stops it only when all of them are gone), resume a job paused by a disconnect."""
     job.beat()
-    _watch(job.id, job)
-    if job.session_alive is None:
-        job.session_alive = _session_alive_check()
+    session_id = _session_id()
+    _watch(job.id, session_id, job)
+    sessions = sessions_of(job)
+    if session_id not in sessions:
+        check = _session_alive_check()
+        if check is not None:
+            sessions.add(session_id, check)
         job.gone_stop = session_gone_stop()
     job.reconnected()
 
@@ -144,17 +165,36 @@ def current_job() -> Job | None:
 
 
 def set_job(job: Job) -> Job:
+    """Make ``job`` this session's and this browser's job; the job it replaces is stopped (its record stays in the
+    run store)."""
     old = current_job()
     if old is not None and old is not job:
         old.stop("replaced by a new run")
+    return show_job(job)
+
+
+def show_job(job: Job) -> Job:
+    """Make ``job`` (already running elsewhere, e.g. the browser's job from before a reload) this session's and this
+    browser's job, without stopping anything."""
     st.session_state[JOB_KEY] = job
+    browser_jobs().assign(browser_id(), job)
+    if job.settings.dataset == UPLOAD and job.data is not None:
+        st.session_state[UPLOAD_KEY] = job.data  # the file the job trains on (a new session of the same browser)
     watch_session(job)
     return job
 
 
+def _live(job: Job) -> bool:
+    return job.started and not job.final
+
+
 def get_job(settings: Settings) -> Job:
-    """This session's job, created from ``settings`` (or the defaults if those are invalid)."""
+    """This session's job, created from ``settings`` (or the defaults if those are invalid). When another tab of the
+    same browser has replaced the browser's job since, this session shows that one instead."""
     job = current_job()
+    browsers_job = browser_jobs().job_for(browser_id())
+    if browsers_job is not None and browsers_job is not job and browsers_job.started:
+        return show_job(browsers_job)  # an untouched (idle) job is not worth following: each page load has its own
     if job is None:
         try:
             job = new_job(settings)
@@ -162,9 +202,11 @@ def get_job(settings: Settings) -> Job:
             job = new_job(Settings())
         set_job(job)
     else:
+        if _live(job) and (browsers_job is None or not _live(browsers_job)):
+            browser_jobs().assign(browser_id(), job)  # it started here (Train): the browser's newest run
         watch_session(job)
     return job
 
 
 __all__ = ["load_data", "dataset", "validate", "get_job", "new_job", "set_job", "current_job", "watch_session",
-           "run_store", "run_store_or_none", "current_settings", "JOB_KEY", "SETTINGS_KEY", "UPLOAD", "UPLOAD_KEY", "MAX_WEIGHTS"]
+           "run_store", "run_store_or_none", "current_settings", "show_job", "JOB_KEY", "SETTINGS_KEY", "UPLOAD", "UPLOAD_KEY", "MAX_WEIGHTS"]

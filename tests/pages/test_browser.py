@@ -505,3 +505,79 @@ def test_delete_removes_exactly_one_run_and_the_picker_follows(tmp_path, browser
             no_exception(pg)
     finally:
         context.close()
+
+
+# ----------------------------------------------------------------------------- reload, links
+
+def run_link(pg, timeout: float = 30_000) -> str:
+    """The sidebar's "Link to this run" (Share and export), as shown."""
+    section = pg.locator("[data-testid='stSidebar'] [data-testid='stExpander']").filter(has_text="Share and export")
+    code = section.locator("[data-testid='stCode']").filter(has_text="run=")
+    if not code.first.is_visible():
+        section.locator("summary").click()
+    code.first.wait_for(timeout=timeout)
+    return code.first.inner_text().strip()
+
+
+def test_a_reload_mid_run_keeps_the_run_training(server, page):
+    """F5 while training: the page comes back with the same run (same record), still training, further on."""
+    pg = page
+    open_page(pg, server + "/?data=digits&hidden=16&epochs=3000")
+    pg.get_by_role("button", name="Train", exact=True).click()
+    pg.wait_for_function("() => document.body.innerText.includes('running')", timeout=15_000)
+    try:
+        link = run_link(pg, timeout=5_000)
+    except playwright.TimeoutError:
+        link = None  # checked after the reload
+    deadline = time.monotonic() + 20
+    while step_of(pg) == 0:
+        assert time.monotonic() < deadline, "the run never took a step"
+        time.sleep(0.2)
+    before = step_of(pg)
+
+    pg.reload()
+    pg.wait_for_selector("[data-testid='stApp']")
+    pg.wait_for_function("""() => [...document.querySelectorAll("[data-testid='stSidebar'] [data-testid='stCaptionContainer']")]
+        .some(e => e.innerText.includes('running') && e.innerText.includes('step'))""", timeout=30_000)
+    assert "running" in status(pg) and step_of(pg) >= before, status(pg)
+    assert "hidden=16" in pg.url and "epochs=3000" in pg.url
+    assert link is not None and run_link(pg) == link, "the same recorded run, not a new one"
+    after = step_of(pg)
+    deadline = time.monotonic() + 20
+    while step_of(pg) <= after:  # and it keeps training
+        assert time.monotonic() < deadline, "the run does not train after the reload"
+        time.sleep(0.2)
+    no_exception(pg)
+    pg.get_by_role("button", name="Stop").click()
+    pg.wait_for_function("() => document.body.innerText.includes('stopped by the user')", timeout=15_000)
+
+
+def test_a_run_link_opens_the_trained_run_in_a_fresh_browser(server, browser):
+    """"Link to this run" in one browser; the link opened in another (fresh context: no shared storage) shows that
+    run's model at its step, paused, ready to continue; a deleted run's link says so."""
+    first = browser.new_context(viewport={"width": 1400, "height": 1100})
+    second = browser.new_context(viewport={"width": 1400, "height": 1100})
+    try:
+        pg = first.new_page()
+        train_until_finished(pg, server + "/?data=digits&hidden=16&epochs=20&beta=5")
+        pg.wait_for_timeout(1500)  # the final checkpoint is written after the last step
+        link = run_link(pg)
+        assert "run=" in link and link.startswith(server)
+
+        other = second.new_page()
+        other.errors = []
+        other.on("pageerror", lambda e: other.errors.append(str(e)))
+        open_page(other, link)
+        other.wait_for_function("() => document.body.innerText.includes('Opened the linked run')", timeout=30_000)
+        assert "paused" in status(other) and step_of(other) == 280, status(other)  # 20 epochs x 14 batches
+        assert other.get_by_role("spinbutton", name="Hidden units").input_value() == "16"
+        assert "run=" not in other.url and "beta=5" in other.url  # the link was used once; the settings stay
+        no_exception(other)
+
+        other.goto(server + "/?run=" + "0" * 32)
+        other.wait_for_selector("[data-testid='stApp']")
+        other.wait_for_function("() => document.body.innerText.includes('not in this server')", timeout=30_000)
+        no_exception(other)
+    finally:
+        first.close()
+        second.close()
