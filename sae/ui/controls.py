@@ -5,8 +5,10 @@ The settings' round trip through the URL (which query parameter holds which sett
 hold) is ``sae.ui.url``; the "Your data" upload widgets are ``sae.ui.upload``.
 
 What a change does:
-- rho, beta, lambda, learning rate: applied to the running trainer at once
-  (``Trainer.set_hyperparameters``); the charts show the effect.
+- rho, beta, lambda, learning rate, and the budget (epochs, L-BFGS iterations): applied to the running
+  trainer at once (``Trainer.set_hyperparameters``); the charts show the effect. A budget lowered below the
+  current step finishes the run; one raised after the run finished lets Resume continue it.
+- the data set: the other settings take that set's defaults (``sae.app.settings.defaults_for``).
 - anything else (data set, hidden size, activation, ...): an untouched (idle) job is rebuilt
   silently; a job that has trained asks before restarting.
 
@@ -30,7 +32,7 @@ from sae.training.status import ACTIVE_STATUSES, RunStatus
 from sae.ui import state
 from sae.ui.upload import upload_widgets
 from sae.ui.url import (BATCH_OPTIONS, BETA_OPTIONS, DEFAULTS, LAMBDA_OPTIONS, LR_OPTIONS, PENALTY_LABELS, RHO_OPTIONS,
-                        fmt, settings_from_state, sync_url, sync_widgets, url_params)
+                        dataset_defaults_to_widgets, fmt, settings_from_state, sync_url, sync_widgets, url_params)
 
 POLL_SECONDS = 0.3  # how often live views redraw while training (about 3 per second)
 QUEUED_POLL_SECONDS = 1.0  # how often a queued run's status line looks whether its turn has come
@@ -78,7 +80,9 @@ def settings_widgets(notes: dict | None = None) -> Settings:
         st.session_state["data"] = d.dataset
     dataset = st.selectbox("Data set", options, index=options.index(d.dataset), **_common("data"),
                            format_func=lambda v: f"your file: {upload.name}" if v == UPLOAD else v,
-                           help="Built-in and offline, or your own file (below). Changing it starts a new run.")
+                           on_change=lambda: dataset_defaults_to_widgets(st.session_state["data"]),
+                           help="Built-in and offline, or your own file (below). Changing it starts a new run "
+                                "and sets the other settings to that set's defaults.")
     st.caption(upload.description if dataset == UPLOAD else DATASET_LABELS.get(dataset, ""))
     upload_widgets()
     n_hidden = st.number_input("Hidden units", 1, 1024, d.n_hidden, step=1, **_common("hidden"),
@@ -106,11 +110,15 @@ def settings_widgets(notes: dict | None = None) -> Settings:
                           disabled=optimizer == "lbfgs", help="L-BFGS uses its line search instead.")
     epochs, max_iter, batch = d.epochs, d.max_iter, d.batch_size
     if optimizer == "lbfgs":
-        max_iter = st.number_input("Iterations", 1, 100_000, d.max_iter, step=50, **_common("iters"))
+        max_iter = st.number_input("Iterations · applies live", 1, 100_000, d.max_iter, step=50, **_common("iters"),
+                                   help="The run's length; change it while it trains (below the current "
+                                        "iteration it finishes the run; after the end, raise it and Resume).")
     else:
         batch = st.select_slider("Batch size", BATCH_OPTIONS, d.batch_size, **_common("batch"))
         notes["batch"] = st.empty()
-        epochs = st.number_input("Epochs", 1, 100_000, int(d.epochs), step=10, **_common("epochs"))
+        epochs = st.number_input("Epochs · applies live", 1, 100_000, int(d.epochs), step=10, **_common("epochs"),
+                                 help="The run's length; change it while it trains (below the current epoch "
+                                      "it finishes the run; after the end, raise it and Resume).")
     seed = st.number_input("Seed", 0, 2**31 - 1, d.seed, step=1, **_common("seed"))
     return Settings(dataset=dataset, n_hidden=int(n_hidden), activation=activation, penalty=penalty,
                     topk=int(topk), optimizer=optimizer, rho=float(rho), beta=float(beta),
