@@ -92,10 +92,16 @@ DATASET_PROMISES: dict[str, str] = {
 }
 
 
+def filters_promise(dataset: str) -> str:
+    """What the Filters page tells the user to look for on ``dataset`` (any data: a generic sentence)."""
+    return DATASET_PROMISES.get(dataset, "structure appearing out of noise: oriented edges on image patches, "
+                                         "pen strokes on digits")
+
+
 def defaults_for(dataset: str) -> Settings:
     """The default settings for ``dataset``: the class defaults with that set's :data:`DATASET_DEFAULTS`
     (an uploaded file or an unknown name: the class defaults, with that name)."""
     return Settings(dataset=dataset, **DATASET_DEFAULTS.get(dataset, {}))
 
 
-__all__ = ["Settings", "DATASET_DEFAULTS", "DATASET_PROMISES", "defaults_for"]
+__all__ = ["Settings", "DATASET_DEFAULTS", "DATASET_PROMISES", "defaults_for", "filters_promise"]

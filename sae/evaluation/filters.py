@@ -14,8 +14,10 @@ e_p = (w_p - mean(w))^2 (the mean is the grey background of UFLDL's display). Th
 
 Both are compared with :func:`shuffled`: the same weights with their pixels shuffled within each filter (the
 same values, no spatial structure), i.e. what "out of noise" means for these numbers. :func:`filter_report`
-gives the medians over the units (``sae.app.settings.DATASET_PROMISES`` names which measure each built-in set
-should raise; tests/app/test_dataset_defaults.py trains each set and checks it).
+gives the medians over the units. tests/app/test_dataset_defaults.py trains each built-in set with its defaults
+(``sae.app.settings.DATASET_DEFAULTS``) and checks the measure that fits its promise
+(``sae.app.settings.DATASET_PROMISES``); tests/evaluation/test_filter_measures.py checks the measures on
+filters whose answer is known.
 
 Example:
     >>> report = filter_report(snapshot.weights["encoder.weight"], (8, 8))

@@ -4,8 +4,9 @@ publishes what it does through a thread-safe latest-snapshot handle.
 Designed to be driven by a UI: ``start`` / ``pause`` / ``resume`` / ``step`` / ``stop`` from any
 thread; ``set_hyperparameters(rho=..., beta=..., weight_decay=..., lr=...)`` applies between two
 steps without a restart, and so does ``set_budget(epochs=..., max_iter=...)``: the run's length (lowered
-below the current step it finishes the run; raised after the run finished, Resume or Step continues it). The training thread owns the model; readers get copies (``latest()``,
-``history()``), so nothing they do can race with a step.
+below the current step it finishes the run; raised after the run finished, Resume or Step continues it).
+The training thread owns the model; readers get copies (``latest()``, ``history()``), so nothing they do
+can race with a step.
 
 The Trainer wires together parts with one job each (modules of ``sae.training``):
 

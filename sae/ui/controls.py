@@ -68,12 +68,20 @@ def _common(key: str) -> dict:
     return {"key": key, "persist_state": "session"}
 
 
-def settings_widgets(notes: dict | None = None) -> Settings:
+OWN_OBJECTIVE_NOTE = ("This page's experiment sets its own model and objective (on the page): the sidebar's "
+                      "settings below belong to the Train run and are not used here.")
+NO_TARGET_HELP = "ρ is the KL penalty's target; the L1 and TopK penalties have none, so it is not used now."
+
+
+def settings_widgets(notes: dict | None = None, experiment: bool = False) -> Settings:
     """Draw the settings widgets (in the current container) and return what they say. ``notes`` receives
-    placeholders for remarks that need the data (``"batch"``)."""
+    placeholders for remarks that need the data (``"batch"``). ``experiment``: the page runs its own
+    experiments and ignores these settings (they are marked so)."""
     d = DEFAULTS
     notes = {} if notes is None else notes
-    st.markdown("**Data and model**")
+    if experiment:
+        st.caption(f":material/info: {OWN_OBJECTIVE_NOTE}")
+    st.markdown("**Data and model**" + (" · :gray[the Train run's]" if experiment else ""))
     upload = st.session_state.get(state.UPLOAD_KEY)
     options = DATASETS + ((UPLOAD,) if upload is not None else ())
     if st.session_state.get("data") not in options:
@@ -96,9 +104,11 @@ def settings_widgets(notes: dict | None = None) -> Settings:
     if penalty == "topk":
         topk = st.number_input("k (active units per sample)", 1, 1024, d.topk, step=1, **_common("k"))
 
-    st.markdown("**Objective** · applies live")
-    rho = st.select_slider("ρ: target mean activation", RHO_OPTIONS, d.rho, format_func=fmt,
-                           **_common("rho"), help="Each hidden unit j should fire on average ρ̂ⱼ ≈ ρ.")
+    st.markdown("**Objective** · " + (":gray[the Train run's, not used here]" if experiment else "applies live"))
+    kl = penalty == "kl"
+    rho = st.select_slider("ρ: target mean activation" + ("" if kl else " · unused by " + PENALTY_LABELS[penalty]),
+                           RHO_OPTIONS, d.rho, format_func=fmt, **_common("rho"), disabled=not kl,
+                           help="Each hidden unit j should fire on average ρ̂ⱼ ≈ ρ." if kl else NO_TARGET_HELP)
     beta = st.select_slider("β: sparsity weight", BETA_OPTIONS, d.beta, format_func=fmt, **_common("beta"))
     weight_decay = st.select_slider("λ: weight decay", LAMBDA_OPTIONS, d.weight_decay, format_func=fmt,
                                     **_common("lambda"))
@@ -255,9 +265,10 @@ def buttons(job: Job, settings: Settings | None) -> None:
                    help="Discard the run: a fresh untrained model with the panel's settings.")
 
 
-def panel(page_id: str = "") -> Job:
+def panel(page_id: str = "", experiment: bool = False) -> Job:
     """Draw the sidebar (navigation, buttons, status, settings) and return the session's job,
-    with live changes applied. ``page_id`` names the calling page (page switches are detected)."""
+    with live changes applied. ``page_id`` names the calling page (page switches are detected);
+    ``experiment``: the page runs its own experiments (the settings are marked as not used there)."""
     sync_widgets(page_id)
     with st.sidebar:
         st.markdown("**Sparse Autoencoder Lab** · :gray[UFLDL / CS294A]")
@@ -266,7 +277,7 @@ def panel(page_id: str = "") -> Job:
         top = st.container()
         notes: dict = {}
         with st.container():
-            settings = settings_widgets(notes)
+            settings = settings_widgets(notes, experiment)
         sync_url(settings)
 
         error = st.session_state.pop("sae_error", None)

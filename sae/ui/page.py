@@ -58,12 +58,13 @@ def _warm_up() -> None:
     gc.freeze()
 
 
-def page(title: str, icon: str, subtitle: str | None = None) -> Job:
-    """Set the page config, draw the control panel, the title; return the session's job."""
+def page(title: str, icon: str, subtitle: str | None = None, experiment: bool = False) -> Job:
+    """Set the page config, draw the control panel, the title; return the session's job. ``experiment``: the
+    page runs its own experiments, not the sidebar's run (the sidebar marks its settings as not used)."""
     configure_process()
     st.set_page_config(page_title=f"{title} · {APP}", page_icon=icon, layout="wide",
                        initial_sidebar_state="expanded")
-    job = controls.panel(page_id=title)
+    job = controls.panel(page_id=title, experiment=experiment)
     share.follow_goto()  # a run loaded by a button on the previous run asked for another page
     share.sidebar_section(job)  # "Share and export": the model out, a saved model in
     st.title(f"{icon} {title}", anchor=False)

@@ -19,9 +19,24 @@ def X():
     return ((codes @ basis) / 6).numpy()  # 400 samples: 4 steps per epoch at batch 100
 
 
+STARTED: list[Trainer] = []
+
+
+@pytest.fixture(autouse=True)
+def stop_trainers():
+    """No training thread outlives its test (later tests count them)."""
+    yield
+    while STARTED:
+        trainer = STARTED.pop()
+        trainer.stop("test over")
+        trainer.join(5)
+
+
 def _trainer(X, **kw):
     cfg = TrainConfig(**{"batch_size": 100, "epochs": 5.0, **kw})
-    return Trainer(X, ModelConfig(32, 8), cfg, snapshot_interval=0.02)
+    trainer = Trainer(X, ModelConfig(32, 8), cfg, snapshot_interval=0.02)
+    STARTED.append(trainer)
+    return trainer
 
 
 def test_budget_fields_are_named_by_the_config():
