@@ -106,9 +106,10 @@ def settings_widgets(notes: dict | None = None, experiment: bool = False) -> Set
 
     st.markdown("**Objective** · " + (":gray[the Train run's, not used here]" if experiment else "applies live"))
     kl = penalty == "kl"
-    rho = st.select_slider("ρ: target mean activation" + ("" if kl else " · unused by " + PENALTY_LABELS[penalty]),
-                           RHO_OPTIONS, d.rho, format_func=fmt, **_common("rho"), disabled=not kl,
-                           help="Each hidden unit j should fire on average ρ̂ⱼ ≈ ρ." if kl else NO_TARGET_HELP)
+    rho = st.select_slider("ρ: target mean activation", RHO_OPTIONS, d.rho, format_func=fmt, **_common("rho"),
+                           disabled=not kl, help="Each hidden unit j should fire on average ρ̂ⱼ ≈ ρ.")
+    if not kl:
+        st.caption(f":material/block: {NO_TARGET_HELP}")
     beta = st.select_slider("β: sparsity weight", BETA_OPTIONS, d.beta, format_func=fmt, **_common("beta"))
     weight_decay = st.select_slider("λ: weight decay", LAMBDA_OPTIONS, d.weight_decay, format_func=fmt,
                                     **_common("lambda"))

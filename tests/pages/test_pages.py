@@ -258,6 +258,7 @@ def test_the_l1_penalty_has_no_target_rho():
     at = app({"data": "digits", "hidden": "16", "act": "relu", "penalty": "L1"})
     no_exception(at)
     assert at.select_slider(key="rho").disabled
+    assert any("have none" in c.value for c in at.sidebar.caption)
     job = job_of(at)
     at.button(key="btn_step").click().run()
     assert wait_for(lambda: job.latest().step >= 1)
