@@ -4,7 +4,7 @@ import math
 
 import streamlit as st
 
-from sae.app.views import shown_deltas
+from sae.app.views import rho_target, shown_deltas
 from sae.evaluation.labels import METRIC_LABELS
 from sae.evaluation.units import thresholds_text
 from sae.viz import curves
@@ -47,7 +47,8 @@ def draw(job) -> None:
     c = st.columns(4)
     c[0].metric("Loss J (last batch)", shown(head["loss"], "{:.4g}"), delta("loss", "{:+.3g}"),
                 delta_color="inverse", help="Total objective on the last minibatch. Δ: change over the last 3 s.")
-    c[1].metric(f"{METRIC_LABELS['rho_hat_mean'].name}  (target ρ = {snap.hyper['rho']:g})",
+    target = rho_target(job.settings.penalty, snap.hyper["rho"])  # L1 and TopK have no target
+    c[1].metric(METRIC_LABELS["rho_hat_mean"].name + ("" if target is None else f"  (target ρ = {target:g})"),
                 shown(head["rho_hat"], "{:.4f}"), delta("rho_hat", "{:+.4f}"), delta_color="off",
                 help="Mean over units of ρ̂ⱼ, measured on a fixed subset of up to 1,000 samples.")
     c[2].metric(METRIC_LABELS["dead_units"].name, shown(head["dead"], "{:.0f}"), delta("dead", "{:+.0f}"),
@@ -62,11 +63,13 @@ def draw(job) -> None:
 
     left, right = st.columns(2)
     with left:
-        live_chart(curves.loss_curves(history, job.settings.penalty, log_y=log_y), key="loss_curves")
+        live_chart(curves.loss_curves(history, job.settings.penalty, log_y=log_y, status=snap.status),
+                        key="loss_curves")
         what_to_look_for("the reconstruction term falling while the sparsity term (β·KL) first jumps then "
                          "settles; raise β live and watch the red curve and the total respond.")
     with right:
-        live_chart(curves.rho_hat_band(history, log_y=log_y), key="rho_hat_band")
+        live_chart(curves.rho_hat_band(history, log_y=log_y, target=target is not None, status=snap.status),
+                        key="rho_hat_band")
         what_to_look_for("the blue band (ρ̂ⱼ across units) closing in on the dashed target ρ; "
                          "move ρ in the sidebar and the band follows it.")
 

@@ -3,7 +3,8 @@
 import numpy as np
 import streamlit as st
 
-from sae.app.views import unit_order, unit_weights
+from sae.app.settings import filters_promise
+from sae.app.views import rho_target, unit_order, unit_weights
 from sae.evaluation.units import thresholds_text
 from sae.viz import distributions, filters, samples
 from sae.viz.style import activation_range
@@ -56,19 +57,17 @@ def draw(job) -> None:
                                          norms=norms, selected=unit, normalize=normalize, height=560)
             live_chart(fig, key="filters_chart", on_select=_select_unit,
                             config={"displayModeBar": False})
-            dl = st.columns([1, 1, 4], vertical_alignment="center")
-            with dl[0]:
+            with st.container(horizontal=True, vertical_alignment="center"):  # buttons as wide as their labels
                 share.filters_download(W[order], data.image_shape, f"filters-step{snap.step}", key="dl_filters_png",
                                        normalize=normalize)
-            with dl[1]:
                 share.figure_download(fig, f"filters-step{snap.step}", key="dl_filters_html")
-            dl[2].caption("Download these filters as a picture or an interactive page.")
+                st.caption("Download these filters as a picture or an interactive page.")
         else:
             live_chart(filters.weights_heatmap(W[order], dead=d.dead,
                                                     title=f"{which}: {data.n_features} inputs, no image shape"),
                             key="filters_heatmap")
         dead = len(d.dead)
-        what_to_look_for("oriented edges (patches) or pen strokes (digits) appearing out of noise. "
+        what_to_look_for(f"{filters_promise(job.settings.dataset)}. "
                          + (f"{dead} dead unit{'s' if dead != 1 else ''} outlined in red; " if dead else
                             "No dead units right now (a dead unit would be outlined in red); ")
                          + f"{d.units.summary()}. {thresholds_text(d.rho, d.activation)}")
@@ -83,7 +82,8 @@ def draw(job) -> None:
                                                        f"activation of unit {unit} on {len(a):,} samples", "samples",
                                                        f"Activations of unit {unit}", color="#ff7f0e", log_y=True,
                                                        vlines={"ρ̂ⱼ": float(rho_hat[unit]),
-                                                               "ρ": snap.hyper["rho"]}, height=260),
+                                                               "ρ": rho_target(job.settings.penalty,
+                                                                                snap.hyper["rho"])}, height=260),
                         key="unit_hist")
         top = np.argsort(-a, kind="stable")[:12]
         st.markdown(f"**Inputs that activate unit {unit} most** (a = {a[top[0]]:.3f} … {a[top[-1]]:.3f})")

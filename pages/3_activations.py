@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from sae.app.views import rho_target
 from sae.evaluation.units import thresholds_text
 from sae.viz import distributions
 from sae.ui import page, what_to_look_for
@@ -16,7 +17,8 @@ log_y = st.toggle("Log-scale counts", value=True, key="act_log", persist_state="
 
 def draw(job) -> None:
     snap, d = job.latest(), job.derived()
-    rho = snap.hyper["rho"]
+    rho = rho_target(job.settings.penalty, snap.hyper["rho"])  # None under L1 and TopK: no target to draw
+    history = job.history()
     st.caption(f"{d.units.summary()}", help=thresholds_text(d.rho, d.activation))
     c1, c2 = st.columns(2)
     with c1:
@@ -24,7 +26,9 @@ def draw(job) -> None:
         what_to_look_for("a tall spike near 0 and a thin tail: most units are silent on most inputs.")
     with c2:
         live_chart(distributions.rho_hat_histogram(d.rho_hat, rho), key="rho_hist")
-        what_to_look_for("the units' ρ̂ⱼ bunching at the red target line ρ.")
+        what_to_look_for("the units' ρ̂ⱼ bunching at the red target line ρ." if rho is not None else
+                         "how the units' ρ̂ⱼ spread: L1 and TopK set no target ρ (L1 pushes every activation "
+                         "towards 0, TopK keeps k units per sample).")
     c3, c4 = st.columns(2)
     with c3:
         live_chart(distributions.l0_histogram(d.l0, d.A.shape[1]), key="l0_hist")
@@ -38,7 +42,9 @@ def draw(job) -> None:
         live_chart(distributions.distribution_over_time(trace["step"], trace["rho"], trace["rho_edges"],
                                                              "ρ̂ⱼ (log scale)",
                                                              "Distribution of ρ̂ⱼ over training (minibatch)",
-                                                             target=rho, log_y=True, colorscale="Oranges"),
+                                                             target=None if rho is None else
+                                                             (history["step"], history["rho"]),
+                                                             log_y=True, colorscale="Oranges", status=snap.status),
                         key="rho_time")
         what_to_look_for("the ρ̂ⱼ distribution dropping from ~0.5 (sigmoid units start half on) onto the "
                          "target line within the first few hundred steps, then tightening around it.")
@@ -47,7 +53,7 @@ def draw(job) -> None:
         y_title = ("aᵢⱼ / max aᵢⱼ" if relu else "aᵢⱼ") + (" (log scale)" if trace["act_log"] else "")
         live_chart(distributions.distribution_over_time(trace["step"], trace["act"], trace["act_edges"],
                                                              y_title, "Distribution of all activations over training",
-                                                             log_y=trace["act_log"]),
+                                                             log_y=trace["act_log"], status=snap.status),
                         key="act_time")
         what_to_look_for("the bulk of the activations sinking by decades while a few stay near 1: "
                          "that is a sparse code.")

@@ -12,7 +12,8 @@ from sae.ui.state import load_data
 
 page("Denoising", ":material/blur_off:",
      "The encoder sees a corrupted input x̃, the loss compares the output with the clean x. Trained beside a plain "
-     "sparse autoencoder with the same settings, both are tested on held-out images at every noise level.")
+     "sparse autoencoder with the same settings, both are tested on held-out images at every noise level.",
+     experiment=True)
 st.latex(r"\tilde x=\mathrm{clip}_{[0,1]}(x+\sigma\varepsilon),\ \varepsilon\sim\mathcal N(0,I)"
          r"\qquad J=\frac1m\sum_i\tfrac12\lVert\hat x(\tilde x_i)-x_i\rVert^2+\dots"
          r"\qquad \mathrm{PSNR}=10\log_{10}\frac{1}{\frac1n\lVert\hat x-x\rVert^2}\ \mathrm{dB}")

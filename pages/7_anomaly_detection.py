@@ -13,7 +13,7 @@ from sae.ui.state import load_data
 
 page("Anomaly detection", ":material/crisis_alert:",
      "The autoencoder learns only the normal classes. Every test sample gets its own score, its reconstruction "
-     "error; a sample is flagged when its score reaches the threshold τ set on the training scores.")
+     "error; a sample is flagged when its score reaches the threshold τ set on the training scores.", experiment=True)
 st.latex(r"\mathrm{score}_i=\tfrac12\lVert\hat x_i-x_i\rVert^2\ \text{(per sample, not a batch mean)}"
          r"\qquad \text{flag } i \iff \mathrm{score}_i\ge\tau,\quad \tau=\mu_{\text{train}}+k\,\sigma_{\text{train}}")
 

@@ -15,7 +15,8 @@ from sae.ui.state import load_data
 
 page("Self-taught features", ":material/school:",
      "Learn features without labels on some classes, then use them for a task on other classes: logistic regression "
-     "on the codes a = f(W₁x + b₁) against logistic regression on the raw pixels x, same split, same classifier.")
+     "on the codes a = f(W₁x + b₁) against logistic regression on the raw pixels x, same split, same classifier.",
+     experiment=True)
 st.latex(r"\underbrace{x\in\{5,\dots,9\}}_{\text{unlabelled}}\ \xrightarrow{\ \text{sparse AE}\ }\ W_1,b_1"
          r"\qquad\underbrace{x\in\{0,\dots,4\}}_{\text{labelled}}\ \mapsto\ a=f(W_1x+b_1)"
          r"\ \xrightarrow{\ \text{logistic regression}\ }\ y")

@@ -16,7 +16,7 @@ from sae.ui.state import load_data
 
 page("Common mistakes", ":material/bug_report:",
      "Each mistake is trained beside the correct objective on the same data, from the same initial weights, "
-     "with the same optimiser: only the line of code in question differs.")
+     "with the same optimiser: only the line of code in question differs.", experiment=True)
 
 CORRECT_KL = r"\beta\sum_{j=1}^{s}\mathrm{KL}(\rho\,\Vert\,\hat\rho_j),\qquad \hat\rho_j=\frac1m\sum_{i=1}^{m}a_{ij}"
 FORMULAS = {  # (correct, mistaken) in LaTeX

@@ -188,6 +188,10 @@ class Job:
         """Before the first training step: create the run's record in the store and add its
         :class:`sae.runs.recorder.RunRecorder` to the trainer's observers, after the trace. The recorder
         references the store, the data and the trainer, never the Job (which stays collectable)."""
+        if self.recorder is not None and self.recorder.finished and not self.final:
+            # a finished run goes on (its budget was raised): its record is closed, a new one continues it
+            self.trainer.remove_observer(self.recorder)
+            self.parent_id, self.recorder = self.recorder.run_id, None
         if self.recorder is not None or self.store is None or self.final:
             return
         from sae.runs.recorder import RunRecorder
@@ -212,7 +216,8 @@ class Job:
         return None if self.recorder is None else self.recorder.run_id
 
     def apply_live(self, **changes: float) -> None:
-        """Change rho, beta, weight_decay or lr between two steps (Trainer.set_hyperparameters)."""
+        """Change rho, beta, weight_decay, lr or the budget (epochs, max_iter) between two steps
+        (Trainer.set_hyperparameters): a raised budget makes a finished run paused again (Resume continues it)."""
         if changes:
             self.trainer.set_hyperparameters(**changes)
             self.settings = replace(self.settings, **changes)

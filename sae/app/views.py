@@ -105,5 +105,10 @@ def shown_deltas(deltas: Mapping[str, float | None]) -> dict[str, float | None]:
     return {k: v if v is not None and math.isfinite(v) and v != 0 else None for k, v in deltas.items()}
 
 
-__all__ = ["kl_zoom_limit", "KLUnits", "kl_units", "unit_weights", "unit_order", "pick_samples",
+def rho_target(penalty: str, rho: float) -> float | None:
+    """The target ρ a view should draw: ρ under the KL penalty, None under L1 and TopK (they have no target)."""
+    return float(rho) if penalty == "kl" else None
+
+
+__all__ = ["rho_target", "kl_zoom_limit", "KLUnits", "kl_units", "unit_weights", "unit_order", "pick_samples",
            "fills_unit_interval", "shown_deltas", "UNIT_ORDERS", "SAMPLE_PICKS"]

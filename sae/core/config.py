@@ -116,6 +116,7 @@ class TrainConfig:
                f"seed must be a whole number >= 0 or None, got {self.seed!r}.")
 
     LIVE_FIELDS = ("rho", "beta", "weight_decay", "lr")  # may change between steps without a restart
+    BUDGET_FIELDS = ("epochs", "max_iter")  # the run's length: may also change while it trains (Trainer.set_budget)
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

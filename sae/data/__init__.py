@@ -28,7 +28,7 @@ from .mnist_idx import (MNIST_FILES, MNIST_SHA256, MNIST_URL, download_mnist, lo
 from .patches import (PATCH_MARGIN, PHOTO_SHORT_SIDE, SKIMAGE_PHOTOS, SKLEARN_PHOTOS, WHITEN_F0,
                       grayscale_photos, natural_image_patches, normalize_patches, sample_patches, whiten,
                       whitened_photos)
-from .uploads import Source, load_array, scale_to_unit_interval
+from .uploads import Source, load_array, scale_dataset, scale_to_unit_interval
 
 __all__ = [
     # dataset
@@ -42,5 +42,5 @@ __all__ = [
     "MNIST_URL", "MNIST_FILES", "MNIST_SHA256", "parse_idx", "load_mnist_idx", "urlopen_with_timeout",
     "download_mnist",
     # uploads
-    "Source", "load_array", "scale_to_unit_interval",
+    "Source", "load_array", "scale_to_unit_interval", "scale_dataset",
 ]

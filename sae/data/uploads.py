@@ -1,4 +1,15 @@
-"""User data: :func:`load_array` (CSV or NPY parsing and validation) and :func:`scale_to_unit_interval`."""
+"""User data: :func:`load_array` (CSV or NPY parsing and validation), :func:`scale_to_unit_interval` and
+:func:`scale_dataset` (the same, saying what it did in the Dataset's description).
+
+The CSV header rule (the one CSV reader: the CLI and the dashboard both call :func:`load_array`): the first
+row is a header, skipped and named in the description, when
+
+- none of its fields is a number (column names), or
+- its fields are 0, 1, ..., n-1 (the column numbers pandas writes for an unnamed frame, ``to_csv(index=False)``)
+  and at least two rows follow it, or
+- some of its fields are (non-empty) non-numbers where the next row has numbers (names mixed with numbers, e.g.
+  ``label,0,1,...``), or it holds the ``labels_column`` name.
+"""
 from __future__ import annotations
 
 import io
@@ -32,6 +43,17 @@ def scale_to_unit_interval(X: np.ndarray) -> np.ndarray:
     if not hi > lo:
         return np.zeros(X.shape, dtype=np.float32)
     return np.clip((X - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def scale_dataset(data: Dataset) -> Dataset:
+    """``data`` min-max scaled into [0, 1] (:func:`scale_to_unit_interval`) with a description that says so and
+    gives the original range; data already in [0, 1] are returned as they are."""
+    if data.in_unit_interval:
+        return data
+    lo, hi = float(data.X.min()), float(data.X.max())
+    return Dataset(data.name, scale_to_unit_interval(data.X), data.labels, data.image_shape,
+                   f"{data.description} Min-max scaled from [{lo:.4g}, {hi:.4g}] into [0, 1] "
+                   f"(every value minus {lo:.4g}, divided by {hi - lo:.4g}).")
 
 
 def _read_source(source: Source, filename: str, max_bytes: int) -> tuple[bytes, str]:
@@ -85,8 +107,8 @@ def load_array(source: Source, filename: str = "upload", *, image_shape: tuple[i
         labels_column: CSV header name, or a column index as a string ("0", "-1"), to use as
             integer labels (non-numeric CSV labels are mapped to codes in sorted order).
 
-    CSV: optional header row (detected when no field of the first row is a number); comma,
-    semicolon (with decimal commas allowed), tab or whitespace delimiters, '"' quotes.
+    CSV: optional header row (the rule in the module docstring; a skipped header is named in the
+    description); comma, semicolon (with decimal commas allowed), tab or whitespace delimiters, '"' quotes.
     NPY: read with ``np.load(allow_pickle=False)`` only; object arrays are refused.
 
     Returns:
@@ -102,8 +124,9 @@ def load_array(source: Source, filename: str = "upload", *, image_shape: tuple[i
     if is_npy:
         X, labels, shape3, where = _parse_npy(data, filename, labels_column)
         label_note = f", labels from column {labels_column}" if labels is not None else ""
+        header_note = ""
     else:
-        X, labels, where, label_note = _parse_text(data, filename, labels_column)
+        X, labels, where, label_note, header_note = _parse_text(data, filename, labels_column)
         shape3 = None
     X = _validate_matrix(X, filename, where)
     n, d = X.shape
@@ -113,7 +136,7 @@ def load_array(source: Source, filename: str = "upload", *, image_shape: tuple[i
         image_shape = shape3
     elif d >= 16 and math.isqrt(d) ** 2 == d:
         image_shape = (math.isqrt(d), math.isqrt(d))
-    desc = f"{n:,} samples x {d:,} features from {filename}{label_note}."
+    desc = f"{n:,} samples x {d:,} features from {filename}{label_note}.{header_note}"
     if image_shape is not None:
         desc += f" Shown as {image_shape[0]}x{image_shape[1]} images."
     return Dataset(Path(filename).stem or filename, X, labels, image_shape, desc)
@@ -274,7 +297,9 @@ def _parse_text(data: bytes, filename: str, labels_column: str | None):
         raise DataError(f"{filename} has no data (only blank lines).")
     delim = _detect_delimiter(lines[0][1])
     first = _split(lines[0][1], delim)
-    header = first if not any(_is_number(f, delim) for f in first) else None
+    second = _split(lines[1][1], delim) if len(lines) > 1 else None
+    kind = _header_kind(first, second, len(lines) - 1, delim, labels_column)
+    header = first if kind else None
     rows = lines[1:] if header is not None else lines
     if not rows:
         raise DataError(f"{filename} has a header row but no data rows.")
@@ -297,7 +322,28 @@ def _parse_text(data: bytes, filename: str, labels_column: str | None):
     def where(i: int, j: int) -> str:
         col = j + (1 if j_label is not None and j >= j_label else 0)
         return f"line {linenos[i]}, column {col + 1}"
-    return table, labels, where, note
+    header_note = "" if kind is None else f" The first row ({kind}) was read as a header and skipped."
+    return table, labels, where, note, header_note
+
+
+def _header_kind(first: list[str], second: list[str] | None, rows_after: int, delim: str | None,
+                 labels_column: str | None) -> str | None:
+    """Why the first CSV row is a header (a few words for the description), or None if it is data.
+    The rule is in the module docstring."""
+    numeric = [_is_number(f, delim) for f in first]
+    if not any(numeric):
+        return "column names"
+    if all(numeric):
+        values = [_to_float(f, delim) for f in first]
+        if len(values) >= 2 and rows_after >= 2 and values == list(range(len(values))):
+            return f"0, 1, …, {len(values) - 1}: column numbers, as pandas writes them"
+        return None
+    if labels_column is not None and str(labels_column).strip() in first:
+        return "column names"
+    if second is not None and len(second) == len(first) and any(
+            not ok and name != "" and _is_number(f, delim) for ok, name, f in zip(numeric, first, second)):
+        return "column names"
+    return None
 
 
 def _fast_parse(rows: list[tuple[int, str]], delim: str | None, n_cols: int) -> np.ndarray | None:

@@ -4,10 +4,16 @@ Between two steps the loop reads the trainer's :class:`sae.training.control.RunC
 
 - paused with no steps requested: give back the training slot, publish "paused" (unless already paused or
   diverged) and wait for a request;
+- the queued live changes are applied first (also while paused: a budget lowered below the current step
+  ends the run at once);
+- finished (the step budget reached, or L-BFGS converged): publish "finished" and end;
 - stopped: publish "stopped" and end;
 - otherwise: wait in line for a training slot (publishing "queued" with the place in the line), count the
-  step against the requested ones, apply the queued live changes, publish "running" if it was not, take one
-  step, and publish "running" every ``snapshot_interval`` seconds and "finished" at the end.
+  step against the requested ones, apply the live changes queued meanwhile, publish "running" if it was not, take one
+  step, and publish "running" every ``snapshot_interval`` seconds.
+
+Once the loop decides to end it sets ``ending`` under the control lock; from then on the trainer applies live
+changes itself, and a budget raised after the end starts a new thread on Resume or Step (``Trainer.resume``).
 
 A step whose loss is not finite pauses the loop (the trainer has published "diverged"); a step that raises
 ends it with status "stopped" and the error as the reason. Snapshots are published outside the control lock,
@@ -35,6 +41,7 @@ from sae.training.status import RunStatus
 if TYPE_CHECKING:
     from sae.training.trainer import Trainer
 
+JOIN_SECONDS = 10.0  # how long a control call waits for an ending training thread to publish its last state
 SMALL_STEP_FLOPS = 2_000_000_000  # below this a step in a training thread runs faster on one thread (see Trainer)
 
 
@@ -49,6 +56,7 @@ class TrainingThread(threading.Thread):
     def __init__(self, trainer: Trainer) -> None:
         super().__init__(name="sae-trainer", daemon=True)
         self.trainer = trainer
+        self.ending = False  # set under the control lock once the loop has decided to end (finished or stopped)
 
     def run(self) -> None:
         trainer = self.trainer
@@ -66,15 +74,22 @@ class TrainingThread(threading.Thread):
         trainer._restart_clock()
         last = time.perf_counter()
         while True:
-            with control.lock:
+            with control.lock:  # queued changes apply here too, so a budget lowered while paused ends the run
+                trainer._apply_pending()
                 stop, wait = control.stop_reason, control.idle()
+                done = stop is None and trainer._is_done()
+                self.ending = stop is not None or done  # from here on the trainer applies changes itself
+            if done:
+                trainer._publish(RunStatus.FINISHED, trainer._done_reason())
+                return
             if wait:  # publish (and so call the observers) outside the lock: a slow one must not block the UI
                 if trainer.slots is not None:
                     trainer.slots.release(trainer)
                 if trainer.status not in (RunStatus.PAUSED, RunStatus.DIVERGED):
                     trainer._publish(RunStatus.PAUSED, "paused")
-                stop = control.wait_while_idle()
+                control.wait_while_idle()
                 trainer._restart_clock()
+                continue
             if stop is not None:
                 trainer._publish(RunStatus.STOPPED, stop)
                 return
@@ -88,16 +103,15 @@ class TrainingThread(threading.Thread):
             try:
                 ok = trainer._train_step(trainer._wants_values(trainer.step_count + 1 >= trainer.total_steps, last))
             except Exception as exc:  # keep the thread's death visible to the UI
+                with control.lock:
+                    self.ending = True
                 trainer._publish(RunStatus.STOPPED, f"training failed: {type(exc).__name__}: {exc}")
                 return
             if not ok:  # diverged: wait for the user (who may lower the rate and resume)
                 control.pause(cancel_steps=False)
                 continue
             now = time.perf_counter()
-            if trainer._is_done():
-                trainer._publish(RunStatus.FINISHED, trainer._done_reason())
-                return
-            if now - last >= trainer.snapshot_interval:
+            if now - last >= trainer.snapshot_interval and not trainer._is_done():
                 last = now
                 trainer._publish(RunStatus.RUNNING, "")
 
@@ -124,4 +138,41 @@ class TrainingThread(threading.Thread):
         return True
 
 
-__all__ = ["SMALL_STEP_FLOPS", "TrainingThread"]
+def settle_after_end(trainer: Trainer, thread: TrainingThread) -> None:
+    """Apply the queued changes to a trainer whose thread ended; a finished run whose budget now lies ahead
+    becomes paused (and a paused one whose budget was lowered behind it finished again)."""
+    thread.join(JOIN_SECONDS)  # it publishes its last state first
+    with trainer._control.lock:
+        trainer._apply_pending()
+        status = trainer._status
+        if thread.is_alive() or trainer._thread is not thread or trainer._control.stop_reason is not None \
+                or status not in (RunStatus.FINISHED, RunStatus.PAUSED):
+            return
+        new = RunStatus.FINISHED if trainer._is_done() else RunStatus.PAUSED
+        if new == status:
+            return
+        trainer._status = new  # claimed under the lock: a concurrent call publishes nothing
+    reason = trainer._done_reason() if new == RunStatus.FINISHED else \
+        f"the budget was raised to {trainer._budget_text()}: press Resume to continue"
+    trainer._publish(new, reason)
+
+
+def revive(trainer: Trainer) -> None:
+    """Start a new training thread if the last one ended but the (raised) budget lies ahead and nobody
+    stopped the run: this is how a finished run continues (``Trainer.resume`` or ``Trainer.step``)."""
+    with trainer._control.lock:
+        thread = trainer._thread
+        if thread is None or not thread.ending or trainer._control.stop_reason is not None:
+            return
+    thread.join(JOIN_SECONDS)
+    with trainer._control.lock:
+        if trainer._thread is not thread or thread.is_alive() or trainer._control.stop_reason is not None:
+            return
+        trainer._apply_pending()
+        if trainer._is_done():
+            return
+        trainer._thread = TrainingThread(trainer)
+        trainer._thread.start()
+
+
+__all__ = ["JOIN_SECONDS", "SMALL_STEP_FLOPS", "TrainingThread", "revive", "settle_after_end"]

@@ -62,9 +62,9 @@ class RunControl:
             return self.paused and self.requested_steps == 0 and self.stop_reason is None
 
     def wait_while_idle(self, poll: float = 0.5) -> str | None:
-        """Block while :meth:`idle`; returns the stop reason (None: go on training)."""
+        """Block while :meth:`idle` and no live change is queued; returns the stop reason (None: go on)."""
         with self.lock:
-            while self.idle():
+            while self.idle() and not self._pending:
                 self.lock.wait(poll)
             return self.stop_reason
 
@@ -72,6 +72,7 @@ class RunControl:
         """Live hyperparameter changes for the loop to apply before its next step (later ones win)."""
         with self.lock:
             self._pending.update(changes)
+            self.lock.notify_all()  # a paused loop applies them at once (a lowered budget ends the run)
 
     def take_changes(self) -> dict[str, float]:
         """The queued changes (emptied)."""

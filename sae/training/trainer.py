@@ -3,8 +3,10 @@ publishes what it does through a thread-safe latest-snapshot handle.
 
 Designed to be driven by a UI: ``start`` / ``pause`` / ``resume`` / ``step`` / ``stop`` from any
 thread; ``set_hyperparameters(rho=..., beta=..., weight_decay=..., lr=...)`` applies between two
-steps without a restart. The training thread owns the model; readers get copies (``latest()``,
-``history()``), so nothing they do can race with a step.
+steps without a restart, and so does ``set_budget(epochs=..., max_iter=...)``: the run's length (lowered
+below the current step it finishes the run; raised after the run finished, Resume or Step continues it).
+The training thread owns the model; readers get copies (``latest()``, ``history()``), so nothing they do
+can race with a step.
 
 The Trainer wires together parts with one job each (modules of ``sae.training``):
 
@@ -40,7 +42,7 @@ from sae.core.lbfgs import LBFGS
 from sae.core.loss import LossFunction, sparse_autoencoder_loss
 from sae.core.model import SparseAutoencoder
 from sae.evaluation.health import run_health
-from sae.training.background import SMALL_STEP_FLOPS, TrainingThread
+from sae.training.background import JOIN_SECONDS, SMALL_STEP_FLOPS, TrainingThread, revive, settle_after_end
 from sae.training.control import RunControl
 from sae.training.divergence import LastSound, divergence_reason
 from sae.training.full_batch import LBFGS_MEMORY_BYTES, FullBatchLBFGS
@@ -163,7 +165,9 @@ class Trainer:
         self._control.pause()
 
     def resume(self) -> None:
+        """Go on training; a run that finished goes on if its budget was raised since (a new thread)."""
         self._control.resume()
+        revive(self)
 
     def step(self, n: int = 1) -> None:
         """Take n steps and then pause (background), or take them now if no thread runs."""
@@ -171,13 +175,16 @@ class Trainer:
             self.run(steps=n)
             return
         self._control.request_steps(n)
+        revive(self)
 
     def stop(self, reason: str = "stopped by the user") -> None:
-        """End training; final. A trainer that never started publishes its stopped state at once."""
+        """End training; final. A trainer whose thread is not running publishes its stopped state at once."""
         with self._control.lock:
             self._control.stop(reason)
-            started = self._thread is not None
-        if not started and self._status not in (RunStatus.FINISHED, RunStatus.STOPPED):
+            thread = self._thread
+        if thread is not None and thread.ending:
+            thread.join(JOIN_SECONDS)  # it publishes its last state first
+        if (thread is None or not thread.is_alive()) and self._status not in (RunStatus.FINISHED, RunStatus.STOPPED):
             self._publish(RunStatus.STOPPED, reason)
 
     def join(self, timeout: float | None = None) -> None:
@@ -185,15 +192,30 @@ class Trainer:
             self._thread.join(timeout)
 
     def set_hyperparameters(self, **changes: float) -> None:
-        """Change rho, beta, weight_decay or lr; applied before the next step. Raises ConfigError."""
-        bad = set(changes) - set(TrainConfig.LIVE_FIELDS)
+        """Change rho, beta, weight_decay or lr (``TrainConfig.LIVE_FIELDS``), or the budget, epochs or
+        max_iter (``TrainConfig.BUDGET_FIELDS``, see :meth:`set_budget`); applied before the next step (at once
+        while paused). Thread-safe; raises ConfigError (and changes nothing) for a bad value or another field."""
+        bad = set(changes) - set(TrainConfig.LIVE_FIELDS) - set(TrainConfig.BUDGET_FIELDS)
         if bad:
             raise ConfigError(f"{', '.join(sorted(bad))} cannot change during training; restart instead.")
         replace(self.config, **changes)  # validates
         with self._control.lock:
             self._control.queue_changes(changes)
-            if self._thread is None:
+            thread = self._thread
+            if thread is None:
                 self._apply_pending()
+        if thread is not None and thread.ending:  # the loop has ended or is ending: apply the changes here
+            settle_after_end(self, thread)
+
+    def set_budget(self, epochs: float | None = None, max_iter: int | None = None) -> None:
+        """Change the run's length while it trains: ``epochs`` (adam, sgd) or ``max_iter`` (lbfgs).
+
+        A budget below the current step finishes the run (at once, also while paused); a budget raised after
+        the run finished makes it "paused" again, and ``resume()`` or ``step()`` continue it with the same
+        model, optimiser state and history. A stopped run stays stopped. Thread-safe; raises ConfigError.
+        """
+        changes = {k: v for k, v in (("epochs", epochs), ("max_iter", max_iter)) if v is not None}
+        self.set_hyperparameters(**changes)
 
     def latest(self) -> Snapshot:
         """The most recently published snapshot (never None)."""
@@ -245,14 +267,18 @@ class Trainer:
     # ---------------------------------------------------------------- running
     def run(self, steps: int | None = None, progress: Callable[[Snapshot], None] | None = None) -> Snapshot:
         """Train in the calling thread for ``steps`` steps (default: to the end). Returns the last snapshot."""
-        target = self.total_steps if steps is None else min(self.step_count + steps, self.total_steps)
+        target = None if steps is None else self.step_count + steps  # the budget may change meanwhile
         self._status = RunStatus.RUNNING
         self._restart_clock()
         last = time.perf_counter()
-        while self.step_count < target and not self._is_done() and self._control.stop_reason is None:
+        while (target is None or self.step_count < target) and not self._is_done() \
+                and self._control.stop_reason is None:
             with self._control.lock:
                 self._apply_pending()
-            if not self._train_step(self._wants_values(self.step_count + 1 >= target, last)):
+            end = self.total_steps if target is None else min(target, self.total_steps)
+            if self._is_done():
+                break
+            if not self._train_step(self._wants_values(self.step_count + 1 >= end, last)):
                 return self._latest  # type: ignore[return-value]
             now = time.perf_counter()
             if now - last >= self.snapshot_interval:
@@ -305,6 +331,11 @@ class Trainer:
         rho = self.config.rho if self.config.penalty == "kl" else None
         return run_health(self.history(), rho_hat, rho)
 
+    def _budget_text(self) -> str:
+        if self.full_batch is not None:
+            return f"{self.total_steps:,} L-BFGS iterations"
+        return f"{self.config.epochs:g} epochs ({self.total_steps:,} steps)"
+
     # ---------------------------------------------------------------- one step (training thread only)
     def _train_step(self, values: bool = True) -> bool:
         """One optimiser step. Returns False (and restores the last good weights) on a non-finite loss.
@@ -352,9 +383,11 @@ class Trainer:
         if not changes:
             return
         self.config = replace(self.config, **changes)
+        if set(changes) & set(TrainConfig.BUDGET_FIELDS):
+            self.total_steps = total_steps(self.config, len(self.X))
         if "lr" in changes and self.config.optimizer != "lbfgs":
             self._minibatch.set_lr(self.config.lr)
-        if self.full_batch is not None and set(changes) - {"lr"}:
+        if self.full_batch is not None and set(changes) - {"lr", *TrainConfig.BUDGET_FIELDS}:
             self.full_batch.reset(self.config)  # the objective changed: re-evaluate here, curvature pairs are stale
 
     def _publish(self, status: RunStatus, reason: str) -> None:

@@ -5,8 +5,10 @@ The settings' round trip through the URL (which query parameter holds which sett
 hold) is ``sae.ui.url``; the "Your data" upload widgets are ``sae.ui.upload``.
 
 What a change does:
-- rho, beta, lambda, learning rate: applied to the running trainer at once
-  (``Trainer.set_hyperparameters``); the charts show the effect.
+- rho, beta, lambda, learning rate, and the budget (epochs, L-BFGS iterations): applied to the running
+  trainer at once (``Trainer.set_hyperparameters``); the charts show the effect. A budget lowered below the
+  current step finishes the run; one raised after the run finished lets Resume continue it.
+- the data set: the other settings take that set's defaults (``sae.app.settings.defaults_for``).
 - anything else (data set, hidden size, activation, ...): an untouched (idle) job is rebuilt
   silently; a job that has trained asks before restarting.
 
@@ -30,7 +32,7 @@ from sae.training.status import ACTIVE_STATUSES, RunStatus
 from sae.ui import state
 from sae.ui.upload import upload_widgets
 from sae.ui.url import (BATCH_OPTIONS, BETA_OPTIONS, DEFAULTS, LAMBDA_OPTIONS, LR_OPTIONS, PENALTY_LABELS, RHO_OPTIONS,
-                        fmt, settings_from_state, sync_url, sync_widgets, url_params)
+                        dataset_defaults_to_widgets, fmt, settings_from_state, sync_url, sync_widgets, url_params)
 
 POLL_SECONDS = 0.3  # how often live views redraw while training (about 3 per second)
 QUEUED_POLL_SECONDS = 1.0  # how often a queued run's status line looks whether its turn has come
@@ -66,19 +68,29 @@ def _common(key: str) -> dict:
     return {"key": key, "persist_state": "session"}
 
 
-def settings_widgets(notes: dict | None = None) -> Settings:
+OWN_OBJECTIVE_NOTE = ("This page's experiment sets its own model and objective (on the page): the sidebar's "
+                      "settings below belong to the Train run and are not used here.")
+NO_TARGET_HELP = "ρ is the KL penalty's target; the L1 and TopK penalties have none, so it is not used now."
+
+
+def settings_widgets(notes: dict | None = None, experiment: bool = False) -> Settings:
     """Draw the settings widgets (in the current container) and return what they say. ``notes`` receives
-    placeholders for remarks that need the data (``"batch"``)."""
+    placeholders for remarks that need the data (``"batch"``). ``experiment``: the page runs its own
+    experiments and ignores these settings (they are marked so)."""
     d = DEFAULTS
     notes = {} if notes is None else notes
-    st.markdown("**Data and model**")
+    if experiment:
+        st.caption(f":material/info: {OWN_OBJECTIVE_NOTE}")
+    st.markdown("**Data and model**" + (" · :gray[the Train run's]" if experiment else ""))
     upload = st.session_state.get(state.UPLOAD_KEY)
     options = DATASETS + ((UPLOAD,) if upload is not None else ())
     if st.session_state.get("data") not in options:
         st.session_state["data"] = d.dataset
     dataset = st.selectbox("Data set", options, index=options.index(d.dataset), **_common("data"),
                            format_func=lambda v: f"your file: {upload.name}" if v == UPLOAD else v,
-                           help="Built-in and offline, or your own file (below). Changing it starts a new run.")
+                           on_change=lambda: dataset_defaults_to_widgets(st.session_state["data"]),
+                           help="Built-in and offline, or your own file (below). Changing it starts a new run "
+                                "and sets the other settings to that set's defaults.")
     st.caption(upload.description if dataset == UPLOAD else DATASET_LABELS.get(dataset, ""))
     upload_widgets()
     n_hidden = st.number_input("Hidden units", 1, 1024, d.n_hidden, step=1, **_common("hidden"),
@@ -92,9 +104,12 @@ def settings_widgets(notes: dict | None = None) -> Settings:
     if penalty == "topk":
         topk = st.number_input("k (active units per sample)", 1, 1024, d.topk, step=1, **_common("k"))
 
-    st.markdown("**Objective** · applies live")
-    rho = st.select_slider("ρ: target mean activation", RHO_OPTIONS, d.rho, format_func=fmt,
-                           **_common("rho"), help="Each hidden unit j should fire on average ρ̂ⱼ ≈ ρ.")
+    st.markdown("**Objective** · " + (":gray[the Train run's, not used here]" if experiment else "applies live"))
+    kl = penalty == "kl"
+    rho = st.select_slider("ρ: target mean activation", RHO_OPTIONS, d.rho, format_func=fmt, **_common("rho"),
+                           disabled=not kl, help="Each hidden unit j should fire on average ρ̂ⱼ ≈ ρ.")
+    if not kl:
+        st.caption(f":material/block: {NO_TARGET_HELP}")
     beta = st.select_slider("β: sparsity weight", BETA_OPTIONS, d.beta, format_func=fmt, **_common("beta"))
     weight_decay = st.select_slider("λ: weight decay", LAMBDA_OPTIONS, d.weight_decay, format_func=fmt,
                                     **_common("lambda"))
@@ -106,11 +121,15 @@ def settings_widgets(notes: dict | None = None) -> Settings:
                           disabled=optimizer == "lbfgs", help="L-BFGS uses its line search instead.")
     epochs, max_iter, batch = d.epochs, d.max_iter, d.batch_size
     if optimizer == "lbfgs":
-        max_iter = st.number_input("Iterations", 1, 100_000, d.max_iter, step=50, **_common("iters"))
+        max_iter = st.number_input("Iterations · applies live", 1, 100_000, d.max_iter, step=50, **_common("iters"),
+                                   help="The run's length; change it while it trains (below the current "
+                                        "iteration it finishes the run; after the end, raise it and Resume).")
     else:
         batch = st.select_slider("Batch size", BATCH_OPTIONS, d.batch_size, **_common("batch"))
         notes["batch"] = st.empty()
-        epochs = st.number_input("Epochs", 1, 100_000, int(d.epochs), step=10, **_common("epochs"))
+        epochs = st.number_input("Epochs · applies live", 1, 100_000, int(d.epochs), step=10, **_common("epochs"),
+                                 help="The run's length; change it while it trains (below the current epoch "
+                                      "it finishes the run; after the end, raise it and Resume).")
     seed = st.number_input("Seed", 0, 2**31 - 1, d.seed, step=1, **_common("seed"))
     return Settings(dataset=dataset, n_hidden=int(n_hidden), activation=activation, penalty=penalty,
                     topk=int(topk), optimizer=optimizer, rho=float(rho), beta=float(beta),
@@ -249,9 +268,10 @@ def buttons(job: Job, settings: Settings | None) -> None:
                    help="Discard the run: a fresh untrained model with the panel's settings.")
 
 
-def panel(page_id: str = "") -> Job:
+def panel(page_id: str = "", experiment: bool = False) -> Job:
     """Draw the sidebar (navigation, buttons, status, settings) and return the session's job,
-    with live changes applied. ``page_id`` names the calling page (page switches are detected)."""
+    with live changes applied. ``page_id`` names the calling page (page switches are detected);
+    ``experiment``: the page runs its own experiments (the settings are marked as not used there)."""
     sync_widgets(page_id)
     with st.sidebar:
         st.markdown("**Sparse Autoencoder Lab** · :gray[UFLDL / CS294A]")
@@ -260,7 +280,7 @@ def panel(page_id: str = "") -> Job:
         top = st.container()
         notes: dict = {}
         with st.container():
-            settings = settings_widgets(notes)
+            settings = settings_widgets(notes, experiment)
         sync_url(settings)
 
         error = st.session_state.pop("sae_error", None)

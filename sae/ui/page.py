@@ -60,16 +60,18 @@ def _warm_up() -> None:
     gc.freeze()
 
 
-def page(title: str, icon: str, subtitle: str | None = None, run_links: bool = True) -> Job:
+def page(title: str, icon: str, subtitle: str | None = None, run_links: bool = True,
+         experiment: bool = False) -> Job:
     """Set the page config, find this browser's run (``sae.ui.reattach``: a reload keeps the live run), draw the
     control panel, the title; return the session's job. ``run_links``: a ``?run=<id>`` link puts that stored run
-    on view here (the Runs page opens the run's record instead)."""
+    on view here (the Runs page opens the run's record instead). ``experiment``: the page runs its own
+    experiments, not the sidebar's run (the sidebar marks its settings as not used)."""
     configure_process()
     st.set_page_config(page_title=f"{title} · {APP}", page_icon=icon, layout="wide",
                        initial_sidebar_state="expanded")
     if not reattach.attach(run_links=run_links):
         reattach.waiting()  # the first script run of a new session: the browser's id comes with the next one
-    job = controls.panel(page_id=title)
+    job = controls.panel(page_id=title, experiment=experiment)
     share.follow_goto()  # a run loaded by a button on the previous run asked for another page
     share.sidebar_section(job)  # "Share and export": the model out, a saved model in
     with st.sidebar:

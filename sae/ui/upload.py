@@ -12,7 +12,7 @@ import re
 
 import streamlit as st
 
-from sae.data import DataError, Dataset, load_array, scale_to_unit_interval
+from sae.data import DataError, load_array, scale_dataset
 from sae.ui import state
 
 UPLOAD_LIMIT_MB = 50  # also server.maxUploadSize in .streamlit/config.toml; the smaller of the two applies
@@ -59,9 +59,8 @@ def on_upload() -> None:
         labels = (st.session_state.get("up_labels") or "").strip() or None
         data = load_array(file, name, image_shape=parse_image_shape(st.session_state.get("up_shape", "")),
                           max_bytes=limit * 2**20, labels_column=labels)
-        if st.session_state.get("up_scale", True) and not data.in_unit_interval:
-            data = Dataset(data.name, scale_to_unit_interval(data.X), data.labels, data.image_shape,
-                           data.description + " Min-max scaled into [0, 1].")
+        if st.session_state.get("up_scale", True):
+            data = scale_dataset(data)  # says the range it came from in the description
     except DataError as exc:
         st.session_state["sae_upload_error"] = str(exc)
         return
@@ -70,6 +69,7 @@ def on_upload() -> None:
         return
     st.session_state[state.UPLOAD_KEY] = data
     st.session_state["data"] = state.UPLOAD
+    st.session_state["sae_upload_note"] = data.description  # shown once, below the form: what was read and done
 
 
 def upload_widgets() -> None:
@@ -92,6 +92,9 @@ def upload_widgets() -> None:
             st.form_submit_button("Use this data", on_click=on_upload, key="btn_upload", width="stretch")
         if error:
             st.error(error, icon=":material/error:")
+    note = st.session_state.pop("sae_upload_note", None)
+    if note and error is None:
+        st.info(note, icon=":material/info:")
 
 
 __all__ = ["UPLOAD_LIMIT_MB", "UPLOAD_TYPES", "upload_limit_mb", "parse_image_shape", "display_name", "on_upload",

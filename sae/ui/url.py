@@ -14,6 +14,11 @@ page, does it itself:
 - after the widgets are drawn the URL is rewritten from them (:func:`sync_url`), and the page links carry
   the same parameters.
 
+Defaults depend on the data set (``sae.app.settings.defaults_for``): ``?data=mnist`` alone gives MNIST's
+defaults, a parameter in the URL wins over them, and the URL leaves out what equals the chosen set's defaults.
+An uploaded file is written as ``data=upload`` (a link cannot carry the file: where the session has none, the
+link falls back to the default set with a warning).
+
 A URL value the widgets cannot show (``rho=0``, ``hidden=10**9``, ``lr=abc``, ...) falls back to
 its default with a warning naming the parameter (:func:`check_url`); values between two slider
 notches snap to the nearest one (:func:`nearest`).
@@ -27,7 +32,7 @@ from dataclasses import fields
 
 import streamlit as st
 
-from sae.app.settings import Settings
+from sae.app.settings import Settings, defaults_for
 from sae.core.config import ACTIVATIONS, OPTIMIZERS
 from sae.data import DATASETS
 from sae.ui import state
@@ -73,29 +78,48 @@ def nearest(options: tuple, value: float) -> float:
     return min(options, key=distance)
 
 
-def parse_url(params: dict[str, str]) -> Settings:
+def parse_url(params: dict[str, str], upload: bool = False) -> Settings:
     """Settings from query parameters; unknown or invalid values fall back to the defaults."""
-    return check_url(params)[0]
+    return check_url(params, upload)[0]
 
 
-def check_url(params: dict[str, str]) -> tuple[Settings, list[str]]:
+def check_url(params: dict[str, str], upload: bool = False) -> tuple[Settings, list[str]]:
     """(settings, warnings): the settings the query parameters describe, and one sentence for every
-    parameter that could not be used as given (it keeps its default). Never raises."""
-    values = DEFAULTS.as_dict()
-    warnings = []
+    parameter that could not be used as given (it keeps its default). Never raises.
+
+    The data set is read first: the other parameters default to its :func:`sae.app.settings.defaults_for`.
+    ``upload``: whether the session holds an uploaded file (``data=upload`` selects it)."""
+    warnings: list[str] = []
+    dataset = DEFAULTS.dataset
+    raw = params.get("data")
+    if raw is not None and str(raw).strip().lower() == state.UPLOAD:
+        if upload:
+            dataset = state.UPLOAD
+        else:
+            warnings.append(f"`data=upload` in the link: a link cannot carry a file, and this session has none "
+                            f"(add it under “Your data”); using the default {DEFAULTS.dataset}.")
+    elif raw is not None:
+        dataset = _checked("data", "dataset", raw, DEFAULTS, warnings, dataset)
+    base = defaults_for(dataset)
+    values = base.as_dict()
     for key, name in KEYS.items():
         raw = params.get(key)
-        if raw is None:
-            continue
-        try:
-            values[name] = _url_value(name, str(raw))
-        except ValueError as exc:
-            shown = re.sub(r"[^\w.+\-]", "?", str(raw))  # shown in a code span: no backticks, no newlines
-            shown = shown if len(shown) <= 24 else shown[:21] + "…"
-            default = widget_values(DEFAULTS)[key]
-            warnings.append(f"`{key}={shown}` in the link: {exc}; using the default "
-                            f"{fmt(default) if isinstance(default, float) else default}.")
+        if raw is not None and name != "dataset":
+            values[name] = _checked(key, name, raw, base, warnings, values[name])
     return Settings(**values), warnings
+
+
+def _checked(key: str, name: str, raw, base: Settings, warnings: list[str], fallback):
+    """One URL value, or ``fallback`` with a warning in ``warnings`` saying why (and naming base's default)."""
+    try:
+        return _url_value(name, str(raw))
+    except ValueError as exc:
+        shown = re.sub(r"[^\w.+\-]", "?", str(raw))  # shown in a code span: no backticks, no newlines
+        shown = shown if len(shown) <= 24 else shown[:21] + "…"
+        default = widget_values(base)[key]
+        warnings.append(f"`{key}={shown}` in the link: {exc}; using the default "
+                        f"{fmt(default) if isinstance(default, float) else default}.")
+        return fallback
 
 
 def _url_value(name: str, raw: str):
@@ -147,7 +171,7 @@ def sync_widgets(page_id: str) -> None:
     memory = state.current_settings()
     target = None
     if last_url is None or url != last_url:
-        target, warnings = check_url(url)
+        target, warnings = check_url(url, upload=st.session_state.get(state.UPLOAD_KEY) is not None)
         st.session_state["sae_url_warnings"] = (target, warnings) if warnings else None
     elif st.session_state.get("sae_page") != page_id and memory is not None:
         target = memory
@@ -168,13 +192,16 @@ def sync_url(settings: Settings) -> None:
 
 
 def url_params(settings: Settings) -> dict[str, str]:
-    """The query parameters that reproduce ``settings`` (defaults left out), formatted as the widgets
-    show them (parse_url reads them back). Page links carry them so the URL keeps the configuration
-    across pages."""
+    """The query parameters that reproduce ``settings`` (the data set's defaults left out), formatted as the
+    widgets show them (parse_url reads them back). Page links carry them so the URL keeps the configuration
+    across pages. An uploaded file is ``data=upload`` (the file itself stays in the session)."""
     out = {}
+    base = defaults_for(settings.dataset)
     for key, name in KEYS.items():
-        value, default = getattr(settings, name), getattr(DEFAULTS, name)
-        if value == default or name == "dataset" and value == state.UPLOAD:  # a link cannot carry a file
+        value, default = getattr(settings, name), getattr(base, name)
+        if name == "dataset":
+            default = DEFAULTS.dataset
+        if value == default:
             continue
         if name == "topk" and settings.penalty != "topk":
             continue
@@ -192,17 +219,26 @@ def url_params(settings: Settings) -> dict[str, str]:
     return out
 
 
+def dataset_defaults_to_widgets(dataset: str) -> None:
+    """The data set widget changed: every other setting takes that set's defaults (an uploaded file keeps
+    the current settings). A ``on_change`` callback of the data set box."""
+    if dataset == state.UPLOAD:
+        return
+    for key, value in widget_values(defaults_for(dataset)).items():
+        st.session_state[key] = value
+
+
 def settings_from_state() -> Settings:
     """The panel's settings as stored in session state (inside button callbacks)."""
     values = {}
     for key, name in KEYS.items():
         if key in st.session_state:
             values[name] = st.session_state[key]
-    base = DEFAULTS.as_dict() | values
+    base = defaults_for(values.get("dataset", DEFAULTS.dataset)).as_dict() | values
     types = {f.name: type(getattr(DEFAULTS, f.name)) for f in fields(Settings)}
     return Settings(**{k: types[k](v) for k, v in base.items()})
 
 
 __all__ = ["KEYS", "DEFAULTS", "INT_LIMITS", "SLIDERS", "CHOICES", "PENALTY_LABELS", "RHO_OPTIONS", "BETA_OPTIONS",
            "LAMBDA_OPTIONS", "LR_OPTIONS", "BATCH_OPTIONS", "fmt", "nearest", "parse_url", "check_url", "url_params",
-           "widget_values", "sync_widgets", "sync_url", "settings_from_state"]
+           "widget_values", "sync_widgets", "sync_url", "settings_from_state", "dataset_defaults_to_widgets"]

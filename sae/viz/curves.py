@@ -19,7 +19,8 @@ import plotly.graph_objects as go
 import torch
 
 from sae.core.loss import kl_divergence, kl_divergence_grad
-from sae.viz.style import CURVE_POINTS, LABEL_COLORS, MAX_POINTS, TERM_COLORS, empty_figure, f32, layout, thin
+from sae.viz.style import (CURVE_POINTS, LABEL_COLORS, MAX_POINTS, TERM_COLORS, empty_figure, f32, layout, thin,
+                           waiting_message)
 
 PENALTY_NAMES = {"kl": "β·KL", "l1": "β·L1", "topk": "sparsity"}
 
@@ -27,11 +28,12 @@ PENALTY_NAMES = {"kl": "β·KL", "l1": "β·L1", "topk": "sparsity"}
 # ------------------------------------------------------------------------------------- curves
 
 def loss_curves(history: Mapping[str, np.ndarray], penalty: str = "kl", log_y: bool = False,
-                max_points: int = CURVE_POINTS) -> go.Figure:
-    """The objective split by term over training steps: reconstruction, β·penalty, weight decay, total."""
+                max_points: int = CURVE_POINTS, status: str | None = None) -> go.Figure:
+    """The objective split by term over training steps: reconstruction, β·penalty, weight decay, total.
+    ``status``: the run's, for the message of an empty chart (a queued run says so)."""
     steps = np.asarray(history.get("step", []), dtype=float)
     if len(steps) == 0:
-        return empty_figure("No steps yet: press Train.")
+        return empty_figure(waiting_message(status))
     idx = thin(len(steps), min(max_points, MAX_POINTS))
     x = steps[idx].astype(np.int32) if steps[-1] < 2**31 else f32(steps[idx])
     fig = go.Figure()
@@ -56,14 +58,17 @@ def loss_curves(history: Mapping[str, np.ndarray], penalty: str = "kl", log_y: b
     return layout(fig, hovermode="x unified")
 
 
-def rho_hat_band(history: Mapping[str, np.ndarray], log_y: bool = False, max_points: int = CURVE_POINTS) -> go.Figure:
-    """Mean ρ̂ over units with its spread (±1 std, min-max) over time, against the target ρ.
+def rho_hat_band(history: Mapping[str, np.ndarray], log_y: bool = False, max_points: int = CURVE_POINTS,
+                 target: bool = True, status: str | None = None) -> go.Figure:
+    """Mean ρ̂ over units with its spread (±1 std, min-max) over time, against the target ρ as it was at each step.
 
     ``log_y``: a log axis shows both the start (ρ̂ ≈ 0.5 for sigmoid units) and a small target like 0.01.
+    ``target``: draw the target (False under the L1 and TopK penalties, which have none).
+    ``status``: the run's, for the message of an empty chart.
     """
     steps = np.asarray(history.get("step", []), dtype=float)
     if len(steps) == 0:
-        return empty_figure("No steps yet: press Train.")
+        return empty_figure(waiting_message(status))
     i = thin(len(steps), min(max_points, MAX_POINTS))
     x = steps[i].astype(np.int32) if steps[-1] < 2**31 else f32(steps[i])
     mean, std = f32(history["rho_hat_mean"][i]), f32(history["rho_hat_std"][i])
@@ -80,9 +85,10 @@ def rho_hat_band(history: Mapping[str, np.ndarray], log_y: bool = False, max_poi
                              name="±1 std", mode="lines", line=dict(width=0), hoverinfo="skip"))
     fig.add_trace(go.Scatter(x=x, y=mean, name="mean ρ̂", mode="lines", line=dict(color="#1f77b4", width=2.5),
                              hovertemplate="step %{x:,}<br>mean ρ̂ %{y:.4f}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=x, y=f32(history["rho"][i]), name="target ρ", mode="lines",
-                             line=dict(color="#d62728", dash="dash", width=2),
-                             hovertemplate="target ρ %{y:g}<extra></extra>"))
+    if target:
+        fig.add_trace(go.Scatter(x=x, y=f32(history["rho"][i]), name="target ρ", mode="lines",
+                                 line=dict(color="#d62728", dash="dash", width=2),
+                                 hovertemplate="target ρ %{y:g}<extra></extra>"))
     fig.update_xaxes(title="step")
     if log_y:
         fig.update_yaxes(title="ρ̂ⱼ (mean activation of unit j)", type="log")

@@ -14,7 +14,7 @@ from typing import Mapping
 import numpy as np
 import plotly.graph_objects as go
 
-from sae.viz.style import activation_range, empty_figure, layout
+from sae.viz.style import activation_range, empty_figure, f32, layout, waiting_message
 
 # ------------------------------------------------------------------------------------- histograms
 
@@ -122,17 +122,20 @@ def activation_heatmap(A: np.ndarray, labels: np.ndarray | None = None, activati
 
 
 def distribution_over_time(steps: np.ndarray, fractions: np.ndarray, edges: np.ndarray, y_title: str,
-                           title: str, target: float | None = None, log_y: bool = False,
-                           colorscale: str = "Blues", height: int = 320) -> go.Figure:
+                           title: str, target: float | tuple[np.ndarray, np.ndarray] | None = None,
+                           log_y: bool = False, colorscale: str = "Blues", height: int = 320,
+                           status: str | None = None) -> go.Figure:
     """How a distribution moves during training: x = step, y = value bins, colour = fraction of the
     values in the bin (square-root scale, so that thin tails stay visible next to a spike).
 
+    ``target``: the target ρ, a number (a flat line) or (steps, values) as the history records it, drawn as
+    it was at each step (a ρ changed mid-run shows where it changed); None: no target (L1, TopK).
     ``log_y`` puts the bins on a log axis (for log-spaced edges; a first bin starting at 0 is drawn
-    just below the second).
+    just below the second). ``status``: the run's, for the message of an empty chart.
     """
     steps, fractions = np.asarray(steps), np.asarray(fractions, dtype=float)
     if len(steps) == 0:
-        return empty_figure("Nothing recorded yet: press Train.", height)
+        return empty_figure(waiting_message(status), height)
     edges = np.asarray(edges, dtype=float)
     lo, hi = edges[:-1], edges[1:]
     if log_y:
@@ -142,12 +145,29 @@ def distribution_over_time(steps: np.ndarray, fractions: np.ndarray, edges: np.n
     Z = np.sqrt(fractions.T)
     fig = go.Figure(go.Heatmap(x=steps, y=centers, z=_quantize(Z, 0.0, float(Z.max()) or 1.0), colorscale=colorscale,
                                showscale=False, hovertemplate="step %{x:,}<br>value ≈ %{y:.3g}<extra></extra>"))
-    if target is not None:
+    if isinstance(target, tuple):
+        fig.add_trace(_target_line(*target, until=float(steps[-1])))
+    elif target is not None:
         fig.add_hline(y=target, line=dict(color="#d62728", dash="dash", width=2), annotation_text=f"ρ = {target:g}",
                       annotation_position="top right")
     fig.update_xaxes(title="step")
     fig.update_yaxes(title=y_title, type="log" if log_y else "linear")
     return layout(fig, title, height=height)
+
+
+def _target_line(steps: np.ndarray, values: np.ndarray, until: float, points: int = 400) -> go.Scatter:
+    """The target ρ over the steps (a step line, thinned to the points where it changes plus a few)."""
+    steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+    keep = steps <= until
+    steps, values = steps[keep], values[keep]
+    if len(steps) == 0:
+        return go.Scatter(x=[], y=[], name="target ρ")
+    change = np.r_[True, values[1:] != values[:-1]]  # where it changed
+    change[-1] = True
+    change[np.linspace(0, len(steps) - 1, min(points, len(steps))).astype(int)] = True
+    return go.Scatter(x=f32(steps[change]), y=f32(values[change]), name="target ρ", mode="lines", line_shape="hv",
+                      line=dict(color="#d62728", dash="dash", width=2), showlegend=False,
+                      hovertemplate="step %{x:,}<br>target ρ %{y:g}<extra></extra>")
 
 
 __all__ = ["binned", "histogram_figure", "activation_histogram", "rho_hat_histogram", "l0_histogram",

@@ -76,7 +76,8 @@ def compare_curves(curves: "AlignedCurves", column: str, names: Mapping[str, str
 def compare_rho_hat(hist: "SharedHistogram", names: Mapping[str, str],
                     targets: Mapping[str, float | None] | None = None, height: int = 340) -> go.Figure:
     """Each run's ρ̂ⱼ histogram on the shared bins, as step outlines (fractions of its units, so runs of
-    different hidden sizes compare), with the target ρ of each run dashed."""
+    different hidden sizes compare), with the target ρ of each run dashed; the labels of the targets stand at
+    different heights (in order of ρ), so that close targets do not print over each other."""
     fig = go.Figure()
     edges = np.asarray(hist.edges, dtype=float)
     for k, (run_id, fractions) in enumerate(hist.fractions.items()):
@@ -87,13 +88,13 @@ def compare_rho_hat(hist: "SharedHistogram", names: Mapping[str, str],
                                  line=dict(color=color, width=2), fill="tozeroy",
                                  fillcolor=_rgba(color, 0.12),
                                  hovertemplate="ρ̂ from %{x:.3g}: %{y:.1%} of the units<extra>" + name + "</extra>"))
-    shown: set[float] = set()
-    for k, (run_id, rho) in enumerate((targets or {}).items()):
-        if rho is None or rho in shown or not np.isfinite(rho) or rho > edges[-1] * 1.5:
-            continue
-        shown.add(rho)
-        fig.add_vline(x=rho, line=dict(color="#d62728", dash="dash", width=1.5), annotation_text=f"ρ = {rho:g}",
-                      annotation_position="bottom right", annotation_font=dict(color="#d62728"))
+    rhos = sorted({float(r) for r in (targets or {}).values()
+                   if r is not None and np.isfinite(r) and r <= edges[-1] * 1.5})
+    for k, rho in enumerate(rhos):
+        fig.add_vline(x=rho, line=dict(color="#d62728", dash="dash", width=1.5))
+        fig.add_annotation(x=rho, y=0.97 - 0.09 * (k % 8), xref="x", yref="paper", text=f"ρ = {rho:g}",
+                           showarrow=False, xanchor="left", xshift=3, yanchor="top",
+                           font=dict(color="#d62728"), bgcolor="rgba(255,255,255,0.7)")
     fig.update_xaxes(title="ρ̂ⱼ (mean activation of unit j, all data)")
     fig.update_yaxes(title="fraction of units", tickformat=".0%", rangemode="tozero")
     return layout(fig, "Mean activation per unit ρ̂ⱼ · runs overlaid", height=height)

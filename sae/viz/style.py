@@ -38,6 +38,15 @@ def layout(fig: go.Figure, title: str | None = None, height: int = 340, **kwargs
     return fig
 
 
+NO_STEPS = "No steps yet: press Train."
+QUEUED = "Queued: this run waits for a free training slot (other runs are training); it starts on its own."
+
+
+def waiting_message(status: str | None = None) -> str:
+    """What an empty live chart says: queued runs wait for a slot, anything else waits for Train."""
+    return QUEUED if status == "queued" else NO_STEPS
+
+
 def empty_figure(message: str, height: int = 300) -> go.Figure:
     """A blank chart carrying a message (e.g. 'press Train')."""
     fig = go.Figure()

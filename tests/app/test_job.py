@@ -31,13 +31,15 @@ def test_settings_changes_split_live_and_structural():
     assert structural == {"n_hidden": 49, "dataset": "mnist"}
     assert a.changes(Settings(topk=7)) == ({}, {})  # k only matters under TopK
     assert a.changes(Settings(max_iter=10)) == ({}, {})  # iterations only matter for L-BFGS
+    assert a.changes(Settings(epochs=5.0)) == ({"epochs": 5.0}, {})  # the budget is live
+    assert a.changes(Settings(optimizer="lbfgs", max_iter=10))[0] == {"max_iter": 10}
 
 
 def test_url_round_trip_and_defaults_stay_out():
     assert url_params(DEFAULTS) == {}
     s = Settings(dataset="mnist", n_hidden=196, rho=0.1, beta=3.0, weight_decay=3e-3, penalty="l1", seed=4)
-    params = url_params(s)
-    assert params == {"data": "mnist", "hidden": "196", "rho": "0.1", "lambda": "0.003", "penalty": "L1", "seed": "4"}
+    params = url_params(s)  # MNIST's own defaults (196 units, rho 0.1, lambda 3e-3) stay out too
+    assert params == {"data": "mnist", "penalty": "L1", "seed": "4", "epochs": "20000"}
     assert parse_url(params) == s
     bad = parse_url({"rho": "nonsense", "hidden": "-3", "data": "nope", "lr": "0.02"})
     assert bad.rho == DEFAULTS.rho and bad.n_hidden == DEFAULTS.n_hidden and bad.dataset == DEFAULTS.dataset
@@ -56,6 +58,25 @@ def test_job_controls(job):
     assert job.status == RunStatus.PAUSED
     job.stop()
     assert job.status == RunStatus.STOPPED and job.final and not job.trainer.is_alive
+
+
+def test_a_finished_job_goes_on_when_its_budget_is_raised(store):
+    data = load_dataset("toy")
+    j = Job(Settings(dataset="toy", n_hidden=2, epochs=20.0, batch_size=8), data, subset_indices(data.n_samples),
+            store=store)
+    try:
+        j.start()
+        assert wait_for(lambda: j.status == RunStatus.FINISHED and j.recorder.finished)
+        first = j.run_id
+        j.apply_live(epochs=60.0)
+        assert j.status == RunStatus.PAUSED and not j.final and j.settings.epochs == 60.0
+        j.resume()
+        assert wait_for(lambda: j.status == RunStatus.FINISHED and j.latest().step == 60)
+        assert j.run_id != first and store.get(j.run_id).parent_id == first  # a new record continues the first
+        j.apply_live(epochs=10.0)  # lowering a finished run's budget changes nothing
+        assert j.status == RunStatus.FINISHED and j.final
+    finally:
+        j.stop("test over")
 
 
 def test_stop_an_idle_job():

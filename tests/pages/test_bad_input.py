@@ -402,11 +402,39 @@ def test_good_upload_becomes_the_data_set_and_a_trained_run_asks_before_restarti
     assert at.selectbox(key="data").value == "upload"
     assert at.session_state["sae_job"] is job and job.status in ("running", "queued")  # not restarted
     assert any("data set → your file" in w.value for w in at.warning)
-    assert "data" not in at.query_params  # a link cannot carry the file
+    assert at.query_params["data"] in ("upload", ["upload"])  # the URL says the data are the session's file
     at.button(key="btn_restart").click().run()
     new = at.session_state["sae_job"]
     assert new is not job and new.data is data and new.model_config.n_inputs == 16
     assert wait_for(lambda: new.latest().step > 0)
+
+
+def test_a_pandas_csv_skips_its_header_and_the_page_says_what_was_done():
+    import pandas as pd
+
+    rows = np.random.default_rng(0).integers(0, 256, size=(40, 16))
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "label", np.arange(40) % 4)
+    at = app()
+    upload(at, "pixels.csv", frame.to_csv(index=False).encode(), labels="label")
+    no_exception(at)
+    data = at.session_state["sae_upload"]
+    assert data.X.shape == (40, 16) and data.X.min() == 0.0 and data.X.max() == 1.0  # the header is not a sample
+    np.testing.assert_array_equal(data.labels, np.arange(40) % 4)
+    shown = " ".join(i.value for i in at.sidebar.info)
+    assert "header" in shown and "Min-max scaled from [" in shown
+    assert at.query_params["data"] in ("upload", ["upload"])
+
+
+def test_a_link_with_data_upload_but_no_file_falls_back_with_a_warning():
+    at = app({"data": "upload"})
+    no_exception(at)
+    assert job_of_session(at).data.name == "patches"
+    assert any("data=upload" in w.value for w in at.sidebar.warning)
+
+
+def job_of_session(at):
+    return at.session_state["sae_job"]
 
 
 def test_a_second_upload_under_the_same_name_is_a_new_data_set():

@@ -5,7 +5,6 @@ again after the background trainer has moved.
 """
 
 import base64
-import json
 import time
 from pathlib import Path
 
@@ -251,3 +250,67 @@ def test_a_healthy_run_shows_no_warning_and_states_the_unit_thresholds():
     no_exception(at)
     assert not at.warning
     assert "dead = ρ̂ⱼ <" in at.metric[2].help and "on target" in at.metric[2].help
+
+
+# ------------------------------------------------------------------ defaults per data set, a live budget
+
+def test_a_link_naming_only_the_data_set_gives_its_defaults():
+    at = app({"data": "mnist"})
+    no_exception(at)
+    job = job_of(at)
+    assert job.model_config.n_hidden == 196  # UFLDL's MNIST settings
+    assert (job.settings.rho, job.settings.beta, job.settings.weight_decay) == (0.1, 3.0, 3e-3)
+    assert at.number_input(key="hidden").value == 196 and at.select_slider(key="rho").value == 0.1
+    assert dict(at.query_params) in ({"data": "mnist"}, {"data": ["mnist"]})
+
+
+def test_choosing_a_data_set_in_the_sidebar_gives_its_defaults():
+    at = app({"data": "digits", "rho": "0.3"})
+    at.selectbox(key="data").set_value("mnist").run()
+    no_exception(at)
+    assert at.number_input(key="hidden").value == 196
+    assert at.select_slider(key="rho").value == 0.1 and at.select_slider(key="lambda").value == 3e-3
+    assert job_of(at).model_config.n_hidden == 196  # an untouched job is rebuilt with them
+
+
+def test_epochs_change_a_running_job_without_a_restart():
+    at = app()
+    at.button(key="btn_train").click().run()
+    job = job_of(at)
+    assert wait_for(lambda: job.latest().step > 20)
+    at.number_input(key="epochs").set_value(2000).run()
+    no_exception(at)
+    assert job_of(at) is job and not any("new run" in w.value for w in at.warning)
+    assert wait_for(lambda: job.trainer.total_steps == 2000 * job.trainer.steps_per_epoch)
+    at.number_input(key="epochs").set_value(1).run()  # below the current step: the run finishes
+    assert wait_for(lambda: job.status == RunStatus.FINISHED)
+    at.run()
+    at.number_input(key="epochs").set_value(500).run()  # raised after the end: paused, Resume continues
+    assert job_of(at) is job and job.status == RunStatus.PAUSED
+    assert at.button(key="btn_pause").label == "Resume" and not at.button(key="btn_pause").disabled
+    step = job.latest().step
+    at.button(key="btn_pause").click().run()
+    assert wait_for(lambda: job.latest().step > step)
+
+
+def test_experiment_pages_mark_the_sidebar_settings_as_not_theirs():
+    at = app()
+    at.switch_page("pages/6_denoising.py").run()
+    no_exception(at)
+    assert any("not used here" in c.value for c in at.sidebar.caption)
+    at.switch_page("pages/2_filters.py").run()
+    assert not any("not used here" in c.value for c in at.sidebar.caption)
+
+
+def test_the_l1_penalty_has_no_target_rho():
+    at = app({"data": "digits", "hidden": "16", "act": "relu", "penalty": "L1"})
+    no_exception(at)
+    assert at.select_slider(key="rho").disabled
+    assert any("have none" in c.value for c in at.sidebar.caption)
+    job = job_of(at)
+    at.button(key="btn_step").click().run()
+    assert wait_for(lambda: job.latest().step >= 1)
+    at.run()
+    band = next(c for c in charts(at) if any(t.get("name") == "mean ρ̂" for t in c["data"]))
+    assert not any(t.get("name") == "target ρ" for t in band["data"])
+    assert "target" not in at.metric[1].label

@@ -37,7 +37,7 @@ from sae.app import trace as trace_module  # noqa: E402
 from sae.ui.controls import status_text  # noqa: E402
 from sae.ui.url import DEFAULTS  # noqa: E402
 from sae.app.job import Job, subset_indices  # noqa: E402
-from sae.app.settings import Settings  # noqa: E402
+from sae.app.settings import Settings, defaults_for  # noqa: E402
 from conftest import chart_payloads, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,18 +69,19 @@ def trainer_threads() -> int:
 
 # ----------------------------------------------------------------------------------- links with bad values
 
+DIGITS = defaults_for("digits")  # the links below name the digits, whose own defaults apply
 BAD_LINKS = [
     # (query parameter, value, widget key's default)
-    ("rho", "0", DEFAULTS.rho), ("rho", "1", DEFAULTS.rho), ("rho", "-0.5", DEFAULTS.rho),
-    ("beta", "-1", DEFAULTS.beta), ("beta", "1e9", DEFAULTS.beta),
-    ("hidden", "0", DEFAULTS.n_hidden), ("hidden", str(10**9), DEFAULTS.n_hidden), ("hidden", "2.5", DEFAULTS.n_hidden),
-    ("lr", "0", DEFAULTS.lr), ("lr", "1e3", DEFAULTS.lr), ("lr", "nan", DEFAULTS.lr),
-    ("batch", str(10**9), DEFAULTS.batch_size), ("batch", "0", DEFAULTS.batch_size),
-    ("lambda", "-1e-4", DEFAULTS.weight_decay), ("epochs", "1e309", int(DEFAULTS.epochs)),
-    ("seed", "-1", DEFAULTS.seed), ("hidden", "abc", DEFAULTS.n_hidden), ("rho", "0x1p-3; DROP TABLE", DEFAULTS.rho),
+    ("rho", "0", DIGITS.rho), ("rho", "1", DIGITS.rho), ("rho", "-0.5", DIGITS.rho),
+    ("beta", "-1", DIGITS.beta), ("beta", "1e9", DIGITS.beta),
+    ("hidden", "0", DIGITS.n_hidden), ("hidden", str(10**9), DIGITS.n_hidden), ("hidden", "2.5", DIGITS.n_hidden),
+    ("lr", "0", DIGITS.lr), ("lr", "1e3", DIGITS.lr), ("lr", "nan", DIGITS.lr),
+    ("batch", str(10**9), DIGITS.batch_size), ("batch", "0", DIGITS.batch_size),
+    ("lambda", "-1e-4", DIGITS.weight_decay), ("epochs", "1e309", int(DIGITS.epochs)),
+    ("seed", "-1", DIGITS.seed), ("hidden", "abc", DIGITS.n_hidden), ("rho", "0x1p-3; DROP TABLE", DIGITS.rho),
     ("data", "../../etc/passwd", "patches"),
-    ("data", "upload", "patches"), ("act", "<script>", DEFAULTS.activation), ("opt", "", DEFAULTS.optimizer),
-    ("penalty", "L2", DEFAULTS.penalty), ("k", "999999", DEFAULTS.topk),
+    ("data", "upload", "patches"), ("act", "<script>", DIGITS.activation), ("opt", "", DIGITS.optimizer),
+    ("penalty", "L2", DIGITS.penalty), ("k", "999999", DIGITS.topk),
 ]
 
 
@@ -97,7 +98,8 @@ def test_bad_link_value_warns_and_falls_back_to_the_default(key, value, default)
     assert at.session_state[key] == default
     assert key not in at.query_params  # the URL now says what the panel uses (the default is left out)
     job = job_of(at)
-    assert job.settings == Settings(**{**DEFAULTS.as_dict(), **({"dataset": "digits"} if key != "data" else {}),
+    base = DIGITS if key != "data" else DEFAULTS
+    assert job.settings == Settings(**{**base.as_dict(),
                                        **({"penalty": "topk", "activation": "relu"} if key == "k" else {})})
     at.button(key="btn_step").click().run()  # and the session works
     no_exception(at)
