@@ -49,7 +49,8 @@ class TrainingThread(threading.Thread):
     """The daemon thread training ``trainer`` until it finishes or is stopped (see the module docstring).
 
     It sets its torch thread count first (see the module docstring), drives the trainer through its step and
-    publication methods (``_apply_pending``, ``_train_step``, ``_publish``, ...) and holds ``trainer.slots``
+    publication methods (``apply_pending``, ``train_step``, ``publish``, ...; the Trainer's loop protocol) and holds
+    ``trainer.slots``
     in the trainer's name.
     """
 
@@ -70,50 +71,50 @@ class TrainingThread(threading.Thread):
                 trainer.slots.release(trainer)
 
     def _steps_until_done(self) -> None:
-        trainer, control = self.trainer, self.trainer._control
-        trainer._restart_clock()
+        trainer, control = self.trainer, self.trainer.control
+        trainer.restart_clock()
         last = time.perf_counter()
         while True:
             with control.lock:  # queued changes apply here too, so a budget lowered while paused ends the run
-                trainer._apply_pending()
+                trainer.apply_pending()
                 stop, wait = control.stop_reason, control.idle()
-                done = stop is None and trainer._is_done()
+                done = stop is None and trainer.is_done()
                 self.ending = stop is not None or done  # from here on the trainer applies changes itself
             if done:
-                trainer._publish(RunStatus.FINISHED, trainer._done_reason())
+                trainer.publish(RunStatus.FINISHED, trainer.done_reason())
                 return
             if wait:  # publish (and so call the observers) outside the lock: a slow one must not block the UI
                 if trainer.slots is not None:
                     trainer.slots.release(trainer)
                 if trainer.status not in (RunStatus.PAUSED, RunStatus.DIVERGED):
-                    trainer._publish(RunStatus.PAUSED, "paused")
+                    trainer.publish(RunStatus.PAUSED, "paused")
                 control.wait_while_idle()
-                trainer._restart_clock()
+                trainer.restart_clock()
                 continue
             if stop is not None:
-                trainer._publish(RunStatus.STOPPED, stop)
+                trainer.publish(RunStatus.STOPPED, stop)
                 return
             if not self._hold_slot():
                 continue
             with control.lock:
                 control.take_step()
-                trainer._apply_pending()
+                trainer.apply_pending()
             if trainer.status != RunStatus.RUNNING:
-                trainer._publish(RunStatus.RUNNING, "")
+                trainer.publish(RunStatus.RUNNING, "")
             try:
-                ok = trainer._train_step(trainer._wants_values(trainer.step_count + 1 >= trainer.total_steps, last))
+                ok = trainer.train_step(trainer.wants_values(trainer.step_count + 1 >= trainer.total_steps, last))
             except Exception as exc:  # keep the thread's death visible to the UI
                 with control.lock:
                     self.ending = True
-                trainer._publish(RunStatus.STOPPED, f"training failed: {type(exc).__name__}: {exc}")
+                trainer.publish(RunStatus.STOPPED, f"training failed: {type(exc).__name__}: {exc}")
                 return
             if not ok:  # diverged: wait for the user (who may lower the rate and resume)
                 control.pause(cancel_steps=False)
                 continue
             now = time.perf_counter()
-            if now - last >= trainer.snapshot_interval and not trainer._is_done():
+            if now - last >= trainer.snapshot_interval and not trainer.is_done():
                 last = now
-                trainer._publish(RunStatus.RUNNING, "")
+                trainer.publish(RunStatus.RUNNING, "")
 
     def _hold_slot(self) -> bool:
         """Wait in line for a training slot (status "queued"). False if paused or stopped meanwhile.
@@ -122,7 +123,7 @@ class TrainingThread(threading.Thread):
         (as the slot was already held) kept the rate meter's mark one step old, so its window never filled and
         the first figure was published for the whole run.
         """
-        trainer, control, slots = self.trainer, self.trainer._control, self.trainer.slots
+        trainer, control, slots = self.trainer, self.trainer.control, self.trainer.slots
         if slots is None or slots.acquire(trainer, timeout=0):  # held already, or free: no waiting
             return True
         while not slots.acquire(trainer, timeout=0.25):
@@ -133,8 +134,8 @@ class TrainingThread(threading.Thread):
             ahead = slots.position(trainer) - 1
             reason = queued_reason(slots.capacity, ahead)
             if trainer.status != RunStatus.QUEUED or trainer.latest().reason != reason:
-                trainer._publish(RunStatus.QUEUED, reason)
-        trainer._restart_clock()  # queued time is not training time
+                trainer.publish(RunStatus.QUEUED, reason)
+        trainer.restart_clock()  # queued time is not training time
         return True
 
 
@@ -142,34 +143,34 @@ def settle_after_end(trainer: Trainer, thread: TrainingThread) -> None:
     """Apply the queued changes to a trainer whose thread ended; a finished run whose budget now lies ahead
     becomes paused (and a paused one whose budget was lowered behind it finished again)."""
     thread.join(JOIN_SECONDS)  # it publishes its last state first
-    with trainer._control.lock:
-        trainer._apply_pending()
+    with trainer.control.lock:
+        trainer.apply_pending()
         status = trainer._status
-        if thread.is_alive() or trainer._thread is not thread or trainer._control.stop_reason is not None \
+        if thread.is_alive() or trainer._thread is not thread or trainer.control.stop_reason is not None \
                 or status not in (RunStatus.FINISHED, RunStatus.PAUSED):
             return
-        new = RunStatus.FINISHED if trainer._is_done() else RunStatus.PAUSED
+        new = RunStatus.FINISHED if trainer.is_done() else RunStatus.PAUSED
         if new == status:
             return
         trainer._status = new  # claimed under the lock: a concurrent call publishes nothing
-    reason = trainer._done_reason() if new == RunStatus.FINISHED else \
-        f"the budget was raised to {trainer._budget_text()}: press Resume to continue"
-    trainer._publish(new, reason)
+    reason = trainer.done_reason() if new == RunStatus.FINISHED else \
+        f"the budget was raised to {trainer.budget_text()}: press Resume to continue"
+    trainer.publish(new, reason)
 
 
 def revive(trainer: Trainer) -> None:
     """Start a new training thread if the last one ended but the (raised) budget lies ahead and nobody
     stopped the run: this is how a finished run continues (``Trainer.resume`` or ``Trainer.step``)."""
-    with trainer._control.lock:
+    with trainer.control.lock:
         thread = trainer._thread
-        if thread is None or not thread.ending or trainer._control.stop_reason is not None:
+        if thread is None or not thread.ending or trainer.control.stop_reason is not None:
             return
     thread.join(JOIN_SECONDS)
-    with trainer._control.lock:
-        if trainer._thread is not thread or thread.is_alive() or trainer._control.stop_reason is not None:
+    with trainer.control.lock:
+        if trainer._thread is not thread or thread.is_alive() or trainer.control.stop_reason is not None:
             return
-        trainer._apply_pending()
-        if trainer._is_done():
+        trainer.apply_pending()
+        if trainer.is_done():
             return
         trainer._thread = TrainingThread(trainer)
         trainer._thread.start()

@@ -89,4 +89,39 @@ class Observers:
             logger.debug("snapshot observer %s failed again: %r", name, exc, exc_info=exc)
 
 
-__all__ = ["Observer", "Observers"]
+class Observable:
+    """The observer API of a class that keeps an :class:`Observers` in ``self._observers`` and the observer given
+    as ``on_snapshot=`` in ``self._on_snapshot`` (the Trainer). Every method is safe from any thread."""
+
+    _observers: Observers
+    _on_snapshot: Observer | None
+
+    def add_observer(self, observer: Observer) -> None:
+        """Call ``observer(snapshot)`` with every snapshot published from now on, after the observers added before."""
+        self._observers.add(observer)
+
+    def remove_observer(self, observer: Observer) -> None:
+        """Stop calling ``observer``; ValueError if it is not an observer."""
+        self._observers.remove(observer)
+
+    @property
+    def observers(self) -> tuple[Observer, ...]:
+        return tuple(self._observers)
+
+    @property
+    def on_snapshot(self) -> Observer | None:
+        """The observer given as ``on_snapshot=``; assigning replaces it (called last from then on; None removes it)."""
+        return self._on_snapshot
+
+    @on_snapshot.setter
+    def on_snapshot(self, observer: Observer | None) -> None:
+        self._observers.replace(self._on_snapshot, observer)
+        self._on_snapshot = observer
+
+    @property
+    def callback_error(self) -> Exception | None:
+        """The last exception raised by an observer (training carried on), or None."""
+        return self._observers.error
+
+
+__all__ = ["Observer", "Observers", "Observable"]

@@ -50,7 +50,7 @@ from sae.training.history import History
 from sae.training.inputs import (as_training_tensor, check_compatible, history_columns, new_model, steps_per_epoch,
                                  total_steps)
 from sae.training.minibatch import MinibatchOptimizer
-from sae.training.observers import Observer, Observers
+from sae.training.observers import Observable, Observer, Observers
 from sae.training.slots import TrainingSlots
 from sae.training.snapshot import HISTORY_COLUMNS, Snapshot, take_snapshot, terms_to_floats
 from sae.training.status import RunStatus
@@ -61,7 +61,7 @@ logger = logging.getLogger(__name__)
 RATED_STATUSES = frozenset({RunStatus.RUNNING, RunStatus.FINISHED})  # publish a samples/s; the others publish 0
 
 
-class Trainer:
+class Trainer(Observable):
     """Trains a SparseAutoencoder on X (m, n) under a TrainConfig.
 
     Args:
@@ -85,6 +85,10 @@ class Trainer:
         threads: torch threads of the background training thread (``start()``; ``run()`` keeps the caller's).
             None: one thread when a step is under ``SMALL_STEP_FLOPS``, torch's setting otherwise (why: see
             ``sae.training.background``).
+
+    The loop protocol (``control``, ``apply_pending``, ``train_step``, ``wants_values``, ``is_done``, ``publish``,
+    ``restart_clock``, ``done_reason``, ``budget_text``) is what ``run()`` and the training thread
+    (``sae.training.background``) drive a step and a publication with; callers use the methods above it.
     """
 
     def __init__(self, X, model_config: ModelConfig | None = None, config: TrainConfig | None = None, *,
@@ -124,7 +128,7 @@ class Trainer:
         self.full_batch = FullBatchLBFGS(model, self.X, self.config, loss=loss, fused=self._fused is not None) \
             if self.config.optimizer == "lbfgs" else None  # the L-BFGS driver (None for adam and sgd)
         self._history = History(HISTORY_COLUMNS, history_capacity)
-        self._control = RunControl()  # requests from other threads; its lock also guards the history
+        self.control = RunControl()  # requests from other threads; its lock also guards the history
         self._thread: TrainingThread | None = None
         self._status = RunStatus.IDLE
         self.step_count = int(start_step)
@@ -137,7 +141,7 @@ class Trainer:
         self._latest: Snapshot | None = None
         self._sound = LastSound()  # restored if the loss becomes NaN or infinite
         self._rate = ThroughputMeter()
-        self._publish(RunStatus.IDLE, "")
+        self.publish(RunStatus.IDLE, "")
 
     # ---------------------------------------------------------------- control (any thread)
     @property
@@ -155,18 +159,18 @@ class Trainer:
 
     def start(self) -> None:
         """Train in a background daemon thread until done, paused or stopped."""
-        with self._control.lock:
+        with self.control.lock:
             if self._thread is not None:
                 raise RuntimeError("this trainer was already started; use resume()")
             self._thread = TrainingThread(self)
             self._thread.start()
 
     def pause(self) -> None:
-        self._control.pause()
+        self.control.pause()
 
     def resume(self) -> None:
         """Go on training; a run that finished goes on if its budget was raised since (a new thread)."""
-        self._control.resume()
+        self.control.resume()
         revive(self)
 
     def step(self, n: int = 1) -> None:
@@ -174,18 +178,18 @@ class Trainer:
         if self._thread is None:
             self.run(steps=n)
             return
-        self._control.request_steps(n)
+        self.control.request_steps(n)
         revive(self)
 
     def stop(self, reason: str = "stopped by the user") -> None:
         """End training; final. A trainer whose thread is not running publishes its stopped state at once."""
-        with self._control.lock:
-            self._control.stop(reason)
+        with self.control.lock:
+            self.control.stop(reason)
             thread = self._thread
         if thread is not None and thread.ending:
             thread.join(JOIN_SECONDS)  # it publishes its last state first
         if (thread is None or not thread.is_alive()) and self._status not in (RunStatus.FINISHED, RunStatus.STOPPED):
-            self._publish(RunStatus.STOPPED, reason)
+            self.publish(RunStatus.STOPPED, reason)
 
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
@@ -199,11 +203,11 @@ class Trainer:
         if bad:
             raise ConfigError(f"{', '.join(sorted(bad))} cannot change during training; restart instead.")
         replace(self.config, **changes)  # validates
-        with self._control.lock:
-            self._control.queue_changes(changes)
+        with self.control.lock:
+            self.control.queue_changes(changes)
             thread = self._thread
             if thread is None:
-                self._apply_pending()
+                self.apply_pending()
         if thread is not None and thread.ending:  # the loop has ended or is ending: apply the changes here
             settle_after_end(self, thread)
 
@@ -223,36 +227,8 @@ class Trainer:
 
     def history(self) -> dict[str, np.ndarray]:
         """A copy of the bounded training history: column -> (rows,) array."""
-        with self._control.lock:
+        with self.control.lock:
             return self._history.to_dict()
-
-    # ---------------------------------------------------------------- observers (any thread)
-    def add_observer(self, observer: Observer) -> None:
-        """Call ``observer(snapshot)`` with every snapshot published from now on, after the observers added before."""
-        self._observers.add(observer)
-
-    def remove_observer(self, observer: Observer) -> None:
-        """Stop calling ``observer``; ValueError if it is not an observer."""
-        self._observers.remove(observer)
-
-    @property
-    def observers(self) -> tuple[Observer, ...]:
-        return tuple(self._observers)
-
-    @property
-    def on_snapshot(self) -> Observer | None:
-        """The observer given as ``on_snapshot=``; assigning replaces it (called last from then on; None removes it)."""
-        return self._on_snapshot
-
-    @on_snapshot.setter
-    def on_snapshot(self, observer: Observer | None) -> None:
-        self._observers.replace(self._on_snapshot, observer)
-        self._on_snapshot = observer
-
-    @property
-    def callback_error(self) -> Exception | None:
-        """The last exception raised by an observer (training carried on), or None."""
-        return self._observers.error
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -269,28 +245,28 @@ class Trainer:
         """Train in the calling thread for ``steps`` steps (default: to the end). Returns the last snapshot."""
         target = None if steps is None else self.step_count + steps  # the budget may change meanwhile
         self._status = RunStatus.RUNNING
-        self._restart_clock()
+        self.restart_clock()
         last = time.perf_counter()
-        while (target is None or self.step_count < target) and not self._is_done() \
-                and self._control.stop_reason is None:
-            with self._control.lock:
-                self._apply_pending()
+        while (target is None or self.step_count < target) and not self.is_done() \
+                and self.control.stop_reason is None:
+            with self.control.lock:
+                self.apply_pending()
             end = self.total_steps if target is None else min(target, self.total_steps)
-            if self._is_done():
+            if self.is_done():
                 break
-            if not self._train_step(self._wants_values(self.step_count + 1 >= end, last)):
+            if not self.train_step(self.wants_values(self.step_count + 1 >= end, last)):
                 return self._latest  # type: ignore[return-value]
             now = time.perf_counter()
             if now - last >= self.snapshot_interval:
                 last = now
-                self._publish(RunStatus.RUNNING, "")
+                self.publish(RunStatus.RUNNING, "")
                 if progress is not None:
                     progress(self._latest)  # type: ignore[arg-type]
-        done = self._is_done()
-        stop = self._control.stop_reason
-        reason = stop or (self._done_reason() if done else "paused")
+        done = self.is_done()
+        stop = self.control.stop_reason
+        reason = stop or (self.done_reason() if done else "paused")
         status = RunStatus.STOPPED if stop else RunStatus.FINISHED if done else RunStatus.PAUSED
-        self._publish(status, reason)
+        self.publish(status, reason)
         if progress is not None:
             progress(self._latest)  # type: ignore[arg-type]
         return self._latest  # type: ignore[return-value]
@@ -300,19 +276,19 @@ class Trainer:
         s, n = self.model.encoder.weight.shape
         return 10 * self._samples_per_step() * n * s
 
-    def _wants_values(self, last_step: bool, last_publication: float) -> bool:
+    def wants_values(self, last_step: bool, last_publication: float) -> bool:
         """Whether the next step computes every loss term: its row is kept, it is the last or a snapshot is due."""
         return (self._history.wants(self.step_count) or last_step
                 or time.perf_counter() - last_publication >= self.snapshot_interval)
 
-    def _restart_clock(self) -> None:
+    def restart_clock(self) -> None:
         """Measure the rate from here (time paused or queued is not training time)."""
         self._rate.restart(self.step_count, self._elapsed)
 
-    def _is_done(self) -> bool:
+    def is_done(self) -> bool:
         return self.step_count >= self.total_steps or bool(self.full_batch is not None and self.full_batch.converged)
 
-    def _done_reason(self) -> str:
+    def done_reason(self) -> str:
         """"finished: ...", followed by the run-health warnings (sae.evaluation.health) if any."""
         if self.full_batch is not None:
             why = f" (converged: {self.full_batch.converged})" if self.full_batch.converged else ""
@@ -331,13 +307,13 @@ class Trainer:
         rho = self.config.rho if self.config.penalty == "kl" else None
         return run_health(self.history(), rho_hat, rho)
 
-    def _budget_text(self) -> str:
+    def budget_text(self) -> str:
         if self.full_batch is not None:
             return f"{self.total_steps:,} L-BFGS iterations"
         return f"{self.config.epochs:g} epochs ({self.total_steps:,} steps)"
 
     # ---------------------------------------------------------------- one step (training thread only)
-    def _train_step(self, values: bool = True) -> bool:
+    def train_step(self, values: bool = True) -> bool:
         """One optimiser step. Returns False (and restores the last good weights) on a non-finite loss.
 
         ``values=False`` lets the fused pass skip the values of the sparsity and weight-decay terms
@@ -360,7 +336,7 @@ class Trainer:
         self._last_terms = terms
         if self._history.wants(step):
             row = terms_to_floats(terms)
-            with self._control.lock:
+            with self.control.lock:
                 self._history.append(step, [step, step / self.steps_per_epoch, self._elapsed, *row,
                                             cfg.rho, cfg.beta, cfg.weight_decay, cfg.lr])
         return True
@@ -373,13 +349,13 @@ class Trainer:
             self.full_batch.restart()
         reason = divergence_reason(terms, self.step_count, self.config, kept.step)
         logger.debug("trainer %x: %s", id(self), reason)
-        self._publish(RunStatus.DIVERGED, reason)
+        self.publish(RunStatus.DIVERGED, reason)
         return False
 
     # ---------------------------------------------------------------- helpers
-    def _apply_pending(self) -> None:
+    def apply_pending(self) -> None:
         """Apply the queued live changes (the caller holds the control lock)."""
-        changes = self._control.take_changes()
+        changes = self.control.take_changes()
         if not changes:
             return
         self.config = replace(self.config, **changes)
@@ -390,7 +366,7 @@ class Trainer:
         if self.full_batch is not None and set(changes) - {"lr", *TrainConfig.BUDGET_FIELDS}:
             self.full_batch.reset(self.config)  # the objective changed: re-evaluate here, curvature pairs are stale
 
-    def _publish(self, status: RunStatus, reason: str) -> None:
+    def publish(self, status: RunStatus, reason: str) -> None:
         """Make a Snapshot of the current state the latest one, then hand it to the observers (outside the lock)."""
         rate = self._rate.measure(self.step_count, self._elapsed, self._samples_per_step()) \
             if status in RATED_STATUSES else 0.0  # not training now: no rate (not the last running figure)
