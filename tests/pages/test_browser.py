@@ -80,6 +80,16 @@ def last_loss_step(pg) -> float:
         return Number(t.x[t.x.length - 1]); }""")
 
 
+def hidden_units_shown(pg, expected: str, timeout: float = 10.0) -> str:
+    """The "Hidden units" box once it shows ``expected`` (or after ``timeout`` s): a widget whose value the panel
+    sets from the URL is drawn with its default for one frame (~60 ms) before Streamlit applies the value."""
+    box = pg.get_by_role("spinbutton", name="Hidden units")
+    deadline = time.monotonic() + timeout
+    while box.input_value() != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return box.input_value()
+
+
 def no_exception(pg) -> None:
     assert pg.locator("[data-testid='stException']").count() == 0, pg.locator(
         "[data-testid='stException']").first.inner_text()
@@ -98,7 +108,7 @@ def test_dashboard_in_a_browser(server, page):
     open_page(pg, server + "/filters?hidden=25&rho=0.05")
     assert pg.title() == f"Filters · {APP}"
     assert "Filters" in pg.locator("h1").first.inner_text()
-    assert pg.get_by_role("spinbutton", name="Hidden units").input_value() == "25"
+    assert hidden_units_shown(pg, "25") == "25"
     no_exception(pg)
 
     # 2. the home page: set rho, beta and the hidden size in the panel; the URL follows
@@ -162,7 +172,7 @@ def test_dashboard_in_a_browser(server, page):
 def test_every_page_opens_by_its_link(server, page, path, label):
     open_page(page, f"{server}/{path}?data=digits&hidden=16")
     assert page.title() == f"{label} · {APP}"
-    assert page.get_by_role("spinbutton", name="Hidden units").input_value() == "16"
+    assert hidden_units_shown(page, "16") == "16"
     no_exception(page)
 
 
@@ -570,7 +580,7 @@ def test_a_run_link_opens_the_trained_run_in_a_fresh_browser(server, browser):
         open_page(other, link)
         other.wait_for_function("() => document.body.innerText.includes('Opened the linked run')", timeout=30_000)
         assert "paused" in status(other) and step_of(other) == 280, status(other)  # 20 epochs x 14 batches
-        assert other.get_by_role("spinbutton", name="Hidden units").input_value() == "16"
+        assert hidden_units_shown(other, "16") == "16"
         assert "run=" not in other.url and "beta=5" in other.url  # the link was used once; the settings stay
         no_exception(other)
 
