@@ -47,6 +47,18 @@ def anomaly_scores(model: SparseAutoencoder, X) -> np.ndarray:
     return reconstruction_errors(model, X)
 
 
+def labelled_split_inputs(X, labels, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """X as float32 (m, n) and labels (m,) for an experiment that holds out ``test_fraction`` of them;
+    ValueError with the reason if the shapes do not match or the fraction is not strictly inside (0, 1)."""
+    X = np.asarray(X, dtype=np.float32)
+    labels = np.asarray(labels)
+    if X.ndim != 2 or labels.shape != (len(X),):
+        raise ValueError(f"X must be (m, n) and labels (m,), got {X.shape} and {labels.shape}.")
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}.")
+    return X, labels
+
+
 def split_normal(labels, normal_classes: Sequence[int]) -> np.ndarray:
     """Boolean mask (m,): True where ``labels`` (m,) is one of ``normal_classes``.
 
@@ -237,12 +249,7 @@ def run_anomaly_experiment(X, labels, normal_classes: Sequence[int] = (0, 1, 2, 
     """
     from sklearn.model_selection import train_test_split
 
-    X = np.asarray(X, dtype=np.float32)
-    labels = np.asarray(labels)
-    if X.ndim != 2 or labels.shape != (len(X),):
-        raise ValueError(f"X must be (m, n) and labels (m,), got {X.shape} and {labels.shape}.")
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}.")
+    X, labels = labelled_split_inputs(X, labels, test_fraction)
     normal = split_normal(labels, normal_classes)
     if normal.all():
         raise ValueError("every class is normal: leave at least one class out as the anomalies.")

@@ -44,7 +44,7 @@ from typing import Sequence
 import numpy as np
 
 from sae.core.config import ModelConfig, TrainConfig
-from sae.experiments.anomaly import DEFAULT_HIDDEN
+from sae.experiments.anomaly import DEFAULT_HIDDEN, labelled_split_inputs
 from sae.evaluation.metrics import hidden_activations
 from sae.core.model import SparseAutoencoder
 from sae.training.progress import ProgressCallback, notify, run_trainer
@@ -145,12 +145,7 @@ def run_self_taught(X, labels, feature_classes: Sequence[int] = DEFAULT_FEATURE_
     from sklearn.model_selection import train_test_split
 
     start = time.perf_counter()
-    X = np.asarray(X, dtype=np.float32)
-    labels = np.asarray(labels)
-    if X.ndim != 2 or labels.shape != (len(X),):
-        raise ValueError(f"X must be (m, n) and labels (m,), got {X.shape} and {labels.shape}.")
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}.")
+    X, labels = labelled_split_inputs(X, labels, test_fraction)
     features = tuple(int(c) for c in np.unique(list(feature_classes)))
     tasks = tuple(int(c) for c in np.unique(list(task_classes)))
     shared = sorted(set(features) & set(tasks))
