@@ -47,12 +47,16 @@ with left:
 
 
 def probe_codes(job, d) -> tuple[float, int] | None:
-    """(linear-probe accuracy on the codes, its step), refitted at most every PROBE_EVERY s while training
-    (kept in the job's cache)."""
+    """(linear-probe accuracy on the codes, its step): while training, the last fit at once and a refit in the
+    background at most every PROBE_EVERY s (a page switch never waits for a fit); else fitted for this snapshot."""
     if labels is None or raw_probe is None:
         return None
-    return job.cache.memo("codes_probe", d.snapshot.version, lambda: (probe_accuracy(d.A, labels), d.snapshot.step),
-                          keep_for=PROBE_EVERY if job.status in ACTIVE_STATUSES else 0.0)
+    def fit() -> tuple[float, int]:
+        return probe_accuracy(d.A, labels), d.snapshot.step
+
+    if job.status in ACTIVE_STATUSES:  # training: show the last fit now, refit in the background (at most every
+        return job.cache.refresh("codes_probe", d.snapshot.version, fit, keep_for=PROBE_EVERY)  # PROBE_EVERY s)
+    return job.cache.memo("codes_probe", d.snapshot.version, fit)
 
 
 def draw(job) -> None:

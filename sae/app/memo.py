@@ -7,6 +7,8 @@ things.
 
 - :meth:`ViewCache.memo`: ``compute()`` once per version (e.g. a snapshot's ``version``), optionally throttled
   while training (``keep_for``);
+- :meth:`ViewCache.refresh`: the same while training, without making the page wait: the stored value at once, and a
+  newer one computed in a background thread for the next redraw (stale-while-revalidate);
 - :meth:`ViewCache.put` / :meth:`ViewCache.last`: keep a value, read the latest one whatever its version (a view
   frozen by the user);
 - :meth:`ViewCache.setdefault`: a mutable object kept with the job (e.g. a log of recent numbers).
@@ -14,12 +16,14 @@ things.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, TypeVar
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,7 @@ class ViewCache:
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
+        self._computing: dict[str, threading.Thread] = {}
 
     def memo(self, key: str, version: Hashable, compute: Callable[[], T], *, keep_for: float = 0.0) -> T:
         """The value stored under ``key`` if it was computed for ``version``; otherwise ``compute()``, stored.
@@ -48,6 +53,40 @@ class ViewCache:
         if entry is not None and (entry.version == version or self._clock() - entry.created < keep_for):
             return entry.value
         return self.put(key, compute(), version)
+
+    def refresh(self, key: str, version: Hashable, compute: Callable[[], T], *, keep_for: float = 0.0) -> T:
+        """Like :meth:`memo`, but a stale value is returned at once and ``compute()`` runs in a daemon thread
+        (at most one per key), storing its result for the next call. Only the very first value of ``key`` is
+        computed in the calling thread. For a costly value on a page that redraws while a run trains (the Codes
+        page's linear probe: a page switch never waits for a refit)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                stale = None
+            elif entry.version == version or self._clock() - entry.created < keep_for:
+                return entry.value
+            else:
+                stale = entry
+                running = self._computing.get(key)
+                if running is None or not running.is_alive():
+                    worker = threading.Thread(target=self._compute_into, args=(key, version, compute),
+                                              name=f"sae-view-{key}", daemon=True)
+                    self._computing[key] = worker
+                    worker.start()
+        return self.put(key, compute(), version) if stale is None else stale.value
+
+    def _compute_into(self, key: str, version: Hashable, compute: Callable[[], Any]) -> None:
+        try:
+            self.put(key, compute(), version)
+        except Exception:  # noqa: BLE001 - a failed refresh keeps the stale value; the next call tries again
+            logger.warning("refreshing the view value %r failed", key, exc_info=True)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the background computations started so far (tests)."""
+        with self._lock:
+            workers = list(self._computing.values())
+        for worker in workers:
+            worker.join(timeout)
 
     def put(self, key: str, value: T, version: Hashable = None) -> T:
         """Store ``value`` under ``key`` (computed for ``version``); returns it."""

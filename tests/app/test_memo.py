@@ -1,7 +1,10 @@
 """sae.app.memo.ViewCache: per-job values by version, a throttle, frozen values, mutable state."""
 
 import threading
+import time
 from collections import deque
+
+import pytest
 
 from sae.app.memo import ViewCache
 
@@ -59,3 +62,35 @@ def test_setdefault_creates_one_object_under_concurrency():
     for t in threads:
         t.join()
     assert len(made) == 1
+
+
+def test_refresh_answers_at_once_with_the_last_value_and_computes_the_next_in_the_background():
+    cache = ViewCache(Clock())  # time stands still: only versions make a value stale
+    assert cache.refresh("probe", 1, lambda: "v1") == "v1"  # the first value: computed here
+    release, started = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        started.set()
+        release.wait(10)
+        return "v2"
+
+    t0 = time.monotonic()
+    assert cache.refresh("probe", 2, slow) == "v1"  # stale: answered at once, v2 computing meanwhile
+    assert started.wait(5) and time.monotonic() - t0 < 5
+    assert cache.refresh("probe", 3, lambda: pytest.fail("a second computation while one runs")) == "v1"
+    release.set()
+    cache.join(5)
+    assert cache.last("probe") == "v2"
+    assert cache.refresh("probe", 2, lambda: pytest.fail("v2 is current")) == "v2"
+
+
+def test_refresh_keeps_the_stale_value_when_the_background_computation_fails():
+    cache = ViewCache()
+    cache.refresh("probe", 1, lambda: 0.5)
+
+    def broken() -> float:
+        raise RuntimeError("fit failed")
+
+    assert cache.refresh("probe", 2, broken) == 0.5
+    cache.join(5)
+    assert cache.last("probe") == 0.5
