@@ -7,11 +7,8 @@ served). Waiting trainers publish the status "queued" with their place in the li
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import deque
-
-logger = logging.getLogger(__name__)
 
 
 class TrainingSlots:
@@ -43,10 +40,8 @@ class TrainingSlots:
         """Give the slot back, or leave the line; harmless if neither."""
         with self._cond:
             self._holders.discard(owner)
-            try:
+            if owner in self._queue:  # a holder is never in the line: usually there is nothing to leave
                 self._queue.remove(owner)
-            except ValueError:  # neither holding nor waiting: nothing to leave
-                logger.debug("release: %r was not in the line", owner)
             self._cond.notify_all()
 
     def position(self, owner: object) -> int:
