@@ -7,6 +7,7 @@ Skipped when either is missing. The server runs on a free loopback port and is a
 from __future__ import annotations
 
 import re
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,7 +60,10 @@ def visible_charts(pg) -> int:
 def wait_charts(pg, n: int = 1, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while visible_charts(pg) < n:
-        assert time.monotonic() < deadline, f"fewer than {n} charts drawn on {pg.url}"
+        if time.monotonic() >= deadline:
+            pg.screenshot(path=str(Path(tempfile.gettempdir()) / "sae-browser-test-failure.png"), full_page=True)
+            shown = pg.evaluate("() => document.querySelector('[data-testid=stMain]')?.innerText ?? ''")[:1500]
+            raise AssertionError(f"fewer than {n} charts drawn on {pg.url}; the page shows: {shown!r}")
         time.sleep(0.1)
 
 
@@ -274,11 +278,13 @@ def test_runs_are_compared_and_a_sweep_opens_its_cells(server, page):
     train_until_finished(pg, server + "/?data=digits&hidden=16&epochs=20")
     train_until_finished(pg, server + "/?data=digits&hidden=16&epochs=20&beta=10")
 
-    # the Runs page: a new session compares the two latest finished runs by default
+    # the Runs page: a new session compares the two latest finished runs by default (the second run's final
+    # record, with its metrics on all the data, is written a moment after its page said "finished")
     deadline = time.monotonic() + 30
     while True:
-        open_page(pg, server + "/runs?data=digits&hidden=16&epochs=20")
-        pg.wait_for_timeout(1000)
+        pg.goto(server + "/runs?data=digits&hidden=16&epochs=20")
+        pg.wait_for_selector("[data-testid='stApp']")
+        pg.wait_for_timeout(2000)
         names = overlaid_traces(pg)
         if len(names) == 2:
             break
