@@ -73,11 +73,10 @@ def draw(job) -> None:
                          + f"{d.units.summary()}. {thresholds_text(d.rho, d.activation)}")
     with right:
         a = d.A[:, unit]
-        c = st.columns(3)
+        c = st.columns(2)
         c[0].metric("ρ̂ⱼ", f"{rho_hat[unit]:.4f}", help="Mean activation of this unit over the subset.")
         c[1].metric("‖wⱼ‖", f"{norms[unit]:.3f}")
-        c[2].metric("Status", str(d.units.state[unit]), help=thresholds_text(d.rho, d.activation),
-                    width="content")  # sized to its text: "on target" is never cut off
+        st.markdown(f"Unit {unit} is **{d.units.state[unit]}**", help=thresholds_text(d.rho, d.activation))
         counts, edges = distributions.binned(a, 40, activation_range(d.activation))
         live_chart(distributions.histogram_figure(counts, edges,
                                                        f"activation of unit {unit} on {len(a):,} samples", "samples",
