@@ -63,6 +63,19 @@ def _page_modules_restore_process_state(request):
 
 
 @pytest.fixture
+def job():
+    """An idle training job of the dashboard on the digits (9 hidden units, 1,000 epochs), stopped after the test."""
+    from sae.app.job import Job, subset_indices
+    from sae.app.settings import Settings
+    from sae.data import load_dataset
+
+    data = load_dataset("digits")
+    j = Job(Settings(dataset="digits", n_hidden=9, epochs=1000), data, subset_indices(data.n_samples))
+    yield j
+    j.stop("test over")
+
+
+@pytest.fixture
 def stop_live_jobs():
     """Every job a test started is stopped (the server keeps one training slot per spare core)."""
     yield

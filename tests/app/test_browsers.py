@@ -3,7 +3,6 @@ sessions (a reload's new one, a second tab) is neither paused nor reaped while a
 
 import gc
 
-import pytest
 
 from sae.app import reaper
 from sae.app.browsers import BrowserJobs, Sessions, sessions_of, valid_browser_id
@@ -12,14 +11,6 @@ from sae.app.settings import Settings
 from sae.data import load_dataset
 from sae.training.status import ACTIVE_STATUSES, RunStatus
 from conftest import wait_for
-
-
-@pytest.fixture
-def job():
-    data = load_dataset("digits")
-    j = Job(Settings(dataset="digits", n_hidden=9, epochs=1000), data, subset_indices(data.n_samples))
-    yield j
-    j.stop("test over")
 
 
 def test_the_registry_finds_the_browsers_job_and_a_new_one_replaces_it(job):

@@ -4,7 +4,6 @@ import gc
 import time
 
 import numpy as np
-import pytest
 
 from sae.data import load_dataset
 from sae.training.status import RunStatus, ACTIVE_STATUSES
@@ -14,14 +13,6 @@ from sae.ui.url import DEFAULTS, parse_url, url_params
 from sae.app.job import Job, subset_indices
 from sae.app.settings import Settings
 from conftest import wait_for
-
-
-@pytest.fixture
-def job():
-    data = load_dataset("digits")
-    j = Job(Settings(dataset="digits", n_hidden=9, epochs=1000), data, subset_indices(data.n_samples))
-    yield j
-    j.stop("test over")
 
 
 def test_settings_changes_split_live_and_structural():
