@@ -15,6 +15,7 @@ Tests must never write there: each test gets its own temporary store directory.
 from __future__ import annotations
 
 import gc
+import io
 import json
 import sys
 import time
@@ -157,3 +158,27 @@ def chart_payloads(at) -> list[tuple[str, str]]:
 def figure_specs(at) -> list[dict]:
     """The figures (Plotly JSON as dicts) of every chart of an AppTest run, in page order."""
     return [json.loads(spec) for _, spec in chart_payloads(at)]
+
+
+# ----------------------------------------------------------------------------- uploads that must never be unpickled
+
+def npy_bytes(arr, allow_pickle: bool = False) -> bytes:
+    """``arr`` as the bytes of an .npy file (an upload)."""
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=allow_pickle)
+    return buf.getvalue()
+
+
+UNPICKLED: list[str] = []
+
+
+def _record_unpickle() -> str:
+    UNPICKLED.append("unpickled!")
+    return "payload"
+
+
+class Trap:
+    """Unpickling this object calls _record_unpickle: proof that a loader ran pickle."""
+
+    def __reduce__(self):
+        return (_record_unpickle, ())

@@ -5,6 +5,8 @@ import io
 
 import numpy as np
 import pytest
+
+from conftest import UNPICKLED, Trap, npy_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -14,27 +16,6 @@ from sae.data import DataError, Dataset
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def npy_bytes(arr, allow_pickle: bool = False) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=allow_pickle)
-    return buf.getvalue()
-
-
-UNPICKLED: list[str] = []
-
-
-def _record_unpickle() -> str:
-    UNPICKLED.append("unpickled!")
-    return "payload"
-
-
-class Trap:
-    """Unpickling this object calls _record_unpickle: proof that a loader ran pickle."""
-
-    def __reduce__(self):
-        return (_record_unpickle, ())
-
 
 def assert_valid_dataset(ds: Dataset) -> None:
     assert isinstance(ds, Dataset)

@@ -33,32 +33,11 @@ from sae import ModelConfig, SparseAutoencoder, TrainConfig, Trainer
 from sae.core.config import ConfigError
 from sae.data import DataError, load_array
 from sae.runs.model_file import RunFileError, model_from_bytes, model_to_bytes
-from conftest import wait_for
+from conftest import UNPICKLED, Trap, npy_bytes, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = str(ROOT / "dashboard.py")
 pytestmark = pytest.mark.usefixtures("restore_process_state", "stop_live_jobs")  # conftest.py; 1b runs the pages
-
-
-def npy_bytes(arr, allow_pickle: bool = False) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=allow_pickle)
-    return buf.getvalue()
-
-
-UNPICKLED: list[str] = []
-
-
-def _record_unpickle() -> str:
-    UNPICKLED.append("unpickled!")
-    return "payload"
-
-
-class Trap:
-    """Unpickling this object calls _record_unpickle: proof that a loader ran pickle."""
-
-    def __reduce__(self):
-        return (_record_unpickle, ())
 
 
 UPLOAD_LIMIT = 50 * 2**20  # the dashboard's cap (upload.UPLOAD_LIMIT_MB, server.maxUploadSize)
