@@ -15,11 +15,11 @@ from sae.evaluation.labels import metric_label
 from sae.runs.table import best_cell, sweep_label
 from sae.runs.store import StoreError
 from sae.runs.sweep_results import load_sweep
+from sae.runs.sweep import default_parallel
 from sae.runs.sweep_spec import MAX_AXIS, SweepError, default_cell_budget, spec_from_choices
 from sae.training.status import RunStatus
 from sae.ui import page, share, state, url
 from sae.ui.chart import live_chart
-from sae.app.job import training_slots
 
 HEATMAPS = ("reconstruction", "rho_hat_mean", "dead_units", "probe_accuracy")
 HIDDEN_OPTIONS = (4, 9, 16, 25, 36, 49, 64, 100, 144, 196, 256)
@@ -36,7 +36,7 @@ except StoreError as exc:
     st.stop()
 registry = share.sweep_registry()
 settings = state.current_settings() or job.settings
-slots = training_slots()
+parallel = default_parallel()
 
 
 def start_sweep() -> None:
@@ -49,7 +49,7 @@ def start_sweep() -> None:
                                  rhos=st.session_state["sweep_rhos"], betas=st.session_state["sweep_betas"],
                                  hidden_sizes=st.session_state.get("sweep_hidden"),
                                  budget=int(st.session_state["sweep_epochs"]), name=st.session_state.get("sweep_name"))
-        sweep = registry.start(spec, store, data, parallel=max(1, min(4, slots.capacity)), slots=slots)
+        sweep = registry.start(spec, store, data, parallel=parallel)
     except (SweepError, ConfigError, DataError, StoreError) as exc:
         st.session_state["sweep_error"] = str(exc)
         return
@@ -87,9 +87,9 @@ with st.expander("New sweep", icon=":material/add_circle:", expanded=not sweeps)
     st.caption(f"Everything else comes from the sidebar: {data_name}, {settings.activation} units, "
                f"{tc.penalty.upper()} penalty, λ={tc.weight_decay:g}, {tc.optimizer}"
                + ("" if lbfgs else f" lr={tc.lr:g}, batch {tc.batch_size}") + f", seed {tc.seed} (the same for every "
-               f"cell: same initial weights, so cells differ by ρ, β and the hidden size alone). At most "
-               f"{slots.capacity} run{'s' if slots.capacity != 1 else ''} train at once on this server, live runs "
-               "included: cells queue for a slot. A sweep belongs to the server: closing the tab does not stop it.")
+               f"cell: same initial weights, so cells differ by ρ, β and the hidden size alone). {parallel} cells train at "
+               "once, each in a worker of its own, sharing the cores with everyone's live runs. A sweep belongs to "
+               "the server: closing the tab does not stop it.")
 error = st.session_state.pop("sweep_error", None)
 if error:
     st.error(f"Cannot start this sweep: {error}", icon=":material/error:")

@@ -1,5 +1,7 @@
 """Denoising: a sparse autoencoder trained to give back the clean x from a corrupted x̃."""
 
+from functools import partial
+
 import streamlit as st
 
 from sae.viz import experiment_figures as fx
@@ -42,10 +44,8 @@ config = {"data": dataset, "noise": noise, "level": level, "hidden": n_hidden, "
           "seed": int(seed), "plain": plain}
 
 
-def run(progress):
-    return run_denoising(data.X, model_config=model_config,
-                         train_config=denoising_train_config(noise, level, float(epochs), int(seed)),
-                         plain=plain, seed=int(seed), progress=progress)
+run = partial(run_denoising, data.X, model_config=model_config,  # runs in a worker process: a partial pickles
+              train_config=denoising_train_config(noise, level, float(epochs), int(seed)), plain=plain, seed=int(seed))
 
 
 result = experiment("denoising", config, run, label=f"{dataset}, {noise} {level:g}",

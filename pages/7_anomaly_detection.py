@@ -1,5 +1,7 @@
 """Anomaly detection: train on the normal classes only, flag what the autoencoder reconstructs badly."""
 
+from functools import partial
+
 import streamlit as st
 
 from sae.viz import experiment_figures as fx
@@ -38,8 +40,8 @@ config = {"data": dataset, "normal": sorted(normal), "hidden": model_config.n_hi
           "seed": int(seed)}
 
 
-def run(progress):
-    return run_anomaly(data.X, data.labels, normal, model_config, train_config, seed=int(seed), progress=progress)
+run = partial(run_anomaly, data.X, data.labels, normal, model_config, train_config,  # a worker runs it
+              seed=int(seed))
 
 
 result = experiment("anomaly", config, run, label=f"{dataset}, normal {sorted(normal)}",

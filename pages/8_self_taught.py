@@ -1,5 +1,7 @@
 """Self-taught learning (UFLDL's exercise): features learned on unlabelled digits 5–9 help classify digits 0–4."""
 
+from functools import partial
+
 import numpy as np
 import streamlit as st
 
@@ -47,9 +49,8 @@ config = {"data": dataset, "features": sorted(features), "task": sorted(task), "
           "iters": int(iters), "C": C, "seed": int(seed)}
 
 
-def run(progress):
-    return run_self_taught_experiment(data.X, data.labels, features, task, model_config, train_config, seed=int(seed),
-                                      C=C, progress=progress)
+run = partial(run_self_taught_experiment, data.X, data.labels, features, task, model_config,  # a worker runs it
+              train_config, seed=int(seed), C=C)
 
 
 result = experiment("selftaught", config, run, label=f"{dataset}, features {sorted(features)}",

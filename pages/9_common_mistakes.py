@@ -1,6 +1,7 @@
 """Common mistakes: switch on a mistake that circulates in copied sparse-autoencoder code, see what it does."""
 
 import math
+from functools import partial
 
 import streamlit as st
 
@@ -62,10 +63,9 @@ data = load_data(dataset)
 config = {"mistake": name, "data": dataset, "rho": rho, "iters": int(iters), "seed": int(seed)}
 
 
-def run(progress):
-    return compare_mistake(name, data.X, ModelConfig(data.n_features, 25),
-                           mistake_train_config(rho, int(iters), int(seed)), seed=int(seed),
-                           outlier="invert" if dataset == "digits" else "noise", progress=progress)
+run = partial(compare_mistake, name, data.X, ModelConfig(data.n_features, 25),  # a worker runs it
+              mistake_train_config(rho, int(iters), int(seed)), seed=int(seed),
+              outlier="invert" if dataset == "digits" else "noise")
 
 
 result = experiment("mistakes", config, run, auto=True, label=f"{mistake.title}, {dataset}",

@@ -182,3 +182,13 @@ class Trap:
 
     def __reduce__(self):
         return (_record_unpickle, ())
+
+
+@pytest.fixture
+def in_threads():
+    """Train in threads of this process (``SAE_LAB_WORKERS=threads``) for the test, then restore the backend."""
+    from sae.workers.backend import use_backend
+
+    previous = use_backend(None)
+    yield
+    use_backend(previous)

@@ -3,7 +3,7 @@
 The parts of ``sae`` form layers, lowest first; a module may import its own part and the parts below it,
 never one above (imports under ``if TYPE_CHECKING:`` are type hints only and do not count):
 
-    core < data < evaluation < training < experiments < viz < runs < app < ui
+    core < data < evaluation < training < workers < experiments < viz < runs < app < ui
 
 Streamlit is imported only by ``sae/ui``, ``dashboard.py`` and ``pages/``.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ("core", "data", "evaluation", "training", "experiments", "viz", "runs", "app", "ui")
+LAYERS = ("core", "data", "evaluation", "training", "workers", "experiments", "viz", "runs", "app", "ui")
 ENTRY = ("cli", "__main__", "__init__")  # sae/cli.py, sae/__main__.py, sae/__init__.py: may use any part but ui
 
 # Every name `from sae import ...` gave before the tree was split into parts (and still gives).

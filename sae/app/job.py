@@ -1,12 +1,13 @@
-"""The per-browser-session training job: :class:`Job`, the process-wide training slots it queues for
-(:func:`training_slots`), and the fixed subset of rows its derived views use (:func:`subset_indices`, in the
-stratified order of :mod:`sae.app.subset`).
+"""The per-browser-session training job: :class:`Job`, and the fixed subset of rows its derived views use
+(:func:`subset_indices`, in the stratified order of :mod:`sae.app.subset`).
 
-A :class:`Job` owns one :class:`sae.Trainer` (whose own background thread trains the model), the
+A :class:`Job` owns one run handle (``sae.workers.backend.new_trainer``: by default the run trains in a
+worker process of its own, driven through a :class:`sae.workers.remote.RemoteTrainer` with the Trainer's API;
+with ``SAE_LAB_WORKERS=threads``, a :class:`sae.Trainer` whose background thread trains in this process), the
 data set it trains on, the :class:`sae.app.settings.Settings` it was built from, and small recorders fed by
-the trainer's snapshot callback (:class:`sae.app.trace.DistributionTrace`). Jobs live in ``st.session_state``
+the run's snapshots (:class:`sae.app.trace.DistributionTrace`). Jobs live in ``st.session_state``
 (see ``sae.ui.state``): they survive reruns and page switches, and each browser session has its own. Nothing
-here imports Streamlit: the training thread must never touch ``st.*``.
+here imports Streamlit: the threads that deliver snapshots must never touch ``st.*``.
 
 Cleanup, three layers (see ``sae.ui.state.watch_session`` for the first):
 
@@ -28,7 +29,6 @@ Cleanup, three layers (see ``sae.ui.state.watch_session`` for the first):
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import time
 import weakref
@@ -44,38 +44,23 @@ from sae.app.trace import TRACE_SUBSET, DistributionTrace
 from sae.core.config import TrainConfig
 from sae.core.model import SparseAutoencoder
 from sae.data import Dataset
-from sae.training.slots import TrainingSlots
 from sae.training.status import ACTIVE_STATUSES, RunStatus
-from sae.training.trainer import Snapshot, Trainer
+from sae.training.trainer import Snapshot
+from sae.workers.backend import new_trainer
 
 RECORD_INTERVAL = 3.0  # s between checkpoints of a training run in the run store (a crash loses at most this)
-
-
-_slots: TrainingSlots | None = None
-_slots_lock = threading.Lock()
-
-
-def training_slots() -> TrainingSlots:
-    """The process-wide cap on trainers stepping at once: one per core minus one for the server
-    (at least 1), or ``SAE_TRAINING_SLOTS``. Extra runs wait their turn with the status "queued"."""
-    global _slots
-    with _slots_lock:
-        if _slots is None:
-            default = max(1, (os.cpu_count() or 2) - 1)
-            try:
-                capacity = max(1, int(os.environ.get("SAE_TRAINING_SLOTS", default)))
-            except ValueError:
-                capacity = default
-            _slots = TrainingSlots(capacity)
-        return _slots
 
 
 _ids = itertools.count(1)
 
 
-def _stop_trainer(trainer: Trainer, reason: str) -> None:
+def _stop_trainer(trainer, reason: str) -> None:
+    """End a run and free what trains it (a worker process; nothing more for an in-thread Trainer)."""
     if trainer.status not in (RunStatus.FINISHED, RunStatus.STOPPED):
         trainer.stop(reason)
+    close = getattr(trainer, "close", None)  # RemoteTrainer: its worker; a Trainer's thread has ended
+    if close is not None:
+        close()
 
 
 class Job:
@@ -97,15 +82,16 @@ class Job:
         # is a fair sample (the pages take the first N of them; sae.app.subset)
         self.model_config = model.config if model is not None else settings.model_config(data)
         self.trace = DistributionTrace(data.X[self.subset[:TRACE_SUBSET]], self.model_config)
-        self.trainer = Trainer(data.X, self.model_config, train_config or settings.train_config(), model=model,
-                               start_step=start_step, history=history,
-                               observers=[self.trace.record], snapshot_interval=0.1, slots=training_slots())
+        self.trainer = new_trainer(data.X, self.model_config, train_config or settings.train_config(), model=model,
+                                   start_step=start_step, history=history, observers=[self.trace.record],
+                                   snapshot_interval=0.1)
         self.store, self.parent_id, self.name = store, parent_id, name
         self.recorder = None  # the sae.runs.recorder.RunRecorder, from the first training step on
         self.record_error: str | None = None  # why the run could not be recorded (training carries on)
         self.note = ""  # a UI-side reason shown in the status line (e.g. paused on disconnect)
         self.last_beat = time.monotonic()
         self.resume_on_reconnect = False
+        self.released = False  # release() ended the run and freed its worker
         self.session_alive = None  # callable -> bool, set by the Streamlit layer; None: unknown
         self.gone_since: float | None = None
         self.gone_stop = SESSION_GONE_STOP  # s; the Streamlit layer sets server.disconnectedSessionTTL + 30
@@ -184,6 +170,12 @@ class Job:
             self.trainer.stop(reason)
             self.trainer.join(2.0)
 
+    def release(self, reason: str = "the browser session ended") -> None:
+        """End the run for good and free its worker (the reaper, for a session that is gone; a finished run's
+        worker otherwise waits for a raised budget)."""
+        self.released = True
+        _stop_trainer(self.trainer, reason)
+
     def _record(self) -> None:
         """Before the first training step: create the run's record in the store and add its
         :class:`sae.runs.recorder.RunRecorder` to the trainer's observers, after the trace. The recorder
@@ -259,4 +251,4 @@ class Job:
             return self._derived
 
 
-__all__ = ["Job", "subset_indices", "training_slots", "SUBSET_SIZE", "RECORD_INTERVAL"]
+__all__ = ["Job", "subset_indices", "SUBSET_SIZE", "RECORD_INTERVAL"]

@@ -4,7 +4,7 @@ jobs nobody watches (layer 2 of the cleanup described in ``sae.app.job``), and c
 Every :class:`sae.app.job.Job` calls :func:`register` from its constructor; the registry holds jobs weakly, so
 a dropped session's Job is still collected (layer 3). This module never imports ``sae.app.job`` at run time:
 it uses a job by duck typing (``status``, ``session_alive``, ``gone_since``, ``gone_stop``, ``last_beat``,
-``resume_on_reconnect``, ``id``, ``pause``, ``stop``).
+``resume_on_reconnect``, ``id``, ``pause``, ``release``, ``released``).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def reap(now: float | None = None) -> list[tuple[int, str]]:
     actions = []
     for job in list(_jobs):
         status = job.status
-        if status in (RunStatus.FINISHED, RunStatus.STOPPED):
+        if job.released:
             continue
         alive = job.session_alive() if job.session_alive is not None else True
         if alive:
@@ -56,8 +56,10 @@ def reap(now: float | None = None) -> list[tuple[int, str]]:
         elif job.gone_since is None:
             job.gone_since = now
         if job.gone_since is not None and now - job.gone_since > job.gone_stop:
-            job.stop("stopped: the browser session ended")
+            job.release("stopped: the browser session ended")  # ends the run and frees its worker process
             actions.append((job.id, "stop"))
+        elif status in (RunStatus.FINISHED, RunStatus.STOPPED):
+            continue
         elif status in ACTIVE_STATUSES and now - job.last_beat > HEARTBEAT_PAUSE:
             job.resume_on_reconnect = True
             job.pause(f"paused: no page polled this run for {now - job.last_beat:.0f} s")

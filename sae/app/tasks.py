@@ -1,9 +1,10 @@
-"""A one-off experiment in a background thread (the extra pages' Run button). No Streamlit here: the thread
-never touches ``st.*``; the page reads the task's fields, which the thread only ever replaces whole.
+"""A one-off experiment (the extra pages' Run button), run in a worker process of its own
+(``sae.workers.backend.call``: ``fn(progress=...)`` must pickle, e.g. a ``functools.partial`` of a library
+function; anything else runs in this process) and watched by a small thread here. No Streamlit here: the
+thread never touches ``st.*``; the page reads the task's fields, which the thread only ever replaces whole.
 
-A task waits for one of the server's training slots (``sae.app.job.training_slots``, shared with the live
-training runs, so the server keeps a core) for its whole run, then calls ``fn(progress)``. ``stop()`` works
-while queued and while running (the experiment checks its :class:`sae.training.progress.Progress` between steps).
+Every task starts at once (no queue: the operating system shares the cores among the workers). ``stop()``
+reaches the worker, where the experiment checks its :class:`sae.training.progress.Progress` between steps.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Any, Callable
 from sae.core.config import ConfigError
 from sae.data import DataError
 from sae.training.progress import Cancelled, Progress
-from sae.training.slots import TrainingSlots, queued_reason
 from sae.training.status import ACTIVE_STATUSES, RunStatus
+from sae.workers.backend import call
+from sae.workers.calls import WorkerLost
 
 
 _ids = itertools.count(1)
@@ -26,19 +28,18 @@ _tasks: "weakref.WeakSet[Task]" = weakref.WeakSet()
 
 
 class Task:
-    """``fn(progress) -> result`` run once in a daemon thread.
+    """``fn(progress=...) -> result`` run once, in a worker (see the module docstring).
 
     Attributes (read from any thread): status, result (when RunStatus.FINISHED), error (a message, when RunStatus.FAILED),
     progress (fraction and message), started / ended (monotonic seconds).
     """
 
-    def __init__(self, fn: Callable[[Progress], Any], slots: TrainingSlots | None = None, label: str = "") -> None:
+    def __init__(self, fn: Callable[..., Any], label: str = "") -> None:
         self.id = next(_ids)
         self.fn = fn
-        self.slots = slots
         self.label = label
         self.progress = Progress()
-        self.status = RunStatus.QUEUED
+        self.status = RunStatus.RUNNING  # from the first click: nothing to wait for
         self.result: Any = None
         self.error = ""
         self.started = time.monotonic()
@@ -67,21 +68,12 @@ class Task:
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
 
-    def _wait_for_slot(self) -> None:
-        while not self.slots.acquire(self, timeout=0.25):
-            self.progress.check()
-            ahead = self.slots.position(self) - 1
-            self.progress.report(0.0, f"{queued_reason(self.slots.capacity, ahead)} "
-                                      "(live runs and experiments share them)")
-
     def _run(self) -> None:
         try:
-            if self.slots is not None:
-                self._wait_for_slot()
             self.progress.check()
-            self.started = time.monotonic()  # queueing is not running time
+            self.started = time.monotonic()
             self.status = RunStatus.RUNNING
-            result = self.fn(self.progress)
+            result = call(self.fn, self.progress)
             self.result = result
             self.status = RunStatus.FINISHED
         except Cancelled:
@@ -89,12 +81,13 @@ class Task:
         except (ValueError, ConfigError, DataError) as exc:  # messages written for the user
             self.error = str(exc)
             self.status = RunStatus.FAILED
+        except WorkerLost as exc:
+            self.error = f"the experiment stopped: {exc}. Press Run to start it again."
+            self.status = RunStatus.FAILED
         except Exception as exc:  # noqa: BLE001 - shown as one line, never a traceback
             self.error = f"the experiment failed: {type(exc).__name__}: {exc}"
             self.status = RunStatus.FAILED
         finally:
-            if self.slots is not None:
-                self.slots.release(self)
             self.ended = time.monotonic()
 
 

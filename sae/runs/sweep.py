@@ -1,8 +1,8 @@
 """Running sweeps: train a grid of runs in the background, record every cell, report live progress.
 
-A :class:`Sweep` trains the cells of a :class:`sae.runs.sweep_spec.SweepSpec` with at most ``parallel`` trainers
-at once (its own :class:`sae.training.slots.TrainingSlots`, or a server-wide one shared with interactive
-sessions), records each cell as a run in a :class:`sae.runs.store.RunStore` through a
+A :class:`Sweep` trains the cells of a :class:`sae.runs.sweep_spec.SweepSpec` with at most ``parallel`` cells
+at once, each on the process-wide workers (``sae.workers.backend``: a worker process per cell by default, Ray
+actors on a cluster; in thread mode, Trainers holding a :class:`sae.training.slots.TrainingSlots`), records each cell as a run in a :class:`sae.runs.store.RunStore` through a
 :class:`sae.runs.recorder.RunRecorder`, reports live progress (:class:`SweepProgress`), and can be cancelled.
 :class:`SweepRegistry` keeps the sweeps this process runs, by id. The recorded cells become grids with
 :func:`sae.runs.sweep_results.sweep_results`, also after a restart.
@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import warnings
@@ -32,13 +33,14 @@ from sae.runs.sweep_spec import Cell, SweepError, SweepSpec
 from sae.runs.sweep_table import SweepRecord
 from sae.training.slots import TrainingSlots
 from sae.training.status import RunStatus
-from sae.training.trainer import Snapshot, Trainer
+from sae.training.trainer import Snapshot
+from sae.workers.backend import new_trainer
 
 logger = logging.getLogger(__name__)
 
 # cell statuses: waiting (for a worker or a slot), training, and how it ended
 CELL_DONE = (RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.DIVERGED, RunStatus.FAILED, RunStatus.CANCELLED)
-MAX_RUNNING_SWEEPS = 4  # per process; each also shares the server's training slots
+MAX_RUNNING_SWEEPS = 4  # per process; their cells share the machine's cores with the live runs
 KEEP_FINISHED_SWEEPS = 16  # finished sweeps kept in memory for their live progress view
 
 
@@ -93,6 +95,12 @@ class SweepProgress:
         return sum(parts) / max(1, len(parts))
 
 
+def default_parallel() -> int:
+    """Cells a sweep trains at once: one per core, between 2 and 4 (each cell is a worker of its own, and the
+    operating system shares the cores among them and the live runs)."""
+    return max(2, min(4, os.cpu_count() or 2))
+
+
 class Sweep:
     """Trains the cells of a SweepSpec in background threads, recording each in a RunStore.
 
@@ -129,7 +137,7 @@ class Sweep:
         self._cells = {c.index: c for c in spec.cells()}
         self._states = {c.index: CellState(c.index, c.rho, c.beta, c.n_hidden, RunStatus.QUEUED) for c in spec.cells()}
         self._queue: deque[tuple[int, int, int]] = deque(self._cells)
-        self._trainers: dict[tuple[int, int, int], Trainer] = {}
+        self._trainers: dict[tuple[int, int, int], Any] = {}  # Trainer or RemoteTrainer
         self._diverged: dict[tuple[int, int, int], str] = {}
         self._workers: list[threading.Thread] = []
         self._cancelled = False
@@ -235,8 +243,8 @@ class Sweep:
                                    labels=getattr(self.data, "labels", None), probe=self.probe)
             with warnings.catch_warnings():  # Dataset.X is read-only; the trainer copies it
                 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-                trainer = Trainer(self.data.X, cell.model_config, cell.train_config, slots=self.slots,
-                                  observers=[lambda snap: self._on_snapshot(index, recorder, snap)])
+                trainer = new_trainer(self.data.X, cell.model_config, cell.train_config, slots=self.slots,
+                                      observers=[lambda snap: self._on_snapshot(index, recorder, snap)])
             recorder.attach(trainer)
         except (ConfigError, StoreError, ValueError) as exc:
             with self._lock:
@@ -345,4 +353,4 @@ class SweepRegistry:
             sweep.cancel(wait=wait, timeout=timeout)
 
 
-__all__ = ["Sweep", "SweepRegistry", "SweepProgress", "CellState", "CELL_DONE", "MAX_RUNNING_SWEEPS"]
+__all__ = ["default_parallel", "Sweep", "SweepRegistry", "SweepProgress", "CellState", "CELL_DONE", "MAX_RUNNING_SWEEPS"]

@@ -1,8 +1,8 @@
 """The experiment panel of the extra pages: Run / Stop, a polling progress line, results kept per configuration.
 
 ``experiment(name, config, fn)`` draws the buttons and the status of this page's experiment for ``config``
-and returns its result once finished (None before). The experiment itself, ``fn(progress)``, runs in a
-:class:`sae.app.tasks.Task` thread, never in the script run. Tasks live per session in
+and returns its result once finished (None before). The experiment itself, ``fn(progress=...)``, runs as a
+:class:`sae.app.tasks.Task` in a worker process, never in the script run. Tasks live per session in
 ``st.session_state[f"exp_{name}"]`` (an :class:`Experiments`), keyed by the configuration, so going back to a
 setting already run, or to the page, shows its result at once. One task per page runs at a time.
 
@@ -22,7 +22,6 @@ import streamlit as st
 from sae.training.progress import Progress
 from sae.training.status import RunStatus
 
-from sae.app.job import training_slots
 from sae.app.tasks import Task
 
 POLL_SECONDS = 0.5
@@ -47,7 +46,7 @@ class Experiments:
         if running is not None:
             running.stop()
         self.tasks.pop(key, None)
-        self.tasks[key] = task = Task(fn, training_slots(), label)
+        self.tasks[key] = task = Task(fn, label)
         while len(self.tasks) > KEEP:
             oldest = next(k for k, t in self.tasks.items() if not t.active)
             del self.tasks[oldest]
@@ -101,7 +100,8 @@ def experiment(name: str, config: dict, fn: Callable[[Progress], Any], *, action
     """Run / Stop buttons and the status line of page ``name``'s experiment with ``config``.
 
     Args:
-        fn: ``fn(progress) -> result``, run in a background thread when the user presses Run.
+        fn: ``fn(progress=...) -> result``, run in a worker process when the user presses Run (so a
+            ``functools.partial`` of a library function, which pickles; see ``sae.app.tasks``).
         action: completes "Press Run to ...".
         label: a short description of ``config`` (shown while another setting's run is going).
         auto: start at once when this configuration has never run, stopping the page's run of another

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 import threading
 
 import streamlit as st
@@ -12,6 +13,7 @@ from sae.ui import controls, identity, reattach
 from sae.ui.chart import provide_plotly_js
 from sae.ui import share
 from sae.app.job import Job
+from sae.workers import backend as workers
 
 APP = "Sparse Autoencoder Lab"
 TORCH_THREADS = 1  # per process: one trainer thread per session, one core left for the server
@@ -31,6 +33,8 @@ def configure_process() -> None:
         if not _configured:
             torch.set_num_threads(TORCH_THREADS)
             provide_plotly_js()  # the live charts' Plotly bundle, served from static/ (see sae.ui.chart)
+            workers.configure_from_args(sys.argv[1:])  # streamlit run dashboard.py -- --ray-address ADDRESS
+            threading.Thread(target=workers.warm, name="sae-workers-warm-up", daemon=True).start()  # forkserver
             gc.collect()
             gc.freeze()
             threading.Thread(target=_warm_up, name="sae-warm-up", daemon=True).start()

@@ -158,9 +158,36 @@ def test_each_job_has_its_own_view_cache_keyed_by_snapshot_version(job):
         other.stop()
 
 
-def test_training_slots_cap_concurrent_runs(monkeypatch):
-    slots = job_module.training_slots()
-    assert slots.capacity >= 1
+def test_jobs_train_in_worker_processes_and_all_start_at_once():
+    """No whole-run queue: three jobs started together all run, each in a worker process of its own."""
+    import os
+
+    data = load_dataset("digits")
+    jobs = [Job(Settings(dataset="digits", n_hidden=10 + k, epochs=10_000.0), data, subset_indices(data.n_samples))
+            for k in range(3)]
+    try:
+        for j in jobs:
+            j.start()
+        assert wait_for(lambda: all(j.status == RunStatus.RUNNING and j.latest().step > 0 for j in jobs))
+        pids = {j.trainer.worker_pid for j in jobs}
+        assert len(pids) == 3 and os.getpid() not in pids and None not in pids
+        steps = [j.latest().step for j in jobs]
+        assert wait_for(lambda: all(j.latest().step > s for j, s in zip(jobs, steps)))  # all advance together
+    finally:
+        for j in jobs:
+            j.release()
+    assert wait_for(lambda: not any(_alive(pid) for pid in pids))  # released: the workers end
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(") ")[1][0] != "Z"  # a zombie waiting to be reaped is gone
 
 
 def test_warm_up_imports_what_later_pages_need_first(monkeypatch):

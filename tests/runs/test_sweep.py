@@ -4,6 +4,7 @@ bounded parallelism, cancelling, results, the registry."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -134,7 +135,7 @@ def _watch_slots(slots: TrainingSlots, stop: threading.Event, seen: list[int]) -
     return thread
 
 
-def test_parallelism_is_bounded(store, digits):
+def test_parallelism_is_bounded(store, digits, in_threads):
     spec = spec_2x2(train_config=TrainConfig(epochs=3.0, batch_size=64))
     sweep = Sweep(spec, store, digits, parallel=1, probe=False)
     stop, seen = threading.Event(), []
@@ -147,7 +148,7 @@ def test_parallelism_is_bounded(store, digits):
     assert all(c.status == RunStatus.FINISHED for c in sweep.progress().cells)
 
 
-def test_a_shared_slot_pool_caps_the_sweep_too(store, digits):
+def test_a_shared_slot_pool_caps_the_sweep_too(store, digits, in_threads):
     shared = TrainingSlots(1)  # e.g. the server's: other sessions share it
     spec = spec_2x2(train_config=TrainConfig(epochs=3.0, batch_size=64))
     sweep = Sweep(spec, store, digits, parallel=2, slots=shared, probe=False)
@@ -163,6 +164,24 @@ def test_a_shared_slot_pool_caps_the_sweep_too(store, digits):
     watcher.join()
     assert max(seen) == 1 and sweep.progress().peak_running == 1
     assert queued_while_running
+    assert all(c.status == RunStatus.FINISHED for c in sweep.progress().cells)
+
+
+def test_cells_train_in_worker_processes_at_most_parallel_at_once(store, digits):
+    """The default backend: each cell is a worker process; ``parallel`` bounds how many exist at once."""
+    spec = spec_2x2(train_config=TrainConfig(epochs=3.0, batch_size=64))
+    sweep = Sweep(spec, store, digits, parallel=2, probe=False)
+    pids: set[int] = set()
+    most = 0
+    sweep.start()
+    while not sweep.done:
+        with sweep._lock:
+            live = [t.worker_pid for t in sweep._trainers.values()]
+        pids.update(p for p in live if p is not None)
+        most = max(most, len(live))
+        time.sleep(0.002)
+    assert most <= 2 and sweep.progress().peak_running <= 2
+    assert pids and os.getpid() not in pids
     assert all(c.status == RunStatus.FINISHED for c in sweep.progress().cells)
 
 

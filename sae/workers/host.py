@@ -1,0 +1,166 @@
+"""What runs inside a worker (a forked process or a Ray actor): a *host* that owns one Trainer, or one task
+(an experiment, a sweep cell), obeys the commands the server sends, and hands the server its newest state.
+
+Both hosts have the same three methods, which is all a transport needs (``sae.workers.process`` for local
+processes, ``sae.workers.ray_backend`` for Ray):
+
+- ``handle(name, args, kwargs, seq)``: obey one command (the Trainer's control calls; ``stop`` for a task);
+  a run's host then sends its state again, marked as having carried out command ``seq``;
+- ``next_update(timeout)``: wait for the newest state (an :class:`Update` of the run with its history, or a
+  task's :class:`TaskProgress` / :class:`TaskEnd`), None after ``timeout`` seconds or once closed;
+- ``close(reason)``: stop and wake the consumer.
+
+States pass through a latest-wins :class:`sae.workers.mailbox.Mailbox`: the training thread never waits for
+the server, and a slow server skips to the newest snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+import numpy as np
+
+from sae.core.config import ModelConfig, TrainConfig
+from sae.core.model import SparseAutoencoder
+from sae.training.progress import Cancelled, Progress
+from sae.training.snapshot import Snapshot
+from sae.training.trainer import Trainer
+from sae.workers.mailbox import Mailbox
+
+logger = logging.getLogger(__name__)
+
+TRAINER_COMMANDS = frozenset({"start", "pause", "resume", "step", "stop", "set_hyperparameters"})
+
+
+@dataclass(frozen=True)
+class TrainerSpec:
+    """Everything a worker needs to build the run's Trainer: the data X (m, n) float32, the two configs, the
+    weights to start from (the server draws the initial ones, so a restarted worker and the server agree on
+    them), and where to continue (``start_step``, ``history``: columns of the run so far)."""
+
+    X: np.ndarray
+    model_config: ModelConfig
+    train_config: TrainConfig
+    weights: dict[str, np.ndarray]
+    start_step: int = 0
+    history: dict[str, np.ndarray] | None = None
+    snapshot_interval: float = 0.1
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class Update:
+    """A run's newest snapshot and its history columns (column -> (rows,) array) at the time it was sent;
+    ``acked``: the sequence number of the last command the worker has carried out (its effect is in here)."""
+
+    snapshot: Snapshot
+    history: dict[str, np.ndarray]
+    acked: int = 0
+
+
+@dataclass(frozen=True)
+class TaskProgress:
+    fraction: float
+    message: str
+
+
+@dataclass(frozen=True)
+class TaskEnd:
+    """How a task ended: its ``result``, or the ``error`` it raised (``cancelled``: stopped by a command), and
+    its last progress report (``progress``: fraction, message)."""
+
+    result: Any = None
+    error: BaseException | None = None
+    cancelled: bool = False
+    progress: tuple[float, str] = (0.0, "")
+
+
+@dataclass(frozen=True)
+class HostFailed:
+    """The host could not be built (bad data, not enough memory, ...): the run cannot start."""
+
+    message: str
+
+
+class TrainerHost:
+    """One Trainer in a worker; its snapshots go to the mailbox (see the module docstring)."""
+
+    def __init__(self, spec: TrainerSpec) -> None:
+        model = SparseAutoencoder.from_weights(spec.model_config, spec.weights)
+        self.trainer = Trainer(spec.X, spec.model_config, spec.train_config, model=model,
+                               start_step=spec.start_step, history=spec.history,
+                               snapshot_interval=spec.snapshot_interval, threads=spec.threads)
+        self._box: Mailbox[Snapshot] = Mailbox()
+        self.acked = 0
+        self.trainer.add_observer(self._box.put)
+        self._box.put(self.trainer.latest())
+
+    def handle(self, name: str, args: tuple = (), kwargs: dict | None = None, seq: int = 0) -> None:
+        if name not in TRAINER_COMMANDS:
+            raise ValueError(f"unknown command {name!r}")
+        try:
+            getattr(self.trainer, name)(*args, **(kwargs or {}))
+        finally:
+            if seq:
+                self.acked = max(self.acked, seq)
+                self._box.put(self.trainer.latest())  # the state after it, marked as done
+
+    def next_update(self, timeout: float | None = None) -> Update | None:
+        snapshot = self._box.take(timeout)
+        return None if snapshot is None else Update(snapshot, self.trainer.history(), self.acked)
+
+    def close(self, reason: str = "the run was closed") -> None:
+        self.trainer.stop(reason)
+        self._box.close()
+
+
+class _ReportingProgress(Progress):
+    """A Progress whose reports also go to the task's mailbox."""
+
+    def __init__(self, box: Mailbox) -> None:
+        super().__init__()
+        self._box = box
+
+    def report(self, fraction: float, message: str) -> None:
+        super().report(fraction, message)
+        self._box.put(TaskProgress(*self.state()))
+
+
+class TaskHost:
+    """``fn(progress=...)`` run once in a thread of the worker; ``stop`` makes its next progress call raise
+    :class:`sae.training.progress.Cancelled`."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self._box: Mailbox[TaskProgress | TaskEnd] = Mailbox()
+        self.progress = _ReportingProgress(self._box)
+        self._thread = threading.Thread(target=self._run, args=(fn,), name="sae-task", daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[..., Any]) -> None:
+        try:
+            end = TaskEnd(result=fn(progress=self.progress))
+        except Cancelled:
+            end = TaskEnd(cancelled=True)
+        except Exception as exc:  # noqa: BLE001 - handed to the server, which re-raises it
+            end = TaskEnd(error=exc)
+        self._box.put(replace(end, progress=self.progress.state()))  # the last put: never replaced by a progress report
+
+    def handle(self, name: str, args: tuple = (), kwargs: dict | None = None, seq: int = 0) -> None:
+        if name != "stop":
+            raise ValueError(f"unknown command {name!r}")
+        self.progress.stop()
+
+    def next_update(self, timeout: float | None = None) -> TaskProgress | TaskEnd | None:
+        return self._box.take(timeout)
+
+    def close(self, reason: str = "") -> None:
+        self.progress.stop()
+        self._thread.join(2.0)
+        self._box.close()
+
+
+__all__ = ["TrainerSpec", "Update", "TaskProgress", "TaskEnd", "HostFailed", "TrainerHost", "TaskHost",
+           "TRAINER_COMMANDS"]
