@@ -267,6 +267,9 @@ class Sweep:
             return
         trainer.start()
         trainer.join()
+        close = getattr(trainer, "close", None)  # a RemoteTrainer: the cell's worker ends with it
+        if close is not None:
+            close()
         with self._lock:
             self._trainers.pop(index, None)
             if not self._states[index].done:  # the thread died without a final snapshot

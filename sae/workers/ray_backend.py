@@ -22,6 +22,7 @@ from typing import Any, Callable
 from sae.workers.host import HostFailed, TaskHost, TrainerHost, TrainerSpec
 
 CPUS_PER_RUN = 0.1
+PACKAGE = str(Path(__file__).resolve().parents[1])  # sae/, shipped to the actors' nodes
 POLL_SECONDS = 1.0  # the long poll's wait in the actor
 
 _actor_class = None
@@ -92,6 +93,9 @@ class RayChannel:
             except ray.exceptions.RayError as exc:
                 self._end = f"its Ray actor died: {str(exc).strip().splitlines()[0][:200]}"
                 raise EOFError(self._end) from exc
+            except SystemExit as exc:  # ray.shutdown() in this process
+                self._end = "Ray was shut down in the server"
+                raise EOFError(self._end) from exc
             if message is not None or timeout is not None:
                 return message
 
@@ -113,30 +117,33 @@ class RayChannel:
 
 
 class RayBackend:
-    """Runs as Ray actors of the cluster at ``address`` ("auto", "ray://host:10001", "host:6379"); None: use
-    the Ray instance this process already started (tests: ``ray.init(num_cpus=2, _node_ip_address=...)``)."""
+    """Runs as Ray actors of the cluster at ``address`` ("auto", "ray://host:10001", "host:6379"; None: a
+    local Ray instance started here, with ``init_options`` for ``ray.init``, e.g. the tests'
+    ``num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False``)."""
 
     name = "Ray"
 
-    def __init__(self, address: str | None = None, cpus_per_run: float | None = None) -> None:
+    def __init__(self, address: str | None = None, cpus_per_run: float | None = None,
+                 init_options: dict | None = None) -> None:
         self.address = address
+        self.init_options = dict(init_options or {})
         env = os.environ.get("SAE_LAB_RAY_CPUS_PER_RUN")
         self.cpus_per_run = cpus_per_run if cpus_per_run is not None else float(env) if env else CPUS_PER_RUN
         self._lock = threading.Lock()
 
     def warm(self) -> None:
-        """Connect to the cluster (once per process), shipping the ``sae`` package with the job."""
+        """Connect to the cluster (once per process), shipping the ``sae`` package with the job (a process that
+        already called ``ray.init`` must have made ``sae`` importable on the nodes itself)."""
         import ray
 
         with self._lock:
             if not ray.is_initialized():
-                package = str(Path(__file__).resolve().parents[1])
-                ray.init(address=self.address, runtime_env={"py_modules": [package]}, log_to_driver=False)
+                ray.init(address=self.address, runtime_env={"py_modules": [PACKAGE]}, log_to_driver=False,
+                         **self.init_options)
 
     def _open(self, kind: str, payload: Any) -> RayChannel:
         self.warm()
-        actor = _host_actor().options(num_cpus=self.cpus_per_run, scheduling_strategy="SPREAD",
-                                      name=None).remote(kind, payload)
+        actor = _host_actor().options(num_cpus=self.cpus_per_run, scheduling_strategy="SPREAD").remote(kind, payload)
         return RayChannel(actor)
 
     def open_trainer(self, spec: TrainerSpec) -> RayChannel:

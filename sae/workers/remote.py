@@ -119,6 +119,11 @@ class RemoteTrainer(Observable):
     def latest(self) -> Snapshot:
         return self._latest
 
+    @property
+    def model(self) -> SparseAutoencoder:
+        """The network as of the latest snapshot (a copy built here; the one training lives in the worker)."""
+        return SparseAutoencoder.from_weights(self.model_config, self._latest.weights)
+
     def history(self) -> dict[str, np.ndarray]:
         return dict(self._history)  # the arrays are replaced whole on every update, never changed in place
 
