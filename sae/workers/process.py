@@ -62,6 +62,15 @@ def default_memory_limit() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
 
 
+def name_process(name: str) -> None:
+    """Show ``name`` for this process in ps/top (Linux ``comm``; 15 characters), so workers can be told apart."""
+    try:
+        with open("/proc/self/comm", "w") as comm:
+            comm.write(name[:15])
+    except OSError:
+        pass
+
+
 def _limit_memory(limit: int | None) -> None:
     """Cap this worker's data segment at what it uses now plus ``limit`` bytes (allocations beyond fail)."""
     if not limit:
@@ -78,6 +87,7 @@ def _limit_memory(limit: int | None) -> None:
 
 def _serve(conn, make_host: Callable[[], Any], memory_limit: int | None) -> None:
     """A worker's main: build the host, send its states from a thread, obey commands here."""
+    name_process("sae-worker")
     try:
         os.nice(NICE)
     except OSError:
@@ -251,4 +261,4 @@ class LocalBackend:
 
 
 __all__ = ["LocalBackend", "LocalChannel", "exit_text", "parse_bytes", "default_memory_limit", "trainer_worker",
-           "task_worker", "shutting_down", "PRELOAD", "NICE"]
+           "task_worker", "shutting_down", "name_process", "PRELOAD", "NICE"]

@@ -331,9 +331,8 @@ def test_runs_are_compared_and_a_sweep_opens_its_cells(server, page):
 
 @contextmanager
 def lab_server(data_dir: Path):
-    """`streamlit run dashboard.py` (own port, own process group) on the run store ``data_dir``; yields its URL.
-    One training slot: a leaked run would queue the next."""
-    with serve(env={"SAE_TRAINING_SLOTS": "1"}, data_dir=data_dir) as server:
+    """`streamlit run dashboard.py` (own port, own process group) on the run store ``data_dir``; yields its URL."""
+    with serve(data_dir=data_dir) as server:
         yield server.url
 
 
@@ -597,3 +596,61 @@ def test_a_run_link_opens_the_trained_run_in_a_fresh_browser(server, browser):
     finally:
         first.close()
         second.close()
+
+
+# ----------------------------------------------------------------------------- a class at once
+
+def test_two_sessions_train_at_once_none_queued(server, browser):
+    """Two browsers press Train: both runs train at the same time (each in a worker process of its own), with
+    no "queued" on the way; both step counters advance together."""
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(2)]
+    try:
+        pages = []
+        for k, context in enumerate(contexts):
+            pg = context.new_page()
+            pg.errors = []
+            pg.on("pageerror", lambda e, pg=pg: pg.errors.append(str(e)))
+            open_page(pg, server + f"/?data=digits&hidden={20 + k}&epochs=100000")
+            pages.append(pg)
+        for pg in pages:
+            pg.get_by_role("button", name="Train", exact=True).click()
+        seen = []
+        for pg in pages:
+            pg.wait_for_function("() => document.body.innerText.includes('running')", timeout=15_000)
+        first = [step_of(pg) for pg in pages]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            seen.extend(status(pg) for pg in pages)
+            if all(step_of(pg) > s for pg, s in zip(pages, first)):
+                break
+            time.sleep(0.3)
+        assert all(step_of(pg) > s for pg, s in zip(pages, first)), [status(pg) for pg in pages]
+        assert all("running" in status(pg) for pg in pages)
+        assert not any("queued" in line for line in seen)
+        for pg in pages:
+            pg.get_by_role("button", name="Stop").click()
+            pg.wait_for_function("() => document.body.innerText.includes('stopped by the user')", timeout=15_000)
+            no_exception(pg)
+    finally:
+        for context in contexts:
+            context.close()
+
+
+def test_two_dashboard_processes_share_one_run_store(tmp_path, browser):
+    """Two `streamlit run` processes on one run store (as behind a proxy with sticky sessions): a run trained
+    on each is listed by both."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    pg = context.new_page()
+    pg.errors = []
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    try:
+        with lab_server(tmp_path / "lab") as one, lab_server(tmp_path / "lab") as two:
+            train_until_finished(pg, one + "/?data=digits&hidden=16&epochs=10")
+            train_until_finished(pg, two + "/?data=digits&hidden=17&epochs=10")
+            pg.wait_for_timeout(1500)  # the final metrics are recorded after the last step
+            for base in (one, two):
+                pg.goto(base + "/runs?data=digits&hidden=16&epochs=10")
+                pg.wait_for_function("() => document.body.innerText.includes('2 of 2 runs shown')", timeout=60_000)
+                no_exception(pg)
+    finally:
+        context.close()
