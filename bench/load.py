@@ -283,7 +283,8 @@ def chart_tour(sessions: list[Session], pid: int | None, seconds: float) -> dict
                     lb.go_to(s.page, label, title)
                 here.append(s)
             except Exception as exc:  # noqa: BLE001
-                print(f"session {s.i}: page {label} did not draw a chart ({type(exc).__name__})", flush=True)
+                print(f"session {s.i}: page {label} not measured ({type(exc).__name__}: "
+                      f"{str(exc).splitlines()[0][:160] if str(exc) else ''})", flush=True)
         cpu0, t0 = tree_stats(pid, pss=False), time.monotonic()
         snaps0 = {s.i: lb.chart_snapshot(s.page) for s in here}
         lb.sleep_until(t0 + seconds)

@@ -179,10 +179,13 @@ def go_to(pg, label: str, title: str, timeout_s: float = 60) -> None:
     wait until the page's title is shown and at least one live chart has drawn."""
     pg.locator("[data-testid='stSidebarNav'], [data-testid='stSidebar']").first.get_by_role(
         "link", name=label, exact=True).click(timeout=timeout_s * 1000)
-    pg.wait_for_function("t => document.title.startsWith(t)", arg=title, timeout=timeout_s * 1000)
-    pg.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", state="attached",
-                         timeout=timeout_s * 1000)
-    wait_charts(pg, timeout_s)
+    for what, wait in (("the page title", lambda: pg.wait_for_function(
+                            "t => document.title.startsWith(t)", arg=title, timeout=timeout_s * 1000)),
+                       ("a drawn live chart", lambda: wait_charts(pg, timeout_s))):
+        try:
+            wait()
+        except Exception as exc:  # noqa: BLE001 - say which wait ran out
+            raise TimeoutError(f"{title}: no {what} within {timeout_s:.0f} s") from exc
     time.sleep(0.5)  # the page's first redraws settle before a measurement starts
 
 
