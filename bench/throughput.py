@@ -2,6 +2,12 @@
 
     python bench/throughput.py [--repeats 5] [--seconds 1.5] [--compile]
 
+First the facts that decide the figures on a machine: CPU vendor and model, the instruction sets MKL and oneDNN
+choose their code by, torch's CPU capability and thread count, and which library the fast path's products take
+for each shape (sae.core.cpu: oneDNN only on AVX-512 CPUs that are not Intel's), then a kernel check: one step of
+the hand-derived pass with its products forced to MKL and forced to oneDNN, 1 thread, so the rule's choice can be
+judged on this machine.
+
 Same data, same batches (one seeded permutation per epoch, as sae.Trainer draws them), batch 256,
 Adam, sigmoid units, the KL penalty; MNIST 784->196 (the 5,000 real digits) and whitened 8x8
 natural-image patches 64->25. Contenders, interleaved round by round (median of the rounds):
@@ -18,6 +24,8 @@ natural-image patches 64->25. Contenders, interleaved round by round (median of 
                         other for the page)
   Trainer.start()       the same from a notebook at torch's default thread count (the training thread
                         picks one thread for a small model, see sae.Trainer's ``threads``)
+  Trainer, N threads    the same forced to torch's default thread count (Trainer(threads=N)): whether the
+                        one-thread rule (sae.training.background.SMALL_STEP_FLOPS) is right for this shape
 
 torch.set_num_threads is process-wide, so each contender sets its thread count before it runs.
 
@@ -28,6 +36,7 @@ Prints samples/s, the ratio to the plain loop and the fraction of this machine's
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import threading
 import time
@@ -41,7 +50,9 @@ from bench.common import interleaved, matmul_peak_gflops, median, plain_objectiv
 from sae import ModelConfig, TrainConfig, Trainer  # noqa: E402
 from sae.training.slots import TrainingSlots  # noqa: E402
 from sae.data import load_dataset  # noqa: E402
-from sae.core.fused import FusedObjective  # noqa: E402
+from sae.core.cpu import cpu_facts, onednn_is_faster_here  # noqa: E402
+from sae.core.fused import ONEDNN_MIN_MACS, FusedObjective, onednn_available, takes_onednn  # noqa: E402
+from sae.training.background import SMALL_STEP_FLOPS  # noqa: E402
 from sae.core.model import SparseAutoencoder  # noqa: E402
 
 RHO, BETA, LAMBDA, LR, BATCH, SEED = 0.1, 3.0, 3e-3, 1e-3, 256, 0
@@ -92,14 +103,16 @@ def hand_derived(X: torch.Tensor, n_hidden: int, steps: int) -> float:
     return steps * BATCH / (time.perf_counter() - t)
 
 
-def dashboard_trainer(X: torch.Tensor, n_hidden: int, steps: int, fused: bool, served: bool = True) -> float:
+def dashboard_trainer(X: torch.Tensor, n_hidden: int, steps: int, fused: bool, served: bool = True,
+                      threads: int | None = None) -> float:
     """sae.Trainer in its thread (holding a training slot when ``served``, as in the dashboard); a consumer
-    polls the latest snapshot every 0.3 s like the UI fragment."""
+    polls the latest snapshot every 0.3 s like the UI fragment. ``threads``: the Trainer's (default: this
+    thread's count when served, else the training thread's own rule)."""
     epochs = steps / max(1, len(X) // BATCH)
     trainer = Trainer(X, ModelConfig(X.shape[1], n_hidden),
                       TrainConfig(rho=RHO, beta=BETA, weight_decay=LAMBDA, lr=LR, batch_size=BATCH, epochs=epochs,
                                   seed=SEED), fused=fused, slots=TrainingSlots(1) if served else None,
-                      threads=torch.get_num_threads() if served else None)
+                      threads=threads or (torch.get_num_threads() if served else None))
     done = threading.Event()
 
     def consumer():
@@ -119,6 +132,49 @@ def dashboard_trainer(X: torch.Tensor, n_hidden: int, steps: int, fused: bool, s
     return trainer.step_count * BATCH / elapsed
 
 
+def machine_facts() -> dict:
+    """What decides the figures on this machine (printed, and saved with the results)."""
+    facts = cpu_facts()
+    config = torch.__config__.show()
+    mkl = re.search(r"Math Kernel Library Version ([\w.]+)", config)
+    dnn = re.search(r"MKL-DNN v([\w.]+)", config)
+    return {"vendor": facts.vendor, "model": facts.model, "family_model": facts.family_model,
+            "flags": list(facts.flags), "torch_capability": facts.capability, "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "mkl": mkl.group(1) if mkl else None, "onednn": dnn.group(1) if dnn else None,
+            "onednn_kernel_in_use": onednn_available(), "onednn_faster_here": onednn_is_faster_here()}
+
+
+def print_facts(facts: dict) -> None:
+    print(f"CPU: {facts['vendor']} {facts['model']} ({facts['family_model'] or 'family unknown'}); "
+          f"flags: {' '.join(facts['flags']) or '(unknown)'}")
+    kernel = "in use" if facts["onednn_kernel_in_use"] else "fenced off"
+    print(f"torch {facts['torch']}: CPU capability {facts['torch_capability']}, {facts['torch_threads']} threads; "
+          f"MKL {facts['mkl']}, oneDNN {facts['onednn']} (private kernel {kernel})")
+    print("big float32 products (>= {:,} multiply-adds) go to: {}".format(
+        ONEDNN_MIN_MACS, "oneDNN (AVX-512, not Intel)" if facts["onednn_faster_here"] and facts["onednn_kernel_in_use"]
+        else "MKL" + ("" if facts["onednn_faster_here"] else " (no AVX-512, or Intel: oneDNN would not be faster)")))
+
+
+def kernel_check(X: torch.Tensor, n_hidden: int, repeats: int) -> dict:
+    """One step of the hand-derived pass (values skipped, as most trainer steps), its products forced to MKL and to
+    oneDNN, 1 thread, interleaved; returns ms per step for each and the median ratio."""
+    torch.set_num_threads(1)
+    model = SparseAutoencoder(X.shape[1], n_hidden)
+    x = X[:BATCH].contiguous()
+    passes = {"MKL": FusedObjective(model, "kl", onednn=False), "oneDNN": FusedObjective(model, "kl", onednn=True)}
+    times: dict[str, list[float]] = {k: [] for k in passes}
+    for _ in range(max(5, repeats * 3)):
+        for k, objective in passes.items():
+            objective.loss_and_grad(x, RHO, BETA, LAMBDA, values=False)
+            t = time.perf_counter()
+            for _ in range(20):
+                objective.loss_and_grad(x, RHO, BETA, LAMBDA, values=False)
+            times[k].append((time.perf_counter() - t) / 20 * 1e3)
+    return {"mkl_ms": median(times["MKL"]), "onednn_ms": median(times["oneDNN"]),
+            "onednn_over_mkl": median([d / m for m, d in zip(times["MKL"], times["oneDNN"])])}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (median reported)")
@@ -127,11 +183,24 @@ def main() -> None:
     args = parser.parse_args()
 
     threads = torch.get_num_threads()
+    facts = machine_facts()
+    print_facts(facts)
     peak = matmul_peak_gflops()
     print(f"float32 matmul peak of this process: {peak:.0f} GFLOP/s ({torch.get_num_threads()} threads)")
-    results = {"peak_gflops": peak, "models": {}}
+    results = {"cpu": facts, "peak_gflops": peak, "models": {}}
     for name, dataset, n_hidden in (("MNIST 784->196", "mnist", 196), ("patches 64->25", "patches", 25)):
         X = torch.from_numpy(load_dataset(dataset).X.copy())
+        n = X.shape[1]
+        check = kernel_check(X, n_hidden, args.repeats)
+        torch.set_num_threads(threads)
+        step_flops = 10 * BATCH * n * n_hidden
+        print(f"\n{name}, batch {BATCH}: {BATCH * n * n_hidden:,} multiply-adds a product -> the fast path takes "
+              f"{'oneDNN' if takes_onednn(BATCH, n, n_hidden) else 'MKL'}; a step is {step_flops / 1e9:.2f} GFLOP -> "
+              f"a training thread takes {1 if step_flops < SMALL_STEP_FLOPS else threads} thread(s) unless told")
+        print(f"kernel check (hand-derived step, 1 thread): MKL {check['mkl_ms']:.2f} ms, "
+              f"oneDNN {check['onednn_ms']:.2f} ms"
+              f" (oneDNN/MKL time {check['onednn_over_mkl']:.2f}: {'oneDNN' if check['onednn_over_mkl'] < 1 else 'MKL'}"
+              " is faster here)")
         plain_loop(X, n_hidden, 50)  # warm-up
         probe = plain_loop(X, n_hidden, 200)  # size the runs to ~--seconds
         steps = max(1000, int(args.seconds * probe / BATCH))
@@ -145,6 +214,9 @@ def main() -> None:
             f"Trainer.start(), {threads} threads": (threads, lambda: dashboard_trainer(X, n_hidden, steps, fused=True,
                                                                                      served=False)),
         }
+        if threads > 1:
+            contenders[f"Trainer, {threads} threads (forced)"] = (
+                threads, lambda: dashboard_trainer(X, n_hidden, steps, fused=True, served=False, threads=threads))
         if args.compile:
             contenders["compiled loss, 1 thread"] = (1, lambda: plain_loop(X, n_hidden, steps, compiled=True))
 
@@ -168,7 +240,8 @@ def main() -> None:
                                 "fraction_of_peak": rate / BATCH * flops / 1e9 / peak, "runs": values}
         print_table(f"{name}, batch {BATCH}, {steps} steps x {args.repeats} rounds (ratios: median of paired rounds)",
                     ["contender", "samples/s", "x plain 1t", f"x plain {threads}t", "of matmul peak"], rows)
-        results["models"][name] = model_out
+        results["models"][name] = {"fast_path_library": "oneDNN" if takes_onednn(BATCH, n, n_hidden) else "MKL",
+                                   "kernel_check": check, "contenders": model_out}
     save_json("throughput", results)
 
 

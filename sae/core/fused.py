@@ -15,12 +15,15 @@ autograd graph. For a batch X (m, n), W1 (s, n), W2 (n, s):
 
 f' and g' are applied with ATen's fused sigmoid/tanh/threshold backward kernels, in place.
 
-Matmul kernels. torch sends float32 matmuls to MKL, which on AMD CPUs runs its AVX2 code (about half
-of an AVX-512 core's rate: 110 vs 240 GFLOP/s on this project's machine). oneDNN, the other kernel
-library inside torch, dispatches on the instruction set alone. For minibatch products of at least
-``ONEDNN_MIN_MACS`` multiply-adds the pass uses oneDNN (``torch._C._nn.mkldnn_linear``, strict float32:
-no bf16/tf32), paying a copy of each operand into its layout; smaller products stay with MKL, whose
-call costs less. Results agree within float32 rounding either way (tests/core/test_fused.py).
+Matmul kernels. torch sends float32 matmuls to MKL, which on AMD CPUs runs its AVX2 code. On an AMD
+CPU with AVX-512 (Zen 4 and later) oneDNN, the other kernel library inside torch, runs AVX-512 code
+there: 240 vs 110 GFLOP/s a core on this project's Zen 4 machine. So, where :mod:`sae.core.cpu` says
+oneDNN is the faster library (AVX-512, not Intel), minibatch products of at least ``ONEDNN_MIN_MACS``
+multiply-adds go to oneDNN (``torch._C._nn.mkldnn_linear``, strict float32: no bf16/tf32), paying a copy
+of each operand into its layout; smaller products stay with MKL, whose call costs less. On CPUs without
+AVX-512 (Zen 3: oneDNN has AVX2 code only, the copies made a 784->196 step 1.2-1.9x slower) and on Intel
+CPUs (where MKL runs AVX-512 itself) every product stays with MKL. :func:`takes_onednn` is the rule.
+Results agree within float32 rounding either way (tests/core/test_fused.py).
 ``mkldnn_linear`` is a private torch API, reached through :mod:`sae.core.torch_private`: where that
 module chose its fallback (a torch without it, or ``SAE_NO_PRIVATE_TORCH=1``) every product takes the
 MKL path.
@@ -42,6 +45,7 @@ import torch
 from torch import Tensor
 
 from sae.core import torch_private
+from sae.core.cpu import onednn_is_faster_here
 from sae.core.loss import kl_divergence
 from sae.core.model import SparseAutoencoder
 from sae.core.torch_private import onednn_linear as _onednn
@@ -52,6 +56,14 @@ ONEDNN_MIN_MACS = 4_000_000  # m n s below this: MKL's cheaper call wins over on
 def onednn_available() -> bool:
     """Whether big float32 minibatch products may go to oneDNN (see :mod:`sae.core.torch_private`)."""
     return torch_private.onednn_available()
+
+
+def takes_onednn(m: int, n: int, s: int, dtype: torch.dtype = torch.float32) -> bool:
+    """The default choice of :class:`FusedObjective` for a minibatch x (m, n) and s hidden units (samples in rows):
+    oneDNN for float32 products of at least ``ONEDNN_MIN_MACS`` multiply-adds on a CPU where oneDNN is the faster
+    library (:func:`sae.core.cpu.onednn_is_faster_here`), if the private kernel is in use; MKL otherwise."""
+    return (dtype == torch.float32 and m * n * s >= ONEDNN_MIN_MACS and onednn_is_faster_here()
+            and onednn_available())
 
 
 def supports(model: SparseAutoencoder, penalty: str, rho_hat_mode: str = "batch") -> bool:
@@ -67,7 +79,8 @@ class FusedObjective:
     """
 
     def __init__(self, model: SparseAutoencoder, penalty: str = "kl", onednn: bool | None = None) -> None:
-        """``onednn``: None chooses per call (see the module docstring); True or False forces the kernels."""
+        """``onednn``: None chooses per call (:func:`takes_onednn`); True or False forces the kernels (True: where
+        the private kernel is in use)."""
         self.model = model
         self.onednn = onednn
         self.penalty = penalty
@@ -110,8 +123,12 @@ class FusedObjective:
         A, D2, Xh, D3 = self._A, self._D2, self._Xh, self._D3
         sample_dim = 1 if columns else 0
         s_units, n = W1.shape
-        onednn = not columns and x.dtype == torch.float32 and (
-            self.onednn if self.onednn is not None else m * n * s_units >= ONEDNN_MIN_MACS) and onednn_available()
+        if columns or x.dtype != torch.float32:
+            onednn = False
+        elif self.onednn is None:
+            onednn = takes_onednn(m, n, s_units, x.dtype)
+        else:
+            onednn = self.onednn and onednn_available()
         per_unit = (lambda v: v[:, None]) if columns else (lambda v: v)  # a (s,) or (n,) vector against A or Xh
         aten = torch.ops.aten
         # Deltas are kept unscaled; the 1/m is applied inside the gradient matmuls (addmm's alpha).

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from sae import ModelConfig, SparseAutoencoder, TrainConfig, Trainer, sparse_autoencoder_loss
-from sae.core.fused import ONEDNN_MIN_MACS, FusedObjective, onednn_available, supports
+from sae.core import fused as fused_module
+from sae.core.fused import ONEDNN_MIN_MACS, FusedObjective, onednn_available, supports, takes_onednn
 from sae.core.gradcheck import numerical_gradient, relative_difference
 from sae.core.model import flat_parameters, load_flat_parameters
 
@@ -136,18 +137,21 @@ def test_onednn_products_equal_mkl_products_in_float32(activation, decoder, pena
         torch.testing.assert_close(a, b, rtol=2e-5, atol=1e-7)
 
 
-def test_big_float32_minibatches_go_to_onednn_small_ones_to_mkl():
+@pytest.mark.parametrize("faster_here", [True, False])
+def test_big_float32_minibatches_go_to_onednn_only_where_it_is_the_faster_library(faster_here, monkeypatch):
+    """The rule's decision, not its timing: 5 oneDNN products for a big minibatch where sae.core.cpu says oneDNN
+    beats MKL (AVX-512, not Intel), none for a small one, none anywhere else."""
+    monkeypatch.setattr(fused_module, "onednn_is_faster_here", lambda: faster_here)
     calls = []
     original = torch._C._nn.mkldnn_linear
-    try:
-        torch._C._nn.mkldnn_linear = lambda *a: calls.append(1) or original(*a)
-        for m, n, s in ((256, 784, 196), (256, 64, 25)):
-            model = SparseAutoencoder(n, s)
-            FusedObjective(model).loss_and_grad(torch.rand(m, n), 0.1, 3.0, 1e-3)
-            assert len(calls) == (5 if m * n * s >= ONEDNN_MIN_MACS and onednn_available() else 0)
-            calls.clear()
-    finally:
-        torch._C._nn.mkldnn_linear = original
+    monkeypatch.setattr(torch._C._nn, "mkldnn_linear", lambda *a: calls.append(1) or original(*a))
+    for m, n, s in ((256, 784, 196), (256, 64, 25)):
+        big = m * n * s >= ONEDNN_MIN_MACS
+        assert takes_onednn(m, n, s) == (big and faster_here and onednn_available())
+        assert not takes_onednn(m, n, s, torch.float64)
+        FusedObjective(SparseAutoencoder(n, s)).loss_and_grad(torch.rand(m, n), 0.1, 3.0, 1e-3)
+        assert len(calls) == (5 if takes_onednn(m, n, s) else 0)
+        calls.clear()
 
 
 def test_fast_path_training_on_a_mnist_sized_model_matches_autograd():
