@@ -467,7 +467,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--page-seconds", type=float, default=4.0, help="seconds every session stays on each live page")
     ap.add_argument("--running-timeout", type=float, default=60.0, help="longest wait for a session's 'running' (s)")
     ap.add_argument("--alone-seconds", type=float, default=5.0, help="seconds the run alone is measured (per N)")
-    ap.add_argument("--slots", type=int, default=None, help="SAE_TRAINING_SLOTS for the servers it starts")
+    ap.add_argument("--workers", choices=("processes", "threads"), default="processes",
+                    help="where the servers it starts train runs (SAE_LAB_WORKERS): worker processes (default) or "
+                         "the server's threads, for comparison")
     ap.add_argument("--ttl", type=int, default=15, help="server.disconnectedSessionTTL (s) for the servers it starts")
     ap.add_argument("--server-arg", action="append", default=[], help="extra `streamlit run` option, e.g. "
                     "--server-arg=--runner.postScriptGC=true")
@@ -499,7 +501,7 @@ def main(argv: list[str] | None = None) -> dict:
     watchdog = threading.Timer(args.deadline, abort)
     watchdog.daemon = True
     watchdog.start()
-    result: dict = {"sessions": args.sessions, "cycles": args.cycles, "slots": args.slots, "cores": os.cpu_count(),
+    result: dict = {"sessions": args.sessions, "cycles": args.cycles, "workers": args.workers, "cores": os.cpu_count(),
                     "server_args": args.server_arg, "page_seconds": args.page_seconds, "runs": []}
     try:
         with browser() as chromium:
@@ -537,7 +539,7 @@ def run_one(chromium, n: int, args, server: list) -> dict:
             time.sleep(0.2)
         return measure(chromium, base, args.pid, n, args, 120)  # ttl unknown: assume Streamlit's default
     with tempfile.TemporaryDirectory(prefix="sae-load-") as data_dir:
-        server[0] = s = launch(env=None if args.slots is None else {"SAE_TRAINING_SLOTS": str(args.slots)},
+        server[0] = s = launch(env={"SAE_LAB_WORKERS": args.workers},
                                extra_args=["--server.disconnectedSessionTTL", str(args.ttl), *args.server_arg],
                                data_dir=data_dir, log=Path(data_dir) / "server.log")
         try:
@@ -555,8 +557,8 @@ def run_one(chromium, n: int, args, server: list) -> dict:
 
 def report(result: dict, with_costing: bool) -> None:
     a = result.get("alone", {})
-    print(f"\nMany users: sessions {result['sessions']}, {result['cores']} cores, training slots "
-          f"{result.get('slots') or 'default'}, {result.get('wall_s')} s. One run alone (a child process, no server, "
+    print(f"\nMany users: sessions {result['sessions']}, {result['cores']} cores, runs in "
+          f"{result.get('workers')}, {result.get('wall_s')} s. One run alone (a child process, no server, "
           f"no page; measured before each N, mean of {len(a.get('runs', []))}): "
           f"{num(a.get('samples_per_s'), '{:,.0f}')} samples/s, {num(a.get('cores_used'))} cores busy")
     for r in result["runs"]:

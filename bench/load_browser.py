@@ -62,7 +62,11 @@ HOOKS = r"""(() => {
                   B.charts.push(c); }
         const sig = JSON.stringify([data, layout]);
         c.calls += 1;
-        if (sig !== c.sig) { c.changed += 1; c.sig = sig; }
+        if (sig !== c.sig) {
+          c.changed += 1; c.sig = sig;
+          (c.times = c.times || []).push(performance.now());  // when each change was drawn (bench/one_user.py)
+          if (c.times.length > 4000) c.times.splice(0, 2000);
+        }
         c.name = nameOf(gd, layout);
       } catch (e) { /* never break the app */ }
       return react.apply(this, arguments);

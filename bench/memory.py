@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--long", type=float, default=60.0, help="seconds of training of the first session")
     parser.add_argument("--sessions", type=int, default=4, help="extra sessions opened afterwards")
     args = parser.parse_args()
-    with browser() as b, serve(env={"SAE_TRAINING_SLOTS": "1"}) as server:
+    with browser() as b, serve() as server:
         idle = server.stats()["rss_mib"]
         first = open_and_train(b, server.url + "/?epochs=100000")
         samples, t0 = [], time.perf_counter()

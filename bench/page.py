@@ -88,13 +88,13 @@ def main() -> None:
     with browser() as b:
         cold = []
         for _ in range(args.repeats):  # cold start: a new server each time
-            with serve(env={"SAE_TRAINING_SLOTS": "1"}) as server:
+            with serve() as server:
                 pg = b.new_page()
                 pg.goto(server.url)
                 pg.get_by_role("button", name="Train", exact=True).wait_for(timeout=60_000)
                 cold.append((server.healthy, time.perf_counter() - server.started))
                 pg.close()
-        with serve(env={"SAE_TRAINING_SLOTS": "1"}) as server:
+        with serve() as server:
             runs = [session(b, server.url + "/?epochs=2000", args.watch) for _ in range(args.repeats)]
     med = statistics.median
     out = {

@@ -2,7 +2,7 @@
 
     with serve() as server:               # streamlit run dashboard.py on a free 127.0.0.1 port
         server.url, server.pid, server.stats()   # stats: threads and RSS read from /proc
-    with serve(data_dir=tmp, env={"SAE_TRAINING_SLOTS": "1"}, log=path) as server: ...
+    with serve(data_dir=tmp, env={"SAE_LAB_WORKERS": "threads"}, log=path) as server: ...
     with browser() as b: ...              # Debian's chromium via playwright, no download
 
 The one place that starts the server, for the benchmarks (bench/), the browser tests (tests/test_browser.py)
@@ -102,7 +102,7 @@ def launch(env: dict[str, str] | None = None, extra_args: tuple[str, ...] | list
            data_dir: str | Path | None = None, log: str | Path | None = None) -> Server:
     """Start `streamlit run dashboard.py` on a free loopback port, in its own process group; do not wait.
 
-    env: added to this process's environment (e.g. ``{"SAE_TRAINING_SLOTS": "1"}``).
+    env: added to this process's environment (e.g. ``{"SAE_LAB_WORKERS": "threads"}``).
     extra_args: more `streamlit run` options (e.g. ``("--server.disconnectedSessionTTL", "15")``).
     data_dir: the run store (``SAE_LAB_DATA``); None keeps this process's setting.
     log: a file for the server's stdout and stderr; None discards them.

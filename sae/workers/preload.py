@@ -19,13 +19,12 @@ from sae.workers import host as _host  # noqa: E402,F401 - the workers' entry po
 from sae.workers import process as _process  # noqa: E402,F401
 
 
-def _process.name_process("sae-forkserver")
-_warm_up() -> None:
+def _warm_up() -> None:
     X = np.random.default_rng(0).random((64, 16), dtype=np.float32)
     for optimizer in ("adam", "sgd", "lbfgs"):
         Trainer(X, ModelConfig(16, 4), TrainConfig(optimizer=optimizer, epochs=2, max_iter=2, batch_size=32,
                                                    seed=0)).run()
 
 
-_process.name_process("sae-forkserver")
 _warm_up()
+_process.name_process("sae-forkserver")  # named once ready: ps (and bench/one_user.py) can tell it is warm

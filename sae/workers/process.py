@@ -34,7 +34,8 @@ logger = logging.getLogger(__name__)
 
 PRELOAD = "sae.workers.preload"
 NICE = 5  # workers' niceness above the server's
-CLOSE_SECONDS = 3.0  # how long close() waits for a worker to end before killing it
+CLOSE_SECONDS = 3.0
+FORKSERVER_GONE = 255  # the exit code multiprocessing reports for a worker whose forkserver has ended  # how long close() waits for a worker to end before killing it
 
 
 _shutting_down = threading.Event()
@@ -88,6 +89,7 @@ def _limit_memory(limit: int | None) -> None:
 def _serve(conn, make_host: Callable[[], Any], memory_limit: int | None) -> None:
     """A worker's main: build the host, send its states from a thread, obey commands here."""
     name_process("sae-worker")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C on the server's terminal ends the server, which ends us
     try:
         os.nice(NICE)
     except OSError:
@@ -168,6 +170,8 @@ def exit_text(exitcode: int | None) -> str:
     """Why a worker ended, for a person: ``killed by SIGKILL (signal 9; the system may have run out of memory)``."""
     if exitcode is None:
         return "its connection was lost"
+    if exitcode == FORKSERVER_GONE:
+        return "the workers' forkserver ended, as it does when the server stops"
     if exitcode < 0:
         try:
             name = signal.Signals(-exitcode).name

@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 ENDED = frozenset({RunStatus.FINISHED, RunStatus.STOPPED})  # the training thread has ended
 STOP_SECONDS = 5.0  # how long stop() waits for the worker's final state before declaring the run stopped
 SYNC_SECONDS = 2.0  # how long a live change waits for the worker to have applied it
+STARTING = "starting: the run's worker process is getting ready"
 MEMORY_ERRORS = ("can't allocate memory", "MemoryError", "Cannot allocate memory", "std::bad_alloc")
 NOTICE_SECONDS = 20.0  # how long a restart's notice stays in the status line
 
@@ -84,6 +85,7 @@ class RemoteTrainer(Observable):
         self._delivered = self._latest  # the last snapshot the observers have been given
         self._started = False
         self._wants_running = False  # what the user last asked: train (start/resume) or not (pause/step)
+        self._paused_early = False  # pause() before start()
         self._closed = False
         self._channel = None
         self._pending: list[tuple] = []  # commands sent before the worker is up
@@ -140,18 +142,29 @@ class RemoteTrainer(Observable):
         with self._cond:
             if self._started:
                 raise RuntimeError("this trainer was already started; use resume()")
-            self._started = self._wants_running = True
+            self._started = True
+            self._wants_running = not self._paused_early  # pause() then start(): start paused (a loaded model)
             self._send(("start",))
+        self._starting()
 
     def pause(self) -> None:
         with self._cond:
             self._wants_running = False
+            self._paused_early = self._paused_early or not self._started
             self._send(("pause",))
 
     def resume(self) -> None:
         with self._cond:
             self._wants_running = True
             self._send(("resume",))
+        self._starting()
+
+    def _starting(self) -> None:
+        """Say "running" at once, before the worker confirms it (~25 ms; seconds while a new server's
+        forkserver still imports torch), so that a page polls from the click on. The worker's next state
+        replaces it (a finished run that cannot go on says "finished" again)."""
+        if self._wants_running and self._latest.status in (RunStatus.IDLE, RunStatus.PAUSED, RunStatus.DIVERGED):
+            self._publish_here(RunStatus.RUNNING, STARTING)
 
     def step(self, n: int = 1) -> None:
         """Take n steps in the worker, then stay paused."""
@@ -278,7 +291,8 @@ class RemoteTrainer(Observable):
         snap = update.snapshot
         with self._cond:
             self._acked = max(self._acked, update.acked)
-            repeated = snap.version == self._worker_version  # an acknowledgement: the state is the one we have
+            # an acknowledgement repeats the worker's last state: nothing new unless we said otherwise meanwhile
+            repeated = snap.version == self._worker_version and snap.status == self._latest.status
             self._worker_version = snap.version
             if repeated or snap.status == RunStatus.IDLE and self._started:
                 # (a (re)started worker's first state: the commands queued for it follow at once)
@@ -327,6 +341,11 @@ class RemoteTrainer(Observable):
     def _restart(self, why: str) -> bool:
         """A fresh worker from the last snapshot (see the module docstring). False if the run stops instead."""
         last = self._latest
+        if "SIGTERM" in why or "SIGHUP" in why or "forkserver ended" in why:  # asked to end (the server stopping,
+            # an administrator): no restart
+            self._end(RunStatus.STOPPED, f"the worker process of this run was ended ({why}); the run stops here "
+                                         "with its last snapshot")
+            return False
         if last.step in self._restarted_at:
             self._end(RunStatus.STOPPED, f"the worker process of this run ended again at step {last.step:,} ({why}); "
                                          "the run stops here with its last snapshot")

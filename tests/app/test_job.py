@@ -179,6 +179,32 @@ def test_jobs_train_in_worker_processes_and_all_start_at_once():
     assert wait_for(lambda: not any(_alive(pid) for pid in pids))  # released: the workers end
 
 
+def test_a_killed_worker_costs_its_session_nothing_but_a_message(store):
+    """SIGKILL to a job's worker: the status line says what happened, the run goes on from its last snapshot on a
+    fresh worker, and the run store keeps recording the same run past the step where it happened."""
+    import os
+    import signal
+
+    from sae.ui.controls import status_text
+
+    data = load_dataset("digits")
+    j = Job(Settings(dataset="digits", n_hidden=12, epochs=100_000.0), data, subset_indices(data.n_samples),
+            store=store)
+    try:
+        j.start()
+        assert wait_for(lambda: j.latest().step > 50 and j.recorder.checkpoints > 0)
+        killed = j.trainer.worker_pid
+        os.kill(killed, signal.SIGKILL)
+        assert wait_for(lambda: j.trainer.restarts == 1)
+        at = min(j.trainer._restarted_at)
+        assert "worker process of this run ended (killed by SIGKILL" in status_text(j)
+        assert wait_for(lambda: j.status == RunStatus.RUNNING and j.latest().step > at + 100)
+        assert j.trainer.worker_pid != killed and j.run_id is not None
+        assert wait_for(lambda: store.get(j.run_id).step > at, timeout=30)  # one record, still growing
+    finally:
+        j.release()
+
+
 def _alive(pid: int) -> bool:
     import os
 

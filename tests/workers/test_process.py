@@ -19,3 +19,4 @@ def test_how_a_worker_ended_in_words():
     assert exit_text(-signal.SIGTERM) == "killed by SIGTERM (signal 15)"
     assert exit_text(1) == "it exited with code 1"
     assert exit_text(None) == "its connection was lost"
+    assert "forkserver ended" in exit_text(255)
