@@ -79,7 +79,7 @@ class Meter:
             out = fn(fig, **kwargs)
             if self.in_fragment:
                 self.serialise += time.perf_counter() - t
-                self.payload += len(json.dumps(out))  # as the component element carries it
+                self.payload += len(out) if isinstance(out, bytes) else len(json.dumps(out))  # as the element has it
                 self.charts += 1
             return out
         return timed

@@ -147,7 +147,7 @@ def chart_payloads(at) -> list[tuple[str, str]]:
         if kind == "plotly_chart":
             out.append((proto.id, proto.spec))
         elif kind == "bidi_component" and proto.component_name == COMPONENT:
-            out.append((proto.id, json.dumps(decode_figure(json.loads(proto.json)))))  # as the browser draws it
+            out.append((proto.id, json.dumps(decode_figure(proto.bytes))))  # as the browser draws it
         for child in getattr(node, "children", {}).values():
             walk(child)
 
