@@ -125,7 +125,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="patches", help="built-in data set (its default settings)")
     parser.add_argument("--repeats", type=int, default=12, help="refreshes per page (medians reported)")
-    parser.add_argument("--train", type=float, default=4.0, help="seconds of training before measuring")
+    parser.add_argument("--train", type=float, default=8.0,
+                        help="seconds of training before measuring (past the start-up warm-up, sae.ui.page)")
     parser.add_argument("--live", action="store_true", help="keep training while measuring")
     parser.add_argument("--profile", action="store_true", help="print cProfile's hot spots of the fragments")
     args = parser.parse_args()

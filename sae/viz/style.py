@@ -23,6 +23,7 @@ live figure equals the same figure validated by Plotly.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 
@@ -70,8 +71,8 @@ def figure(data: list[dict], layout: dict) -> go.Figure:
     """A ``go.Figure`` of plain trace dicts (each with its ``type``) and a plain layout dict, built without
     Plotly's per-property validation (see the module docstring); validation is back on for later edits."""
     fig = go.Figure({"data": data, "layout": layout}, _validate=False)
-    fig._validate = fig.layout._validate = True  # later update_layout(...) / update_traces(...) are checked
-    for trace in fig.data:
+    fig._validate = fig._layout_obj._validate = True  # later update_layout(...) / update_traces(...) are checked
+    for trace in fig._data_objs:  # (not fig.data: its check for pandas objects fails while pandas is half-imported)
         trace._validate = True
     return fig
 
@@ -85,19 +86,52 @@ def figure_json(fig: go.Figure | dict) -> str:
     return to_json_plotly(_typed_arrays(obj))
 
 
-def _typed_arrays(obj):
-    """A copy of the containers of ``obj`` with numpy arrays as Plotly's typed-array specs (as ``to_dict`` does)."""
-    from _plotly_utils.utils import is_homogeneous_array, is_skipped_key, to_typed_array_spec
+_TYPED = {"int8": "i1", "uint8": "u1", "int16": "i2", "uint16": "u2", "int32": "i4", "uint32": "u4",
+          "float32": "f4", "float64": "f8"}  # numpy dtype -> Plotly.js typed array
 
-    def walk(value):
+
+def _typed_array(a: np.ndarray):
+    """A numpy array as Plotly's typed-array spec, by the rules of ``_plotly_utils.utils.to_typed_array_spec``
+    (64-bit integers narrowed to the smallest type that holds them; other dtypes and empty arrays as they are)."""
+    if a.size == 0:
+        return a
+    for wide, narrow in (("int64", ("int8", "int16", "int32")), ("uint64", ("uint8", "uint16", "uint32"))):
+        if a.dtype == wide:
+            lo, hi = a.min(), a.max()
+            fit = next((t for t in narrow if np.iinfo(t).min <= lo and hi <= np.iinfo(t).max), None)
+            if fit is None:
+                return a
+            a = a.astype(fit)
+    short = _TYPED.get(str(a.dtype))
+    if short is None:
+        return a
+    a = np.ascontiguousarray(a)
+    spec = {"dtype": short, "bdata": base64.b64encode(a).decode("ascii")}
+    if a.ndim > 1:
+        spec["shape"] = str(a.shape)[1:-1]
+    return spec
+
+
+def _typed_arrays(obj):
+    """A copy of the containers of ``obj`` with numpy arrays as Plotly's typed-array specs (as ``to_dict`` does).
+    Written here rather than with Plotly's helpers: those look pandas up in sys.modules for every value, and a
+    pandas still being imported by another thread (the warm-up at start-up) made them raise."""
+
+    def walk(value, key=None):
+        if key in _SKIPPED_KEYS:
+            return value
+        if isinstance(value, np.ndarray):
+            return _typed_array(value)
         if isinstance(value, dict):
-            return {k: (v if is_skipped_key(k) else to_typed_array_spec(v) if is_homogeneous_array(v) else walk(v))
-                    for k, v in value.items()}
+            return {k: walk(v, k) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return [walk(v) for v in value]
         return value
 
     return walk(obj)
+
+
+_SKIPPED_KEYS = ("geojson", "layer", "layers", "range")  # never typed arrays (_plotly_utils.utils.is_skipped_key)
 
 
 def axis_title(text: str | None) -> dict:

@@ -43,3 +43,21 @@ def test_figure_json_is_to_json_without_the_copy(kind):
     fig = CASES[kind]()
     assert json.loads(style.figure_json(fig)) == json.loads(fig.to_json())
     assert json.loads(style.figure_json(fig)) == json.loads(style.figure_json(fig.to_dict()))
+
+
+def test_sending_a_figure_while_another_thread_is_still_importing_pandas(monkeypatch):
+    """At a server's start the warm-up thread imports scikit-learn (and with it pandas) while the first pages
+    refresh: a half-imported pandas sits in sys.modules. Plotly's array checks look it up (pd.Series) and raised
+    AttributeError in a live page (seen in bench/refresh.py). Serialising a figure for the browser must not care.
+    (Building one still does: go.Figure runs the same checks.)"""
+    import sys
+    import types
+
+    from sae.ui.chart import chart_data
+
+    figures = {kind: make() for kind, make in CASES.items()}
+    expected = {kind: json.loads(fig.to_json()) for kind, fig in figures.items()}
+    monkeypatch.setitem(sys.modules, "pandas", types.ModuleType("pandas"))  # no Series yet
+    for kind, fig in figures.items():
+        assert json.loads(style.figure_json(fig)) == expected[kind], kind
+        chart_data(fig, key=kind)
