@@ -137,7 +137,7 @@ def store(tmp_path):
 def chart_payloads(at) -> list[tuple[str, str]]:
     """(id, figure JSON) of every chart of an AppTest run in page order: ``st.plotly_chart`` elements and the
     live charts of ``sae.ui.chart`` (a components-v2 element whose data carries the figure as JSON)."""
-    from sae.ui.chart import COMPONENT
+    from sae.ui.chart import COMPONENT, decode_figure
 
     out: list[tuple[str, str]] = []
 
@@ -147,7 +147,7 @@ def chart_payloads(at) -> list[tuple[str, str]]:
         if kind == "plotly_chart":
             out.append((proto.id, proto.spec))
         elif kind == "bidi_component" and proto.component_name == COMPONENT:
-            out.append((proto.id, json.loads(proto.json)["figure"]))
+            out.append((proto.id, json.dumps(decode_figure(proto.bytes))))  # as the browser draws it
         for child in getattr(node, "children", {}).values():
             walk(child)
 

@@ -13,6 +13,14 @@ Plotly's JavaScript is the bundle shipped inside the ``plotly`` Python package (
 for all its charts. Where that copy cannot be made (a read-only checkout), charts fall back to
 ``st.plotly_chart``.
 
+What travels per refresh (``chart_data``; ``bench/refresh.py`` measures it): the figure's JSON as Plotly has it
+(numpy arrays as base64 typed arrays) with two things taken out that would repeat on every refresh:
+- the standard template (``sae.viz.style.TEMPLATE``, ~7 KiB per figure) is named, not sent: the browser loads it
+  once per page from ``static/`` (written beside plotly.min.js by :func:`provide_plotly_js`);
+- a numeric array that occurs more than once in a figure (the steps shared by every loss curve) is sent once,
+  in ``sae_arrays``, and referred to as ``{"sae_ref": i}`` elsewhere.
+:func:`decode_figure` is the Python mirror of what the browser does with it (the tests read charts through it).
+
 A click on a point (``on_select``) reports ``{"points": [{"x", "y", "curve_number", "point_index",
 "customdata"}]}`` as the trigger value ``selection`` of the element: ``st.session_state[key]["selection"]``,
 as ``st.plotly_chart``'s selection event reads for the Filters page's unit picker.
@@ -20,6 +28,8 @@ as ``st.plotly_chart``'s selection event reads for the Filters page's unit picke
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -27,6 +37,9 @@ from typing import Any, Callable
 
 import plotly
 import streamlit as st
+from plotly.io.json import to_json_plotly
+
+from sae.viz import style
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +47,9 @@ COMPONENT = "sae_live_plotly"
 APP_ROOT = Path(__file__).resolve().parents[2]  # the folder of dashboard.py: Streamlit serves its static/
 STATIC_PLOTLY = APP_ROOT / "static" / "plotly.min.js"
 BUNDLED_PLOTLY = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+_TEMPLATE_TEXT = style._template_json(style.TEMPLATE)  # the JSON the figures carry
+TEMPLATE_NAME = f"sae-template-{hashlib.sha1(_TEMPLATE_TEXT.encode()).hexdigest()[:12]}.json"  # new content, new name
+STATIC_TEMPLATE = STATIC_PLOTLY.parent / TEMPLATE_NAME
 DEFAULT_CONFIG = {"displaylogo": False, "responsive": True,  # no cloud upload button: nothing leaves the machine
                   "modeBarButtonsToRemove": ["sendChartToCloud", "lasso2d", "select2d"]}
 
@@ -53,6 +69,32 @@ function plotlyLoaded() {
   return window.__saePlotly;
 }
 
+function templateLoaded(name) {  // the standard template, fetched once per page (see chart.py)
+  if (!name) return Promise.resolve(null);
+  const cache = window.__saeTemplates || (window.__saeTemplates = {});
+  if (!cache[name]) {
+    cache[name] = fetch(new URL("app/static/" + name, document.baseURI).href)
+      .then((r) => { if (!r.ok) throw new Error(name + ": " + r.status); return r.json(); })
+      .catch((e) => { delete cache[name]; throw e; });
+  }
+  return cache[name];
+}
+
+function resolveArrays(fig) {  // {"sae_ref": i} -> a copy of the typed-array spec fig.sae_arrays[i]
+  const table = fig.sae_arrays;
+  delete fig.sae_arrays;
+  if (!table) return;
+  const walk = (o) => {
+    for (const k in o) {
+      const v = o[k];
+      if (v && typeof v === "object") {
+        if (v.sae_ref !== undefined) o[k] = Object.assign({}, table[v.sae_ref]); else walk(v);
+      }
+    }
+  };
+  walk(fig.data);
+}
+
 export default function ({ data, parentElement, setTriggerValue }) {
   let div = parentElement.querySelector(":scope > .sae-live-chart");
   if (!div) {
@@ -61,17 +103,20 @@ export default function ({ data, parentElement, setTriggerValue }) {
     div.setAttribute("data-testid", "saeLiveChart");
     parentElement.appendChild(div);
   }
-  window.__saePlotlyVersion = data.version;
-  const fig = JSON.parse(data.figure);
+  const msg = data instanceof Uint8Array ? JSON.parse(new TextDecoder().decode(data)) : data;  // chart_data's bytes
+  window.__saePlotlyVersion = msg.version;
+  const fig = typeof msg.figure === "string" ? JSON.parse(msg.figure) : msg.figure;
+  resolveArrays(fig);
   // the modebar stands upright in a right margin of its own, clear of the legend above the plot
   const margin = Object.assign({}, fig.layout.margin, { r: Math.max((fig.layout.margin || {}).r || 0, 40) });
   const modebar = Object.assign({ orientation: "v" }, fig.layout.modebar);
-  const layout = Object.assign({}, fig.layout, { uirevision: data.uirevision, margin, modebar });
+  const layout = Object.assign({}, fig.layout, { uirevision: msg.uirevision, margin, modebar });
   div.style.height = (layout.height || 450) + "px";
   div.style.width = "100%";
-  plotlyLoaded().then((Plotly) => {
-    Plotly.react(div, fig.data || [], layout, Object.assign({}, data.config));
-    if (data.selectable && !div.__saeClick) {
+  Promise.all([plotlyLoaded(), templateLoaded(msg.template)]).then(([Plotly, template]) => {
+    if (template) layout.template = template;
+    Plotly.react(div, fig.data || [], layout, Object.assign({}, msg.config));
+    if (msg.selectable && !div.__saeClick) {
       div.__saeClick = true;
       div.on("plotly_click", (event) => {
         const points = (event.points || []).map((p) => ({
@@ -96,6 +141,10 @@ def provide_plotly_js() -> bool:
             tmp = STATIC_PLOTLY.with_suffix(".tmp")
             shutil.copyfile(BUNDLED_PLOTLY, tmp)
             tmp.replace(STATIC_PLOTLY)
+        if not STATIC_TEMPLATE.exists():
+            tmp = STATIC_TEMPLATE.with_suffix(".tmp")
+            tmp.write_text(_TEMPLATE_TEXT)
+            tmp.replace(STATIC_TEMPLATE)
         return True
     except OSError as exc:
         log.warning("cannot provide %s (%s); live charts fall back to st.plotly_chart", STATIC_PLOTLY, exc)
@@ -110,6 +159,96 @@ def _renderer():
     if _component is None:
         _component = st.components.v2.component(COMPONENT, js=_JS, css=_CSS, isolate_styles=False)
     return _component
+
+
+def _compact(fig: Any) -> tuple[dict, bool]:
+    """(the figure's JSON as a dict, compacted; whether the standard template was taken out)."""
+    obj = style._typed_arrays({"data": fig._data, "layout": fig._layout} if hasattr(fig, "_layout")
+                              else fig)  # a go.Figure's own property dicts (to_dict would deep-copy them first)
+    layout = obj.setdefault("layout", {})
+    named = layout.get("template") == _standard_template()
+    if named:
+        del layout["template"]
+    seen: dict[tuple, int] = {}  # (dtype, bdata, shape) -> times
+    specs: dict[tuple, dict] = {}
+
+    def walk(o, visit):
+        for k, v in (o.items() if isinstance(o, dict) else enumerate(o)):
+            if isinstance(v, dict) and "bdata" in v and "dtype" in v:
+                visit(o, k, v)
+            elif isinstance(v, (dict, list)):
+                walk(v, visit)
+
+    def count(_o, _k, v):
+        key = (v["dtype"], v["bdata"], str(v.get("shape")))
+        seen[key] = seen.get(key, 0) + 1
+        specs.setdefault(key, v)
+
+    walk(obj.get("data", []), count)
+    shared = [key for key, n in seen.items() if n > 1]
+    if shared:
+        index = {key: i for i, key in enumerate(shared)}
+
+        def refer(o, k, v):
+            i = index.get((v["dtype"], v["bdata"], str(v.get("shape"))))
+            if i is not None:
+                o[k] = {"sae_ref": i}
+
+        walk(obj["data"], refer)
+        obj["sae_arrays"] = [specs[key] for key in shared]
+    return obj, named
+
+
+_STANDARD: list = []
+
+
+def _standard_template() -> dict:
+    if not _STANDARD:
+        _STANDARD.append(json.loads(_TEMPLATE_TEXT))
+    return _STANDARD[0]
+
+
+def chart_data(fig: Any, *, key: str, config: dict | None = None, uirevision: str | None = None,
+               selectable: bool = False) -> bytes:
+    """What one refresh of a live chart sends to the browser (the component's data): UTF-8 JSON bytes, which
+    Streamlit forwards as they are. (A dict would be serialised again by ``json.dumps``: the figure's JSON
+    escaped inside a string, every non-ASCII character as ``\\uXXXX``; the Codes page's hover pictures tripled.)"""
+    compact, named = _compact(fig)
+    return _dumps({"figure": compact, "template": TEMPLATE_NAME if named else None, "uirevision": uirevision or key,
+                   "config": {**DEFAULT_CONFIG, **(config or {})}, "selectable": selectable,
+                   "version": plotly.__version__})
+
+
+def _dumps(obj: dict) -> bytes:
+    """orjson's bytes as they are (Plotly's to_json also escapes <, > and / for HTML pages: "<br>" 3× longer);
+    Plotly's own encoder for what orjson cannot write (dates, object arrays)."""
+    try:
+        import orjson
+
+        return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+    except (ImportError, TypeError):
+        return to_json_plotly(obj).encode()
+
+
+def decode_figure(data: bytes) -> dict:
+    """The figure (Plotly JSON as a dict) that the browser draws from one refresh's ``data``: the mirror of the
+    component's JavaScript (arrays resolved, the named template put back)."""
+    data = json.loads(data)
+    fig = data["figure"]
+    table = fig.pop("sae_arrays", None)
+
+    def walk(o):
+        for k, v in (o.items() if isinstance(o, dict) else enumerate(o)):
+            if isinstance(v, dict) and "sae_ref" in v:
+                o[k] = dict(table[v["sae_ref"]])
+            elif isinstance(v, (dict, list)):
+                walk(v)
+
+    if table:
+        walk(fig["data"])
+    if data.get("template"):
+        fig.setdefault("layout", {})["template"] = json.loads(_TEMPLATE_TEXT)
+    return fig
 
 
 def live_chart(fig: Any, *, key: str, on_select: Callable[[], None] | None = None,
@@ -127,10 +266,10 @@ def live_chart(fig: Any, *, key: str, on_select: Callable[[], None] | None = Non
         st.plotly_chart(fig, key=key, config=config or {},
                         **({"on_select": on_select, "selection_mode": "points"} if on_select else {}))
         return
-    data = {"figure": fig.to_json(), "uirevision": uirevision or key, "config": {**DEFAULT_CONFIG, **(config or {})},
-            "selectable": on_select is not None, "version": plotly.__version__}
+    data = chart_data(fig, key=key, config=config, uirevision=uirevision, selectable=on_select is not None)
     kwargs = {"on_selection_change": on_select} if on_select is not None else {}
     _renderer()(data=data, key=key, **kwargs)
 
 
-__all__ = ["live_chart", "provide_plotly_js", "COMPONENT", "STATIC_PLOTLY"]
+__all__ = ["live_chart", "provide_plotly_js", "chart_data", "decode_figure", "COMPONENT",
+           "STATIC_PLOTLY", "STATIC_TEMPLATE", "TEMPLATE_NAME"]

@@ -1,10 +1,15 @@
 """The live view: ONE fragment per page that redraws from the latest snapshot.
 
-While the session's job is running the fragment re-runs every ``POLL_SECONDS`` (0.3 s: about
-three redraws a second); otherwise it is drawn once per script run and stops polling
-(``run_every=None``). Training itself never runs here: the fragment only reads copies the
-trainer published. When the job's status changes (finished, paused by the reaper, ...) the
-fragment asks for a whole-app rerun so buttons and polling follow.
+While the session's job is running the fragment re-runs every ``sae.app.polling.refresh_interval(live sessions,
+cores)`` seconds: 0.3 s (about three redraws a second) with few sessions polling this server, up to 1 s with
+many; otherwise it is drawn once per script run and stops polling (``run_every=None``). Training itself never
+runs here: the fragment only reads copies the trainer published. When the job's status changes (finished, paused
+by the reaper, ...) the fragment asks for a whole-app rerun so buttons and polling follow.
+
+A fragment's ``run_every`` is fixed when the fragment is made, which :func:`live` does at every whole-app run. So
+each refresh records its session's poll (``sae.app.polling.live_polls``) and compares the interval the load asks
+for now with the one the fragment was made with; when they differ by ``REARM`` or more (sessions joined or left)
+it asks for one whole-app rerun, which makes the fragment again with the new interval.
 """
 
 from __future__ import annotations
@@ -15,19 +20,33 @@ from typing import Callable
 
 import streamlit as st
 
-from sae.ui import state
-from sae.training.status import RunStatus
-from sae.ui.controls import POLL_SECONDS
 from sae.app.job import Job
+from sae.app.polling import live_polls, refresh_interval, server_cores
+from sae.training.status import RunStatus
+from sae.ui import state
+
+REARM = 0.2  # s: a refresh interval this far from the wanted one re-makes the fragment (one whole-app rerun)
+
+
+def _session_id() -> str:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return "" if ctx is None else ctx.session_id
 
 
 def live(draw: Callable[[Job], None]) -> None:
-    """Run ``draw(job)`` now and, while training, every POLL_SECONDS inside one fragment."""
+    """Run ``draw(job)`` now and, while training, every ``refresh_interval(...)`` seconds inside one fragment."""
     job = state.current_job()
     status_at_render = job.status if job is not None else None
-
+    session, polls = _session_id(), live_polls()
     # a queued run's views do not change: only the status line polls (and reruns the page when it starts)
-    @st.fragment(run_every=POLL_SECONDS if status_at_render == RunStatus.RUNNING else None)
+    every = refresh_interval(polls.count(including=session), server_cores()) \
+        if status_at_render == RunStatus.RUNNING else None
+    if every is None:
+        polls.forget(session)
+
+    @st.fragment(run_every=every)
     def _live_view() -> None:
         current = state.current_job()
         if current is None:
@@ -36,6 +55,10 @@ def live(draw: Callable[[Job], None]) -> None:
         current.beat()
         if current is not job or current.status != status_at_render:
             st.rerun(scope="app")
+        if every is not None:
+            polls.poll(session)
+            if abs(refresh_interval(polls.count(), server_cores()) - every) >= REARM:
+                st.rerun(scope="app")  # the load changed: make the fragment again with the new interval
         draw(current)
 
     _live_view()
@@ -63,4 +86,4 @@ def derived(job: Job):
     return job.derived()
 
 
-__all__ = ["live", "headline_deltas", "derived"]
+__all__ = ["live", "headline_deltas", "derived", "REARM"]

@@ -5,6 +5,8 @@
   :func:`l0_histogram` for the hidden codes;
 - :func:`activation_heatmap`: samples × units activations, quantised to uint8 (sent as base64 typed arrays);
 - :func:`distribution_over_time`: how a distribution moves during training (steps × value bins).
+
+Built as plain dicts (``sae.viz.style.figure``: no per-property validation).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from typing import Mapping
 import numpy as np
 import plotly.graph_objects as go
 
-from sae.viz.style import activation_range, empty_figure, f32, layout, waiting_message
+from sae.viz.style import colorscale as style_colorscale
+from sae.viz.style import (activation_range, axis_title, base_layout, empty_figure, f32, figure, hline, vline,
+                           waiting_message)
 
 # ------------------------------------------------------------------------------------- histograms
 
@@ -35,20 +39,20 @@ def histogram_figure(counts: np.ndarray, edges: np.ndarray, x_title: str, y_titl
     """Pre-binned histogram as bars; ``vlines`` labels vertical markers (e.g. {'ρ': 0.05})."""
     counts, edges = np.asarray(counts), np.asarray(edges, dtype=float)
     centers, widths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
-    fig = go.Figure(go.Bar(x=centers, y=counts, width=widths, marker=dict(color=color, line=dict(width=0)),
-                           customdata=np.stack([edges[:-1], edges[1:]], 1), showlegend=False,
-                           hovertemplate="[%{customdata[0]:.3g}, %{customdata[1]:.3g}): %{y:,}<extra></extra>"))
+    bars = dict(type="bar", x=centers, y=counts, width=widths, marker=dict(color=color, line=dict(width=0)),
+                customdata=np.stack([edges[:-1], edges[1:]], 1), showlegend=False,
+                hovertemplate="[%{customdata[0]:.3g}, %{customdata[1]:.3g}): %{y:,}<extra></extra>")
     dashes = ("dash", "dot", "dashdot")
+    shapes = []
     for k, (name, x) in enumerate((vlines or {}).items()):
         if x is not None and np.isfinite(x):  # marked lines are named in the legend: no overlapping labels
-            fig.add_vline(x=float(x), line=dict(color=("#d62728", "#222", "#2ca02c")[k % 3], dash=dashes[k % 3],
-                                                width=2), name=f"{name} = {x:.3g}", showlegend=True)
-    fig.update_xaxes(title=x_title)
-    fig.update_yaxes(title=y_title, type="log" if log_y else "linear", dtick=1 if log_y else None)
-    layout(fig, title, height=height, bargap=0.02)
-    fig.update_layout(legend=dict(orientation="v", x=0.99, xanchor="right", y=0.98, yanchor="top",
-                                  bgcolor="rgba(255,255,255,0.75)"))
-    return fig
+            shapes.append(vline(float(x), dict(color=("#d62728", "#222", "#2ca02c")[k % 3], dash=dashes[k % 3],
+                                               width=2), name=f"{name} = {x:.3g}", showlegend=True)[0])
+    yaxis = {**axis_title(y_title), "type": "log" if log_y else "linear", **({"dtick": 1} if log_y else {})}
+    return figure([bars], base_layout(title, height=height, bargap=0.02, xaxis=axis_title(x_title), yaxis=yaxis,
+                                      legend=dict(orientation="v", x=0.99, xanchor="right", y=0.98, yanchor="top",
+                                                  bgcolor="rgba(255,255,255,0.75)"),
+                                      **({"shapes": shapes} if shapes else {})))
 
 
 def activation_histogram(A: np.ndarray, activation: str = "sigmoid", bins: int = 50, log_y: bool = True,
@@ -102,23 +106,19 @@ def activation_heatmap(A: np.ndarray, labels: np.ndarray | None = None, activati
     lo, hi = activation_range(activation) or (0.0, float(A.max()) if A.size else 1.0)
     Z = _quantize(A[idx], lo, hi)
     ticks = np.linspace(0, 255, 5)
-    ytext = [f"label {labels[i]}" for i in idx] if labels is not None else [f"#{i}" for i in idx]
-    fig = go.Figure(go.Heatmap(
-        z=Z, colorscale="Viridis", zmin=0, zmax=255, customdata=None, y=np.arange(len(idx)),
-        colorbar=dict(title="a", thickness=12, tickvals=ticks,
-                      ticktext=[f"{lo + t / 255 * (hi - lo):.2g}" for t in ticks]),
-        hovertemplate="row %{y}<br>unit %{x}<br>a ≈ %{z}/255<extra></extra>"))
+    heat = dict(type="heatmap", z=Z, colorscale=style_colorscale("Viridis"), zmin=0, zmax=255, y=np.arange(len(idx)),
+                colorbar=dict(title=dict(text="a"), thickness=12, tickvals=ticks,
+                              ticktext=[f"{lo + t / 255 * (hi - lo):.2g}" for t in ticks]),
+                hovertemplate="row %{y}<br>unit %{x}<br>a ≈ %{z}/255<extra></extra>")
     if labels is not None:
         lab = np.asarray(labels)[idx]
         change = np.flatnonzero(np.diff(lab)) + 1
         starts = np.r_[0, change]
-        fig.update_yaxes(tickvals=starts, ticktext=[f"{lab[k]}" for k in starts], title="samples (by label)")
+        yaxis = dict(tickvals=starts, ticktext=[f"{lab[k]}" for k in starts], **axis_title("samples (by label)"))
     else:
-        fig.update_yaxes(title="samples")
-    fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(title="hidden unit j")
-    del ytext
-    return layout(fig, "Activations: samples × units", height=height)
+        yaxis = axis_title("samples")
+    return figure([heat], base_layout("Activations: samples × units", height=height, xaxis=axis_title("hidden unit j"),
+                                      yaxis={**yaxis, "autorange": "reversed"}))
 
 
 def distribution_over_time(steps: np.ndarray, fractions: np.ndarray, edges: np.ndarray, y_title: str,
@@ -143,31 +143,32 @@ def distribution_over_time(steps: np.ndarray, fractions: np.ndarray, edges: np.n
     else:
         centers = (lo + hi) / 2
     Z = np.sqrt(fractions.T)
-    fig = go.Figure(go.Heatmap(x=steps, y=centers, z=_quantize(Z, 0.0, float(Z.max()) or 1.0), colorscale=colorscale,
-                               showscale=False, hovertemplate="step %{x:,}<br>value ≈ %{y:.3g}<extra></extra>"))
+    data = [dict(type="heatmap", x=steps, y=centers, z=_quantize(Z, 0.0, float(Z.max()) or 1.0),
+                 colorscale=style_colorscale(colorscale), showscale=False,
+                 hovertemplate="step %{x:,}<br>value ≈ %{y:.3g}<extra></extra>")]
+    lines = {}
     if isinstance(target, tuple):
-        fig.add_trace(_target_line(*target, until=float(steps[-1])))
+        data.append(_target_line(*target, until=float(steps[-1])))
     elif target is not None:
-        fig.add_hline(y=target, line=dict(color="#d62728", dash="dash", width=2), annotation_text=f"ρ = {target:g}",
-                      annotation_position="top right")
-    fig.update_xaxes(title="step")
-    fig.update_yaxes(title=y_title, type="log" if log_y else "linear")
-    return layout(fig, title, height=height)
+        shape, notes = hline(target, dict(color="#d62728", dash="dash", width=2), f"ρ = {target:g}")
+        lines = {"shapes": [shape], "annotations": notes}
+    return figure(data, base_layout(title, height=height, xaxis=axis_title("step"),
+                                    yaxis={**axis_title(y_title), "type": "log" if log_y else "linear"}, **lines))
 
 
-def _target_line(steps: np.ndarray, values: np.ndarray, until: float, points: int = 400) -> go.Scatter:
-    """The target ρ over the steps (a step line, thinned to the points where it changes plus a few)."""
+def _target_line(steps: np.ndarray, values: np.ndarray, until: float, points: int = 400) -> dict:
+    """The target ρ over the steps (a step line, thinned to the points where it changes plus a few): a trace dict."""
     steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
     keep = steps <= until
     steps, values = steps[keep], values[keep]
     if len(steps) == 0:
-        return go.Scatter(x=[], y=[], name="target ρ")
+        return dict(type="scatter", x=[], y=[], name="target ρ")
     change = np.r_[True, values[1:] != values[:-1]]  # where it changed
     change[-1] = True
     change[np.linspace(0, len(steps) - 1, min(points, len(steps))).astype(int)] = True
-    return go.Scatter(x=f32(steps[change]), y=f32(values[change]), name="target ρ", mode="lines", line_shape="hv",
-                      line=dict(color="#d62728", dash="dash", width=2), showlegend=False,
-                      hovertemplate="step %{x:,}<br>target ρ %{y:g}<extra></extra>")
+    return dict(type="scatter", x=f32(steps[change]), y=f32(values[change]), name="target ρ", mode="lines",
+                line=dict(color="#d62728", dash="dash", width=2, shape="hv"), showlegend=False,
+                hovertemplate="step %{x:,}<br>target ρ %{y:g}<extra></extra>")
 
 
 __all__ = ["binned", "histogram_figure", "activation_histogram", "rho_hat_histogram", "l0_histogram",

@@ -2,6 +2,7 @@
 
 - :func:`filters_figure`: every unit's weights as an image, tiled into ONE grayscale picture (a PNG inside the
   figure, not one subplot per unit), with invisible hover and click targets at the tile centres;
+  built as plain dicts (``sae.viz.style.figure``: no per-property validation);
 - :func:`weights_heatmap`: the weights of data that are not images, one row per unit.
 """
 
@@ -14,7 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from sae.viz.images import tile_filters, tile_positions
-from sae.viz.style import image_trace_figure, layout
+from sae.viz.style import axis_title, base_layout, colorscale, figure, image_parts
 
 
 def filters_figure(W: np.ndarray, image_shape: tuple[int, int], order: np.ndarray | None = None,
@@ -33,7 +34,6 @@ def filters_figure(W: np.ndarray, image_shape: tuple[int, int], order: np.ndarra
     s = len(W)
     order = np.arange(s) if order is None else np.asarray(order)
     img = tile_filters(W[order], image_shape, normalize=normalize, border=1)
-    fig = image_trace_figure(img, height)
     boxes = tile_positions(s, image_shape)
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
     extra = []
@@ -46,10 +46,11 @@ def filters_figure(W: np.ndarray, image_shape: tuple[int, int], order: np.ndarra
                        np.asarray(rho_hat, dtype=float)[order] if rho_hat is not None else np.zeros(s),
                        np.asarray(norms, dtype=float)[order] if norms is not None else np.zeros(s),
                        np.array([u in dead_set for u in order], dtype=float)], axis=1)
-    fig.add_trace(go.Scatter(  # customdata as plain lists: selection events hand them back as lists
-        x=cx, y=cy, mode="markers", customdata=np.round(custom, 5).tolist(), showlegend=False, name="units",
-        marker=dict(size=max(6, min(40, int(400 / math.sqrt(s)))), symbol="square", opacity=0, color="#000"),
-        hovertemplate="unit %{customdata[0]:.0f}<br>" + "<br>".join(extra) + "<extra></extra>"))
+    targets = dict(  # customdata as plain lists: selection events hand them back as lists
+        type="scatter", x=cx, y=cy, mode="markers", customdata=np.round(custom, 5).tolist(), showlegend=False,
+        name="units", marker=dict(size=max(6, min(40, int(400 / math.sqrt(s)))), symbol="square", opacity=0,
+                                  color="#000"),
+        hovertemplate="unit %{customdata[0]:.0f}<br>" + "<br>".join(extra) + "<extra></extra>")
     position = {int(u): k for k, u in enumerate(order)}
     shapes = []
     for u in sorted(dead_set):
@@ -60,8 +61,8 @@ def filters_figure(W: np.ndarray, image_shape: tuple[int, int], order: np.ndarra
         x0, y0, x1, y1 = boxes[position[int(selected)]]
         shapes.append(dict(type="rect", x0=x0 - 0.3, y0=y0 - 0.3, x1=x1 + 0.3, y1=y1 + 0.3,
                            line=dict(color="#ff9f1c", width=3)))
-    fig.update_layout(shapes=shapes, hovermode="closest", clickmode="event+select")
-    return fig
+    image, layout = image_parts(img, height)
+    return figure([image, targets], {**layout, "shapes": shapes, "hovermode": "closest", "clickmode": "event+select"})
 
 
 def weights_heatmap(W: np.ndarray, dead: Sequence[int] = (), title: str | None = None,
@@ -70,13 +71,14 @@ def weights_heatmap(W: np.ndarray, dead: Sequence[int] = (), title: str | None =
     W = np.asarray(W, dtype=float)
     lim = float(np.max(np.abs(W))) or 1.0
     s, n = W.shape
-    labels = [f"{j} ✕" if j in set(int(d) for d in dead) else str(j) for j in range(s)]
-    fig = go.Figure(go.Heatmap(z=W.astype(np.float32), x=np.arange(n), y=labels, colorscale="RdBu", zmid=0,
-                               zmin=-lim, zmax=lim, colorbar=dict(title="weight", thickness=12),
-                               hovertemplate="unit %{y}<br>input %{x}<br>w = %{z:.4f}<extra></extra>"))
-    fig.update_xaxes(title=x_title)
-    fig.update_yaxes(title="hidden unit j (✕ dead)", autorange="reversed", type="category")
-    return layout(fig, title, height=height or int(min(640, 160 + 14 * s)))
+    dead_set = {int(d) for d in dead}
+    labels = [f"{j} ✕" if j in dead_set else str(j) for j in range(s)]
+    heat = dict(type="heatmap", z=W.astype(np.float32), x=np.arange(n), y=labels, colorscale=colorscale("RdBu"),
+                zmid=0, zmin=-lim, zmax=lim, colorbar=dict(title=dict(text="weight"), thickness=12),
+                hovertemplate="unit %{y}<br>input %{x}<br>w = %{z:.4f}<extra></extra>")
+    return figure([heat], base_layout(title, height=height or int(min(640, 160 + 14 * s)), xaxis=axis_title(x_title),
+                                      yaxis={**axis_title("hidden unit j (✕ dead)"), "autorange": "reversed",
+                                             "type": "category"}))
 
 
 __all__ = ["filters_figure", "weights_heatmap"]

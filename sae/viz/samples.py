@@ -5,6 +5,8 @@
 - :func:`pca_scatter`: points projected on principal components, coloured by label, each hover a tiny
   picture of the input (:func:`hover_image`);
 - :func:`probe_figure`: held-out accuracy of a linear probe on each representation.
+
+The live ones are built as plain dicts (``sae.viz.style.figure``: no per-property validation).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from sae.viz.images import tile, tile_images, tile_positions
-from sae.viz.style import LABEL_COLORS, image_trace_figure, layout
+from sae.viz.style import LABEL_COLORS, axis_title, base_layout, figure, image_parts, image_trace_figure, layout
 
 WEBGL_ABOVE = 3000  # points in a 2-D scatter before WebGL is worth one of the browser's few WebGL contexts
 SHADES = " ░▒▓█"  # hover "images": one shade per grey level, each pixel two characters wide
@@ -55,19 +57,18 @@ def reconstruction_figure(X: np.ndarray, X_hat: np.ndarray, errors: np.ndarray, 
     cols = min(columns, m)
     img = tile(cells, columns=cols, border=border, border_value=1.0)
     rows = -(-m // cols)
-    fig = image_trace_figure(img, height or int(min(720, max(260, 150 * rows))))
+    image, layout_ = image_parts(img, height or int(min(720, max(260, 150 * rows))))
     boxes = tile_positions(m, (band + h, 2 * w + 1), cols, border)
     index = np.arange(m) if index is None else np.asarray(index)
-    for k in range(m):
-        x0, y0, x1, _ = boxes[k]
-        fig.add_annotation(x=(x0 + x1) / 2, y=y0 + band / 2, text=f"#{index[k]} · err {errors[k]:.3g}",
-                           showarrow=False, yanchor="middle", font=dict(size=11, color="#333"))
-    fig.add_trace(go.Scatter(x=(boxes[:, 0] + boxes[:, 2]) / 2, y=boxes[:, 1] + band + h / 2,
-                             mode="markers", marker=dict(opacity=0, size=30), showlegend=False,
-                             customdata=np.stack([index, errors], 1),
-                             hovertemplate="sample #%{customdata[0]:.0f}<br>left: input x · right: x̂"
-                                           "<br>½‖x̂−x‖² = %{customdata[1]:.4g}<extra></extra>"))
-    return fig
+    notes = [dict(x=(x0 + x1) / 2, y=y0 + band / 2, text=f"#{index[k]} · err {errors[k]:.3g}", showarrow=False,
+                  yanchor="middle", font=dict(size=11, color="#333"))
+             for k, (x0, y0, x1, _) in enumerate(boxes)]
+    targets = dict(type="scatter", x=(boxes[:, 0] + boxes[:, 2]) / 2, y=boxes[:, 1] + band + h / 2,
+                   mode="markers", marker=dict(opacity=0, size=30), showlegend=False,
+                   customdata=np.stack([index, errors], 1),
+                   hovertemplate="sample #%{customdata[0]:.0f}<br>left: input x · right: x̂"
+                                 "<br>½‖x̂−x‖² = %{customdata[1]:.4g}<extra></extra>")
+    return figure([image, targets], {**layout_, "annotations": notes})
 
 
 def matrix_pair_figure(X: np.ndarray, X_hat: np.ndarray, index: Sequence[int] | None = None,
@@ -121,32 +122,28 @@ def pca_scatter(coords: np.ndarray, explained: np.ndarray, labels: np.ndarray | 
     ev = [f"PC{i + 1} ({100 * explained[i]:.1f}%)" for i in range(dims)]
     groups = [(None, np.arange(m))] if labels is None else \
         [(lab, np.flatnonzero(labels == lab)) for lab in np.unique(labels)]
-    fig = go.Figure()
+    data = []
     text = np.asarray(hover, dtype=object) if hover is not None else None
     for g, (lab, idx) in enumerate(groups):
         name = "samples" if lab is None else f"{lab}"
         color = LABEL_COLORS[g % 10] if lab is not None else "#1f77b4"
         ht = ("label " + name + " · #%{customdata}" if lab is not None else "#%{customdata}") + \
              ("<br>%{text}" if text is not None else "") + "<extra></extra>"
-        common = dict(mode="markers", name=name, customdata=idx, text=text[idx] if text is not None else None,
-                      hovertemplate=ht)
+        common = dict(mode="markers", name=name, customdata=idx, hovertemplate=ht,
+                      **({"text": text[idx].tolist()} if text is not None else {}))
         if dims == 3:
-            fig.add_trace(go.Scatter3d(x=coords[idx, 0], y=coords[idx, 1], z=coords[idx, 2],
-                                       marker=dict(size=3, color=color, opacity=0.8), **common))
+            data.append(dict(type="scatter3d", x=coords[idx, 0], y=coords[idx, 1], z=coords[idx, 2],
+                             marker=dict(size=3, color=color, opacity=0.8), **common))
         else:  # SVG up to a few thousand points (redrawn live, WebGL contexts are scarce); WebGL beyond
-            trace = go.Scattergl if m > WEBGL_ABOVE else go.Scatter
-            fig.add_trace(trace(x=coords[idx, 0], y=coords[idx, 1] if dims > 1 else np.zeros(len(idx)),
-                                marker=dict(size=6, color=color, opacity=0.75), **common))
-    if dims == 3:
-        fig.update_layout(scene=dict(xaxis_title=ev[0], yaxis_title=ev[1], zaxis_title=ev[2]))
-    else:
-        fig.update_xaxes(title=ev[0])
-        fig.update_yaxes(title=ev[1] if dims > 1 else "")
-    fig.update_layout(hoverlabel=dict(font=dict(family="DejaVu Sans Mono, Menlo, Consolas, monospace", size=11)),
-                      legend=dict(title="label" if labels is not None else None, itemsizing="constant"))
-    layout(fig, title, height=height)
-    fig.update_layout(legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top"))
-    return fig
+            data.append(dict(type="scattergl" if m > WEBGL_ABOVE else "scatter", x=coords[idx, 0],
+                             y=coords[idx, 1] if dims > 1 else np.zeros(len(idx)),
+                             marker=dict(size=6, color=color, opacity=0.75), **common))
+    axes = dict(scene=dict(xaxis=axis_title(ev[0]), yaxis=axis_title(ev[1]), zaxis=axis_title(ev[2]))) \
+        if dims == 3 else dict(xaxis=axis_title(ev[0]), yaxis=axis_title(ev[1] if dims > 1 else ""))
+    legend = dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top", itemsizing="constant",
+                  **({"title": {"text": "label"}} if labels is not None else {}))
+    return figure(data, base_layout(title, height=height, legend=legend, **axes, hoverlabel=dict(
+        font=dict(family="DejaVu Sans Mono, Menlo, Consolas, monospace", size=11))))
 
 
 def probe_figure(accuracies: Mapping[str, float], chance: float | None = None, height: int = 220) -> go.Figure:

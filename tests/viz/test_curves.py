@@ -8,22 +8,10 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
+from figure_cases import history  # also imported from here by test_live_truth
 
 from sae.core.loss import kl_divergence
 from sae.viz import curves, style
-
-
-def history(n=5000, s=0):
-    rng = np.random.default_rng(s)
-    steps = np.arange(n, dtype=float)
-    h = {"step": steps, "epoch": steps / 10, "time": steps / 100}
-    for k in ("total", "reconstruction", "sparsity", "weight_decay"):
-        h[k] = rng.random(n) + 0.1
-    h["total"] = h["reconstruction"] + h["sparsity"] + h["weight_decay"]
-    h |= {"rho_hat_mean": rng.random(n) * 0.1, "rho_hat_std": rng.random(n) * 0.01,
-          "rho_hat_min": np.zeros(n), "rho_hat_max": np.full(n, 0.3), "rho": np.full(n, 0.05),
-          "beta": np.full(n, 3.0), "lambda": np.full(n, 1e-4), "lr": np.full(n, 1e-2)}
-    return h
 
 
 def payload(fig: go.Figure) -> int:

@@ -51,8 +51,10 @@ def test_image_trace_figure_png_below_and_jpeg_above_the_limit():
 
 
 def test_every_figure_module_uses_the_one_style():
-    for module in (curves, filters, distributions, samples, experiment_figures, run_figures):
+    for module in (experiment_figures, run_figures, samples):  # figures built through go.Figure's methods
         assert module.layout is style.layout
-    assert filters.image_trace_figure is style.image_trace_figure is experiment_figures.image_trace_figure
-    assert samples.image_trace_figure is style.image_trace_figure
+    for module in (curves, filters, distributions, samples):  # the live figures, built as plain dicts
+        assert module.base_layout is style.base_layout and module.figure is style.figure
+    assert filters.image_parts is style.image_parts is samples.image_parts
+    assert samples.image_trace_figure is style.image_trace_figure is experiment_figures.image_trace_figure
     assert run_figures.LABEL_COLORS is style.LABEL_COLORS and experiment_figures.TERM_COLORS is style.TERM_COLORS
