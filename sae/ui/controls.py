@@ -24,6 +24,7 @@ import math
 
 import streamlit as st
 
+from sae.app.polling import live_polls, refresh_interval, server_cores
 from sae.app.job import Job
 from sae.app.settings import Settings
 from sae.core.config import ACTIVATIONS, OPTIMIZERS, ConfigError
@@ -220,8 +221,8 @@ def status_text(job: Job) -> str:
 def status_line(job: Job) -> None:
     """The live status line (its own small fragment in the sidebar)."""
 
-    every = POLL_SECONDS if job.status == RunStatus.RUNNING \
-        else QUEUED_POLL_SECONDS if job.status == RunStatus.QUEUED else None
+    every = refresh_interval(live_polls().count(), server_cores()) if job.status == RunStatus.RUNNING \
+        else QUEUED_POLL_SECONDS if job.status == RunStatus.QUEUED else None  # the live views' pace (sae.app.polling)
 
     @st.fragment(run_every=every)
     def _status() -> None:

@@ -37,6 +37,8 @@ def configure_process() -> None:
             threading.Thread(target=workers.warm, name="sae-workers-warm-up", daemon=True).start()  # forkserver
             gc.collect()
             gc.freeze()
+            import pandas  # noqa: F401 - before the warm-up thread imports scikit-learn (which imports pandas):
+            # while pandas is half-imported there, Plotly's array checks in a page's thread raise AttributeError
             threading.Thread(target=_warm_up, name="sae-warm-up", daemon=True).start()
             _configured = True
 
