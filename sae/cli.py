@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--out", metavar="DIR", default=None,
                         help="write the run here: config.json, model.safetensors, history.npz and, for "
                              "image data, filters.png (default: nothing is saved)")
+    output.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in --out (without it, a run there is never replaced; a "
+                             "directory holding other files is refused in any case)")
     output.add_argument("--quiet", action="store_true", help="no progress bar (the summary is still printed)")
     train.set_defaults(handler=cmd_train)
 
@@ -118,16 +121,27 @@ def _load_data(args):
     return data, data.name
 
 
+def _check_out(out: str, overwrite: bool) -> None:
+    """Refuse an --out that would destroy something or cannot be written, before any training."""
+    from sae.runs.files import RunExistsError, check_run_target
+
+    try:
+        check_run_target(out, overwrite=overwrite)
+    except RunExistsError:
+        raise ConfigError(f"--out {out} already holds a run; nothing was changed: continue it with --resume {out}, "
+                          f"or replace it with --overwrite.") from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
     from tqdm import tqdm
 
     from sae.core.config import ModelConfig
-    from sae.viz.images import save_png, tile_filters
+    from sae.viz.images import to_png_bytes, tile_filters
     from sae.core.loss import sparse_autoencoder_loss
     from sae.evaluation.metrics import summarize
-    from sae.runs.files import save_run
+    from sae.runs.files import FILTERS_FILE, save_run
     from sae.training.trainer import Trainer
 
     if args.penalty == "topk" and args.topk is None:
@@ -135,8 +149,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(rho=args.rho, beta=args.beta, weight_decay=args.weight_decay, penalty=args.penalty,
                          optimizer=args.optimizer, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
                          max_iter=args.max_iter, seed=args.seed)
-    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
-        raise ConfigError(f"--out {args.out} exists and is not a directory.")
+    if args.out:
+        _check_out(args.out, args.overwrite)
     data, dataset_name = _load_data(args)
     decoder = args.decoder if args.decoder != "auto" else ("sigmoid" if data.in_unit_interval else "linear")
     model_config = ModelConfig(data.n_features, args.hidden, args.activation, decoder, args.topk)
@@ -176,17 +190,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"time {snapshot.elapsed:.2f} s training, {wall:.2f} s wall; {trainer.step_count} {unit}s")
 
     if args.out:
-        out = save_run(args.out, model, config, trainer.history(), dataset_name)
-        files = ["config.json", "model.safetensors", "history.npz"]
+        extra = {}
         if data.image_shape is not None:
             scale = max(1, math.ceil(FILTER_CELL_PIXELS / max(data.image_shape)))
-            image = tile_filters(model.encoder.weight.detach().numpy(), data.image_shape)
-            try:
-                save_png(image, out / "filters.png", scale=scale)
-            except OSError as exc:
-                raise ConfigError(f"cannot write {out / 'filters.png'}: {exc.strerror or exc}.") from None
-            files.append("filters.png")
-        print(f"saved {out}: {', '.join(files)}")
+            extra[FILTERS_FILE] = to_png_bytes(tile_filters(model.encoder.weight.detach().numpy(),
+                                                            data.image_shape), scale=scale)
+        out = save_run(args.out, model, config, trainer.history(), dataset_name, step=trainer.step_count,
+                       overwrite=args.overwrite, extra_files=extra)
+        print(f"saved {out}: {', '.join(p.name for p in sorted(out.iterdir()))}")
     if snapshot.status == RunStatus.DIVERGED:
         print(f"error: {snapshot.reason}", file=sys.stderr)
         return 1

@@ -133,3 +133,51 @@ def test_subprocess_error_has_no_traceback():
     result = run_cli("train", "--dataset", "toy", "--rho", "0")
     assert result.returncode == 2
     assert result.stderr.startswith("error: rho") and "Traceback" not in result.stderr
+
+
+# --------------------------------------------------------------------------- writes never destroy
+
+def _tree(path: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
+
+
+def test_out_holding_a_run_is_refused_naming_resume_and_overwrite(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", "--dataset", "toy", "--hidden", "2", "--epochs", "1", "--quiet", "--out", str(out)]) == 0
+    before = _tree(out)
+    capsys.readouterr()
+    assert cli.main(["train", "--dataset", "toy", "--hidden", "3", "--epochs", "1", "--quiet", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "--resume" in captured.err and "--overwrite" in captured.err and captured.err.count("\n") == 1
+    assert "loss (all data)" not in captured.out  # refused before training
+    assert _tree(out) == before
+
+
+def test_overwrite_leaves_no_stale_files(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", "--dataset", "digits", "--hidden", "4", "--optimizer", "lbfgs", "--max-iter", "2",
+                     "--quiet", "--out", str(out)]) == 0
+    assert (out / "filters.png").exists()
+    assert cli.main(["train", "--dataset", "toy", "--hidden", "3", "--epochs", "1", "--quiet", "--overwrite",
+                     "--out", str(out)]) == 0
+    assert not (out / "filters.png").exists()  # the 8x8 filters of the digits run are gone with it
+    assert load_run(out).model_config.n_hidden == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_out_holding_another_tools_files_is_refused(tmp_path, capsys):
+    out = tmp_path / "theirs"
+    out.mkdir()
+    (out / "config.json").write_text('{"learning_rate": 3}')
+    for extra in ([], ["--overwrite"]):
+        assert cli.main(["train", "--dataset", "toy", "--epochs", "1", "--quiet", "--out", str(out), *extra]) == 2
+        assert "not a run of the Lab" in capsys.readouterr().err
+    assert _tree(out) == {"config.json": b'{"learning_rate": 3}'}
+
+
+def test_unwritable_out_is_found_before_training(tmp_path, capsys):
+    blocker = tmp_path / "f"
+    blocker.write_text("")
+    assert cli.main(["train", "--dataset", "toy", "--epochs", "1", "--out", str(blocker / "run")]) == 2
+    captured = capsys.readouterr()
+    assert "not a directory" in captured.err and "loss (all data)" not in captured.out and captured.out == ""
