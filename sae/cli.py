@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seeds the initial weights, the batch order and which patches are cut "
                             "(default: %(default)s)")
     output = train.add_argument_group("output")
+    output.add_argument("--resume", metavar="DIR", default=None,
+                        help="continue the run saved in DIR from its recorded step, history and optimiser state, "
+                             "with its own settings and data, up to a new --epochs / --max-iter (the budget of "
+                             "the whole run); written back to DIR unless --out names another (default: off)")
     output.add_argument("--out", metavar="DIR", default=None,
                         help="write the run here: config.json, model.safetensors, history.npz and, for "
                              "image data, filters.png (default: nothing is saved)")
@@ -132,16 +136,15 @@ def _check_out(out: str, overwrite: bool) -> None:
                           f"or replace it with --overwrite.") from None
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    import numpy as np
+RESUME_FLAGS = {"resume", "epochs", "max_iter", "out", "overwrite", "quiet", "threads", "data", "header",
+                "labels_column"}  # what --resume accepts: the budget, the output, and the file the run was trained on
+
+
+def _new_trainer(args: argparse.Namespace):
+    """(trainer, data, its name, where to write, whether a run there may be replaced) for a new run."""
     import torch
-    from tqdm import tqdm
 
     from sae.core.config import ModelConfig
-    from sae.viz.images import to_png_bytes, tile_filters
-    from sae.core.loss import sparse_autoencoder_loss
-    from sae.evaluation.metrics import summarize
-    from sae.runs.files import FILTERS_FILE, save_run
     from sae.training.trainer import Trainer
 
     if args.penalty == "topk" and args.topk is None:
@@ -154,11 +157,65 @@ def cmd_train(args: argparse.Namespace) -> int:
     data, dataset_name = _load_data(args)
     decoder = args.decoder if args.decoder != "auto" else ("sigmoid" if data.in_unit_interval else "linear")
     model_config = ModelConfig(data.n_features, args.hidden, args.activation, decoder, args.topk)
-    X = torch.tensor(data.X)  # a writable copy: data.X is read-only
-    trainer = Trainer(X, model_config, config)
+    trainer = Trainer(torch.tensor(data.X), model_config, config)  # a writable copy: data.X is read-only
+    return trainer, data, dataset_name, args.out, args.overwrite
+
+
+def _resumed_trainer(args: argparse.Namespace, given: set[str]):
+    """The same for ``--resume DIR``: the run's own settings, data and state; written back to DIR by default."""
+    import torch
+
+    from sae.data import load_dataset
+    from sae.runs.files import NothingToDo, continue_run, load_run
+
+    changed = sorted(given - RESUME_FLAGS)
+    if changed:
+        flag = "--" + changed[0].replace("_", "-")
+        raise ConfigError(f"{flag} cannot change when continuing a run (--resume keeps its settings; give only "
+                          f"--epochs / --max-iter, --out, --quiet, --threads); start a new run to change it.")
+    run = load_run(args.resume)
+    recorded = run.dataset or ""
+    if args.data:
+        data, dataset_name = _load_data(args)
+    elif recorded.startswith("file:") or not recorded:
+        raise ConfigError(f"{args.resume} was trained on {recorded[5:] or 'data it does not name'}: give that file "
+                          f"again with --data PATH.")
+    else:
+        data, dataset_name = load_dataset(recorded, seed=run.train_config.seed if run.train_config else 0), recorded
+    out = args.out or args.resume
+    same = Path(out).resolve() == Path(args.resume).resolve()
+    overwrite = same or args.overwrite
+    _check_out(out, overwrite)
+    budget = {k: getattr(args, k) for k in ("epochs", "max_iter") if k in given}
+    try:
+        trainer = continue_run(run, torch.tensor(data.X), **budget)
+    except NothingToDo as exc:
+        flag = "--" + exc.field.replace("_", "-")
+        raise ConfigError(f"{exc}".replace(f"give {exc.field} above", f"give {flag} above")) from None
+    return trainer, data, dataset_name, out, overwrite
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from sae.viz.images import to_png_bytes, tile_filters
+    from sae.core.loss import sparse_autoencoder_loss
+    from sae.evaluation.metrics import summarize
+    from sae.runs.files import FILTERS_FILE, save_run
+
+    if args.resume:
+        trainer, data, dataset_name, out_dir, overwrite = _resumed_trainer(args, getattr(args, "given", set()))
+    else:
+        trainer, data, dataset_name, out_dir, overwrite = _new_trainer(args)
+    config, mc, start_step = trainer.config, trainer.model.config, trainer.step_count
+    X = trainer.X
     if not args.quiet:
-        print(f"{dataset_name}: {data.n_samples:,} samples x {data.n_features} features -> {args.hidden} hidden units "
-              f"({args.activation}/{decoder}, {args.penalty} penalty, {args.optimizer})", file=sys.stderr)
+        what = f"continuing {args.resume} from step {trainer.step_count}: " if args.resume else ""
+        print(f"{what}{dataset_name}: {data.n_samples:,} samples x {data.n_features} features -> {mc.n_hidden} hidden "
+              f"units ({mc.activation}/{mc.decoder_activation}, {config.penalty} penalty, {config.optimizer})",
+              file=sys.stderr)
 
     unit = "it" if config.optimizer == "lbfgs" else "step"
     bar = tqdm(total=trainer.total_steps, unit=unit, disable=args.quiet, file=sys.stderr, leave=False)
@@ -169,7 +226,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             bar.set_postfix(loss=f"{snap.losses['total']:.4g}", rho_hat=f"{float(np.mean(snap.rho_hat)):.3g}",
                             refresh=False)
 
-    wall = time.perf_counter()
+    wall, elapsed_before = time.perf_counter(), trainer.latest().elapsed
     try:
         snapshot = trainer.run(progress=progress)
     finally:
@@ -183,20 +240,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(snapshot.reason)
     print(f"loss (all data): total {float(terms['total']):.6g} = reconstruction {float(terms['reconstruction']):.6g}"
           f" + sparsity {float(terms['sparsity']):.6g} + weight decay {float(terms['weight_decay']):.6g}")
-    active = {"relu": "a > 0", "tanh": "(a+1)/2 > 0.1"}.get(args.activation, "a > 0.1")
+    active = {"relu": "a > 0", "tanh": "(a+1)/2 > 0.1"}.get(mc.activation, "a > 0.1")
     print(f"mean rho_hat {summary.rho_hat_mean:.4g} (target {config.rho:g}, std {summary.rho_hat_std:.3g}); "
-          f"dead units {summary.dead_units}/{args.hidden}; active units per sample {summary.l0_mean:.3g} "
+          f"dead units {summary.dead_units}/{mc.n_hidden}; active units per sample {summary.l0_mean:.3g} "
           f"(active: {active})")
-    print(f"time {snapshot.elapsed:.2f} s training, {wall:.2f} s wall; {trainer.step_count} {unit}s")
+    print(f"time {snapshot.elapsed - elapsed_before:.2f} s training, {wall:.2f} s wall; {trainer.step_count} {unit}s"
+          + (f" in all (from step {start_step})" if args.resume else ""))
 
-    if args.out:
+    if out_dir:
         extra = {}
         if data.image_shape is not None:
             scale = max(1, math.ceil(FILTER_CELL_PIXELS / max(data.image_shape)))
             extra[FILTERS_FILE] = to_png_bytes(tile_filters(model.encoder.weight.detach().numpy(),
                                                             data.image_shape), scale=scale)
-        out = save_run(args.out, model, config, trainer.history(), dataset_name, step=trainer.step_count,
-                       overwrite=args.overwrite, extra_files=extra)
+        optimizer_state = trainer.optimizer_state() if config.optimizer != "lbfgs" else None
+        out = save_run(out_dir, model, config, trainer.history(), dataset_name, step=trainer.step_count,
+                       overwrite=overwrite, optimizer_state=optimizer_state, extra_files=extra)
         print(f"saved {out}: {', '.join(p.name for p in sorted(out.iterdir()))}")
     if snapshot.status == RunStatus.DIVERGED:
         print(f"error: {snapshot.reason}", file=sys.stderr)
@@ -223,6 +282,17 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- entry point
 
+def _given_flags(argv: Sequence[str] | None) -> set[str]:
+    """The destinations of the options given on the command line (not left at their defaults)."""
+    parser = build_parser()
+    for sub in parser._subparsers._group_actions[0].choices.values():  # type: ignore[union-attr]
+        for action in sub._actions:
+            action.default = argparse.SUPPRESS
+        sub.set_defaults(handler=None)
+    given = vars(parser.parse_args(argv))
+    return {k for k in given if k not in ("command", "handler")}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (argparse usage errors exit 2 through SystemExit)."""
     from sae.data import DataError
@@ -230,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sae.runs.model_file import RunFileError
 
     args = build_parser().parse_args(argv)
+    args.given = _given_flags(argv)
     try:
         return args.handler(args)
     except (ConfigError, DataError, RunFileError, ImageError) as exc:

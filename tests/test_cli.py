@@ -181,3 +181,53 @@ def test_unwritable_out_is_found_before_training(tmp_path, capsys):
     assert cli.main(["train", "--dataset", "toy", "--epochs", "1", "--out", str(blocker / "run")]) == 2
     captured = capsys.readouterr()
     assert "not a directory" in captured.err and "loss (all data)" not in captured.out and captured.out == ""
+
+
+# --------------------------------------------------------------------------- continuing a run
+
+DIGITS_ADAM = ["train", "--dataset", "digits", "--hidden", "6", "--rho", "0.1", "--batch-size", "256", "--quiet"]
+
+
+def test_resume_continues_from_the_recorded_step_history_and_optimiser_state(tmp_path, capsys):
+    import torch
+
+    straight, out = tmp_path / "straight", tmp_path / "run"
+    assert cli.main([*DIGITS_ADAM, "--epochs", "4", "--out", str(straight)]) == 0
+    assert cli.main([*DIGITS_ADAM, "--epochs", "2", "--out", str(out)]) == 0
+    assert (out / "optimizer.safetensors").exists() and load_run(out).step == 14
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", str(out), "--epochs", "4", "--quiet"]) == 0
+    assert f"saved {out}" in capsys.readouterr().out
+    run, reference = load_run(out), load_run(straight)
+    assert run.step == reference.step == 28
+    np.testing.assert_array_equal(run.history["step"], reference.history["step"])
+    for name, value in reference.model.state_dict().items():
+        assert torch.equal(run.model.state_dict()[name], value), name
+
+
+def test_resume_with_nothing_left_to_do_says_so(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main([*DIGITS_ADAM, "--epochs", "1", "--out", str(out)]) == 0
+    before = _tree(out)
+    capsys.readouterr()
+    for extra in ([], ["--epochs", "1"]):
+        assert cli.main(["train", "--resume", str(out), "--quiet", *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: nothing left to do") and "give --epochs above 1" in err, err
+    assert _tree(out) == before
+
+
+@pytest.mark.parametrize("extra,message", [(["--rho", "0.2"], "--rho cannot change"),
+                                           (["--dataset", "toy"], "--dataset cannot change"),
+                                           (["--hidden", "25"], "--hidden cannot change")])
+def test_resume_refuses_flags_that_would_change_the_run(tmp_path, capsys, extra, message):
+    out = tmp_path / "run"
+    assert cli.main([*DIGITS_ADAM, "--epochs", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", str(out), "--epochs", "2", "--quiet", *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_resume_of_a_missing_run(tmp_path, capsys):
+    assert cli.main(["train", "--resume", str(tmp_path / "nope"), "--epochs", "2"]) == 2
+    assert "no run directory" in capsys.readouterr().err

@@ -7,6 +7,9 @@ A run directory holds these files and nothing else:
     model.safetensors   the model file of :mod:`sae.runs.model_file` (its metadata repeats the configs)
     history.npz         optional: the training history, one float64 (rows,) array per column
                         (np.savez; read back with allow_pickle=False)
+    optimizer.safetensors  optional: the optimiser state (``Trainer.optimizer_state()``: Adam's moments or SGD's
+                        momentum, the random stream, the epoch's batch order), so :func:`continue_run` goes on
+                        exactly where the run stopped
     filters.png         optional: the learned filters as a picture (the CLI writes it for image data)
 
 :func:`save_run` never destroys: it refuses a directory holding a run (unless asked to overwrite it) or
@@ -26,22 +29,26 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sae.core.config import ModelConfig, TrainConfig, config_to_dict
+from sae.core.config import ConfigError, ModelConfig, TrainConfig, config_to_dict
 from sae.core.model import SparseAutoencoder
 from sae.runs.model_file import (FORMAT_VERSION, MAX_MODEL_BYTES, Run, RunFileError, config_from_json, lab_version,
-                                 model_to_bytes, run_from_bytes)
+                                 model_to_bytes, read_header, run_from_bytes)
+
+if TYPE_CHECKING:
+    from sae.training.trainer import Trainer
 
 RUN_FORMAT = "sae-run"
 CONFIG_FILE, MODEL_FILE, HISTORY_FILE = "config.json", "model.safetensors", "history.npz"
 MAX_CONFIG_BYTES = 2**20
 MAX_HISTORY_BYTES = 64 * 2**20
+OPTIMIZER_FILE, OPTIMIZER_FORMAT = "optimizer.safetensors", "sae-optimizer"
 FILTERS_FILE = "filters.png"
 EXTRA_FILES = (FILTERS_FILE,)  # files a run directory may hold besides its own
-RUN_FILES = (CONFIG_FILE, MODEL_FILE, HISTORY_FILE, *EXTRA_FILES)
+RUN_FILES = (CONFIG_FILE, MODEL_FILE, HISTORY_FILE, OPTIMIZER_FILE, *EXTRA_FILES)
 _CONFIG_KEYS = {"format", "format_version", "sae_version", "dataset", "model", "train"}
 
 
@@ -133,7 +140,7 @@ def _history_arrays(history: dict[str, Any], what: str) -> dict[str, np.ndarray]
 
 def save_run(path: str | os.PathLike, model: SparseAutoencoder, train_config: TrainConfig | None,
              history: dict[str, np.ndarray] | None = None, dataset: str | None = None, *,
-             step: int | None = None, overwrite: bool = False,
+             step: int | None = None, overwrite: bool = False, optimizer_state: dict[str, Any] | None = None,
              extra_files: dict[str, bytes] | None = None) -> Path:
     """Write a run directory; returns its path. Writes never destroy:
 
@@ -144,7 +151,8 @@ def save_run(path: str | os.PathLike, model: SparseAutoencoder, train_config: Tr
       written: a failure leaves the earlier run (or nothing) and no half-written run.
 
     ``step``, the training step the weights are from, goes into the model file's metadata (``Run.step`` on
-    loading). ``extra_files``: more files of the run by name (only ``filters.png``). Files and directory get
+    loading); ``optimizer_state`` (``Trainer.optimizer_state()``) into ``optimizer.safetensors``: with both,
+    :func:`continue_run` continues the run exactly. ``extra_files``: more files of the run by name (only ``filters.png``). Files and directory get
     the modes of the user's umask.
     """
     path = Path(path)
@@ -161,10 +169,41 @@ def save_run(path: str | os.PathLike, model: SparseAutoencoder, train_config: Tr
         buffer = io.BytesIO()
         np.savez(buffer, **_history_arrays(history, str(path / HISTORY_FILE)))
         files[HISTORY_FILE] = buffer.getvalue()
+    if optimizer_state is not None:
+        files[OPTIMIZER_FILE] = _optimizer_bytes(optimizer_state, str(path / OPTIMIZER_FILE))
     files.update(extra)
     files[CONFIG_FILE] = (json.dumps(config, indent=2) + "\n").encode("utf-8")
     _move_into_place(path, files, state)
     return path
+
+
+def _optimizer_bytes(state: dict[str, Any], what: str) -> bytes:
+    import torch
+    from safetensors.torch import save
+
+    if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
+        raise RunFileError(f"{what}: the optimiser state must be a dict of name -> tensor (Trainer.optimizer_state()).")
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+    return save(tensors, metadata={"format": OPTIMIZER_FORMAT, "format_version": str(FORMAT_VERSION)})
+
+
+def _load_optimizer(path: Path) -> dict[str, Any]:
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    data = _read_file(path, MAX_MODEL_BYTES, "optimiser state")
+    _, metadata = read_header(data, str(path))
+    if metadata.get("format") != OPTIMIZER_FORMAT:
+        raise RunFileError(f"{path} is not the optimiser state of a Lab run.")
+    try:
+        tensors = load(data)
+    except SafetensorError as exc:
+        raise RunFileError(f"{path} is corrupt ({exc}).") from None
+    for name, t in tensors.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise RunFileError(f"{path}: {name} contains NaN or infinite values.")
+    return tensors
 
 
 def _move_into_place(path: Path, files: dict[str, bytes], state: str) -> None:
@@ -273,9 +312,55 @@ def load_run(path: str | os.PathLike) -> Run:
                            f"{CONFIG_FILE} describes ({model_config}).")
     history_path = path / HISTORY_FILE
     history = _load_history(history_path) if history_path.exists() else {}
+    optimizer_path = path / OPTIMIZER_FILE
+    optimizer_state = _load_optimizer(optimizer_path) if optimizer_path.exists() else None
     return Run(model, model_config, train_config, config.get("dataset"), history, path,
-               config.get("sae_version"), stored.step)
+               config.get("sae_version"), stored.step, optimizer_state)
 
 
-__all__ = ["save_run", "load_run", "check_run_target", "RunExistsError", "RUN_FILES", "EXTRA_FILES", "FILTERS_FILE", "RUN_FORMAT", "CONFIG_FILE", "MODEL_FILE", "HISTORY_FILE", "MAX_CONFIG_BYTES",
+class NothingToDo(ConfigError):
+    """A run asked to continue whose budget is already spent; ``field`` names the budget to raise."""
+
+    def __init__(self, message: str, field: str, done: float) -> None:
+        super().__init__(message)
+        self.field, self.done = field, done
+
+
+def continue_run(run: Run | str | os.PathLike, X, *, epochs: float | None = None, max_iter: int | None = None,
+                 **trainer_kwargs: Any) -> "Trainer":
+    """A Trainer that continues a saved run (a :class:`Run` or its directory) on X, from its recorded step, history
+    and optimiser state: ``run()`` or ``start()`` it. ``epochs`` / ``max_iter``: the new budget of the whole run
+    (as in ``TrainConfig``; default: the recorded one). Without a saved optimiser state a fresh one starts;
+    L-BFGS always restarts its curvature memory. Raises :class:`NothingToDo` (a ConfigError) if the budget is
+    already spent, and ConfigError if X does not fit the model.
+    """
+    from dataclasses import replace
+
+    from sae.training.trainer import Trainer
+
+    if not isinstance(run, Run):
+        run = load_run(run)
+    where = str(run.path) if run.path is not None else "the run"
+    if run.train_config is None:
+        raise ConfigError(f"{where} records no training configuration, so it cannot be continued.")
+    changes = {k: v for k, v in (("epochs", epochs), ("max_iter", max_iter)) if v is not None}
+    config = replace(run.train_config, **changes)
+    step = run.step
+    if step is None:  # written before the step was recorded: the last history row is the best guess
+        steps = run.history.get("step")
+        step = int(steps[-1]) + 1 if steps is not None and len(steps) else 0
+    trainer = Trainer(X, config=config, model=run.model.train(), start_step=step, history=run.history or None,
+                      optimizer_state=run.optimizer_state, **trainer_kwargs)
+    if trainer.is_done():
+        if config.optimizer == "lbfgs":
+            field, done, where_at = "max_iter", step, f"iteration {step} of {config.max_iter}"
+        else:
+            done = step / trainer.steps_per_epoch
+            field, where_at = "epochs", f"epoch {done:g} of {config.epochs:g} (step {step})"
+        raise NothingToDo(f"nothing left to do: {where} is at {where_at}; give {field} above {done:g} to "
+                          f"continue it.", field, done)
+    return trainer
+
+
+__all__ = ["save_run", "load_run", "continue_run", "NothingToDo", "OPTIMIZER_FILE", "check_run_target", "RunExistsError", "RUN_FILES", "EXTRA_FILES", "FILTERS_FILE", "RUN_FORMAT", "CONFIG_FILE", "MODEL_FILE", "HISTORY_FILE", "MAX_CONFIG_BYTES",
            "MAX_HISTORY_BYTES"]

@@ -78,8 +78,11 @@ class Trainer(Observable):
             (the default); another function (e.g. a deliberately wrong variant from ``sae.experiments.mistakes``)
             uses autograd.
         slots: a TrainingSlots shared by the trainers of one server: steps are taken only while holding one.
-        start_step, history: continue a saved run: its step count and its history columns (a new
-            optimiser starts, so Adam's moments are not restored).
+        start_step, history: continue a saved run: its step count and its history columns.
+        optimizer_state: with them, the saved :meth:`optimizer_state` (Adam's moments or SGD's momentum, the random
+            stream and the epoch's batch order), so the run goes on exactly as if never interrupted; without it a
+            fresh optimiser starts. L-BFGS ignores it and restarts its curvature memory.
+            ``sae.runs.files.continue_run`` does all this from a saved run directory.
         fused: use the hand-derived forward/backward pass (sae.core.fused) and fused optimiser kernels
             where they cover the model; False forces autograd (same results within rounding).
         threads: torch threads of the background training thread (``start()``; ``run()`` keeps the caller's).
@@ -97,7 +100,7 @@ class Trainer(Observable):
                  snapshot_interval: float = 0.1, history_capacity: int = 2000, fused: bool = True,
                  slots: TrainingSlots | None = None, loss: LossFunction = sparse_autoencoder_loss,
                  start_step: int = 0, history: dict[str, np.ndarray] | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, optimizer_state: dict[str, torch.Tensor] | None = None) -> None:
         self.config = config or TrainConfig()
         self.X = as_training_tensor(X)
         m, n = self.X.shape
@@ -125,6 +128,8 @@ class Trainer(Observable):
             and fused_supports(model, self.config.penalty, self.config.rho_hat) else None
         self._minibatch = MinibatchOptimizer(model, self.X, self.config, self.batch_size, self.steps_per_epoch,
                                              self._generator, loss=loss, fused=self._fused)
+        if optimizer_state is not None and self.config.optimizer != "lbfgs":
+            self._minibatch.load_state_tensors(optimizer_state, self.config.optimizer)
         self.full_batch = FullBatchLBFGS(model, self.X, self.config, loss=loss, fused=self._fused is not None) \
             if self.config.optimizer == "lbfgs" else None  # the L-BFGS driver (None for adam and sgd)
         self._history = History(HISTORY_COLUMNS, history_capacity)
@@ -235,6 +240,11 @@ class Trainer(Observable):
         """The Adam or SGD optimiser of the minibatch steps (its state_dict and param_groups are torch's own)."""
         return self._minibatch.optimizer
 
+    def optimizer_state(self) -> dict[str, torch.Tensor]:
+        """The state a continued run needs to take the same next steps (``optimizer_state=`` of a new Trainer;
+        saved with a run by ``sae.runs.files.save_run``): named tensor copies. Call it while not training."""
+        return self._minibatch.state_tensors()
+
     @property
     def _lbfgs(self) -> LBFGS | None:
         """The L-BFGS state (x, f, g, evaluations) once the first iteration started, else None."""
@@ -244,6 +254,10 @@ class Trainer(Observable):
     def run(self, steps: int | None = None, progress: Callable[[Snapshot], None] | None = None) -> Snapshot:
         """Train in the calling thread for ``steps`` steps (default: to the end). Returns the last snapshot."""
         target = None if steps is None else self.step_count + steps  # the budget may change meanwhile
+        with self.control.lock:
+            self.apply_pending()
+        if self.is_done() and self.control.stop_reason is None:
+            return self._nothing_left()
         self._status = RunStatus.RUNNING
         self.restart_clock()
         last = time.perf_counter()
@@ -269,6 +283,16 @@ class Trainer(Observable):
         self.publish(status, reason)
         if progress is not None:
             progress(self._latest)  # type: ignore[arg-type]
+        return self._latest  # type: ignore[return-value]
+
+    def _nothing_left(self) -> Snapshot:
+        """run() with the budget already spent: the losses of the weights held (full batch), and a reason saying so."""
+        if self._last_terms is None:
+            cfg = self.config
+            with torch.no_grad():
+                self._last_terms = self.loss(self.model, self.X, cfg.rho, cfg.beta, cfg.weight_decay, cfg.penalty)
+        self.publish(RunStatus.FINISHED, f"nothing left to do: the run is at step {self.step_count} of its "
+                                         f"{self.budget_text()}; raise the budget (set_budget) to go on")
         return self._latest  # type: ignore[return-value]
 
     def step_flops(self) -> int:

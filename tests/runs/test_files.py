@@ -419,5 +419,20 @@ def test_saved_files_follow_the_umask(tmp_path, model):
         CONFIG_FILE: 0o644, MODEL_FILE: 0o644, HISTORY_FILE: 0o644, "filters.png": 0o644}
 
 
+def test_optimiser_state_round_trip_and_refusals(tmp_path, model):
+    state = {"encoder.weight.exp_avg": torch.randn(5, 12), "generator": torch.arange(7, dtype=torch.uint8)}
+    path = save_run(tmp_path / "r", model, None, optimizer_state=state)
+    loaded = load_run(path).optimizer_state
+    assert set(loaded) == set(state) and all(torch.equal(loaded[k], v) for k, v in state.items())
+    (path / "optimizer.safetensors").write_bytes(pickle.dumps({"x": 1}))
+    with pytest.raises(RunFileError, match="pickle"):
+        load_run(path)
+    (path / "optimizer.safetensors").write_bytes(st_save(tensors_of(model)))
+    with pytest.raises(RunFileError, match="not the optimiser state"):
+        load_run(path)
+    with pytest.raises(RunFileError, match="dict of name -> tensor"):
+        save_run(tmp_path / "r2", model, None, optimizer_state={"a": np.zeros(2)})
+
+
 def test_errors_are_value_errors():
     assert issubclass(RunFileError, ValueError)
