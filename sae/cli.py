@@ -253,10 +253,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             scale = max(1, math.ceil(FILTER_CELL_PIXELS / max(data.image_shape)))
             extra[FILTERS_FILE] = to_png_bytes(tile_filters(model.encoder.weight.detach().numpy(),
                                                             data.image_shape), scale=scale)
-        optimizer_state = trainer.optimizer_state() if config.optimizer != "lbfgs" else None
-        out = save_run(out_dir, model, config, trainer.history(), dataset_name, step=trainer.step_count,
+        diverged = snapshot.status == RunStatus.DIVERGED  # the weights kept are of an earlier step, its state is gone
+        optimizer_state = trainer.optimizer_state() if config.optimizer != "lbfgs" and not diverged else None
+        out = save_run(out_dir, model, config, trainer.history(), dataset_name, step=trainer.weights_step,
                        overwrite=overwrite, optimizer_state=optimizer_state, extra_files=extra)
-        print(f"saved {out}: {', '.join(p.name for p in sorted(out.iterdir()))}")
+        print(f"saved {out}: {', '.join(p.name for p in sorted(out.iterdir()))}"
+              + (f" (the weights of step {trainer.weights_step})" if diverged else ""))
     if snapshot.status == RunStatus.DIVERGED:
         print(f"error: {snapshot.reason}", file=sys.stderr)
         return 1

@@ -231,3 +231,21 @@ def test_resume_refuses_flags_that_would_change_the_run(tmp_path, capsys, extra,
 def test_resume_of_a_missing_run(tmp_path, capsys):
     assert cli.main(["train", "--resume", str(tmp_path / "nope"), "--epochs", "2"]) == 2
     assert "no run directory" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- divergence
+
+def test_a_loss_growing_a_million_fold_exits_1_with_the_message(tmp_path, capsys):
+    data = tmp_path / "big.npy"
+    np.save(data, (np.random.default_rng(0).normal(size=(500, 16)) * 100).astype(np.float32))
+    out = tmp_path / "run"
+    code = cli.main(["train", "--data", str(data), "--hidden", "8", "--decoder", "linear", "--optimizer", "sgd",
+                     "--lr", "1.2", "--beta", "0", "--epochs", "5", "--batch-size", "50", "--quiet", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.err.startswith("error: diverged: the loss grew to") and "million" in captured.err
+    assert "diverged" in captured.out and "finished" not in captured.out
+    run = load_run(out)  # the weights kept, with the step they are from
+    assert run.step is not None and run.step < 50 and run.optimizer_state is None
+    assert f"the weights of step {run.step}" in captured.out
+

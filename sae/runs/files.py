@@ -349,7 +349,11 @@ def continue_run(run: Run | str | os.PathLike, X, *, epochs: float | None = None
     if step is None:  # written before the step was recorded: the last history row is the best guess
         steps = run.history.get("step")
         step = int(steps[-1]) + 1 if steps is not None and len(steps) else 0
-    trainer = Trainer(X, config=config, model=run.model.train(), start_step=step, history=run.history or None,
+    history = run.history
+    if "step" in history:  # rows past the weights' step (a divergence went back to earlier weights) are not theirs
+        keep = history["step"] < step
+        history = {k: v[keep] for k, v in history.items()}
+    trainer = Trainer(X, config=config, model=run.model.train(), start_step=step, history=history or None,
                       optimizer_state=run.optimizer_state, **trainer_kwargs)
     if trainer.is_done():
         if config.optimizer == "lbfgs":

@@ -44,7 +44,7 @@ from sae.core.model import SparseAutoencoder
 from sae.evaluation.health import run_health
 from sae.training.background import JOIN_SECONDS, SMALL_STEP_FLOPS, TrainingThread, revive, settle_after_end
 from sae.training.control import RunControl
-from sae.training.divergence import LastSound, divergence_reason
+from sae.training.divergence import LastSound, LossWatch, divergence_reason
 from sae.training.full_batch import LBFGS_MEMORY_BYTES, FullBatchLBFGS
 from sae.training.history import History
 from sae.training.inputs import (as_training_tensor, check_compatible, history_columns, new_model, steps_per_epoch,
@@ -144,7 +144,9 @@ class Trainer(Observable):
             self._elapsed = float(times[-1]) if times is not None and len(times) else 0.0
         self._last_terms: dict[str, torch.Tensor] | None = None
         self._latest: Snapshot | None = None
-        self._sound = LastSound()  # restored if the loss becomes NaN or infinite
+        self._sound = LastSound()  # restored if the loss becomes NaN or infinite, or grows a million-fold
+        self._watch = LossWatch()
+        self.weights_step = self.step_count  # the step the model's weights are from (earlier after a divergence)
         self._rate = ThroughputMeter()
         self.publish(RunStatus.IDLE, "")
 
@@ -350,10 +352,11 @@ class Trainer(Observable):
             finite = bool(torch.isfinite(terms["total"]))
         else:
             terms, finite = self._minibatch.step(self.step_count, cfg, values)
-        if not finite:
+        if not finite or ("total" in terms and self._watch.exploded(float(terms["total"].detach()))):
             return self._diverged(terms)
         step = self.step_count
         self.step_count += 1
+        self.weights_step = self.step_count
         self._elapsed += time.perf_counter() - t0
         if "total" not in terms:  # a step without values: nothing to record
             return True
@@ -366,8 +369,13 @@ class Trainer(Observable):
         return True
 
     def _diverged(self, terms: dict[str, torch.Tensor]) -> bool:
-        """Go back to the last sound weights, with fresh optimiser state, and publish why (status diverged)."""
+        """Go back to the last sound weights, with fresh optimiser state, and publish why (status diverged) with the
+        losses of the weights kept (on all the data), not those of the step that diverged."""
         kept = self._sound.restore(self.model)
+        self.weights_step = kept.step
+        cfg = self.config
+        with torch.no_grad():
+            self._last_terms = self.loss(self.model, self.X, cfg.rho, cfg.beta, cfg.weight_decay, cfg.penalty)
         self._minibatch.reset(self.config)  # moments are poisoned
         if self.full_batch is not None:
             self.full_batch.restart()
