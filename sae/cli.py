@@ -52,8 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
                              "mnist = 5,000 28x28 digits, digits = scikit-learn's 1,797 8x8 digits, "
                              "toy = the 4x4 one-hot set (default: %(default)s)")
     source.add_argument("--data", metavar="PATH",
-                        help="train on your own CSV or NPY file instead (one sample per row; "
-                             "square rows of >= 16 values are shown as images)")
+                        help="train on your own file instead: a CSV (one sample per row; its header row is detected, "
+                             "see --header) or a .npy of shape (n, d) = n samples of d features, or (n, h, w) = n "
+                             "images of h x w pixels, flattened row by row; (n, h, w) arrays and square rows of "
+                             ">= 16 values are treated as images (filters.png is written)")
+    train.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                       help="CSV: whether the first row is a header (--header) or data (--no-header); by default a "
+                            "first row is a header if a field is not a number, or if it is exactly 0, 1, ..., n-1 "
+                            "(what pandas writes) above other rows; the choice is printed (default: detect)")
+    train.add_argument("--labels-column", metavar="NAME|INDEX", default=None,
+                       help="CSV or 2-D .npy: a column of labels, by header name or 0-based index (-1 = last), "
+                            "kept out of the features (default: none, every column is a feature)")
     model = train.add_argument_group("model")
     model.add_argument("--hidden", type=int, default=25, metavar="S",
                        help="number of hidden units (features learned) (default: %(default)s)")
@@ -119,8 +128,13 @@ def _load_data(args):
     from sae.data import load_array, load_dataset
 
     if args.data:
-        data = load_array(args.data)
+        data = load_array(args.data, labels_column=args.labels_column, header=args.header)
+        if not args.quiet:
+            print(data.description, file=sys.stderr)
         return data, f"file:{Path(args.data).name}"
+    if args.header is not None or args.labels_column is not None:
+        flag = "--labels-column" if args.labels_column is not None else "--header/--no-header"
+        raise ConfigError(f"{flag} applies to a file given with --data, not to a built-in data set.")
     data = load_dataset(args.dataset, seed=args.seed)
     return data, data.name
 

@@ -249,3 +249,51 @@ def test_a_loss_growing_a_million_fold_exits_1_with_the_message(tmp_path, capsys
     assert run.step is not None and run.step < 50 and run.optimizer_state is None
     assert f"the weights of step {run.step}" in captured.out
 
+
+# --------------------------------------------------------------------------- data read as meant
+
+def _pandas_csv(path: Path, frame) -> Path:
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_a_pandas_csv_header_is_skipped_and_the_choice_printed(tmp_path, capsys):
+    import pandas as pd
+
+    X = np.random.default_rng(0).random((40, 16))
+    path = _pandas_csv(tmp_path / "x.csv", pd.DataFrame(X))  # header 0,1,...,15
+    out = tmp_path / "run"
+    assert cli.main(["train", "--data", str(path), "--hidden", "3", "--epochs", "1", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "40 samples x 16 features" in err and "read as a header and skipped" in err
+    assert load_run(out).model_config.n_inputs == 16
+    assert cli.main(["train", "--data", str(path), "--hidden", "3", "--epochs", "1", "--no-header",
+                     "--decoder", "linear"]) == 0
+    assert "41 samples x 16 features" in capsys.readouterr().err
+
+
+def test_labels_column_by_name_or_index_is_not_trained_on(tmp_path, capsys):
+    import pandas as pd
+
+    X = np.random.default_rng(0).random((40, 16))
+    frame = pd.DataFrame(X)
+    frame.insert(0, "label", np.arange(40) % 3)
+    named = _pandas_csv(tmp_path / "named.csv", frame)
+    plain = tmp_path / "plain.csv"
+    np.savetxt(plain, np.column_stack([X, np.arange(40) % 3]), delimiter=",")  # labels last, no header
+    for path, column in ((named, "label"), (plain, "-1")):
+        out = tmp_path / f"run-{path.stem}"
+        assert cli.main(["train", "--data", str(path), "--labels-column", column, "--hidden", "3", "--epochs", "1",
+                         "--out", str(out)]) == 0
+        assert "labels from column" in capsys.readouterr().err
+        assert load_run(out).model_config.n_inputs == 16
+    assert cli.main(["train", "--data", str(named), "--labels-column", "colour", "--epochs", "1"]) == 2
+    assert "labels column 'colour' not found" in capsys.readouterr().err
+    assert cli.main(["train", "--data", str(plain), "--labels-column", "0", "--epochs", "1"]) == 2
+    assert "must hold integers; sample 1 has 0.63" in capsys.readouterr().err
+
+
+def test_help_says_how_npy_shapes_and_headers_are_read():
+    text = " ".join(cli.build_parser()._subparsers._group_actions[0].choices["train"].format_help().split())
+    assert "(n, h, w)" in text and "images" in text and "--header" in text and "--no-header" in text
+    assert "--labels-column" in text
