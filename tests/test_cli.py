@@ -42,7 +42,7 @@ def test_help_explains_every_flag_with_its_default():
 def test_gradcheck_passes():
     result = run_cli("gradcheck")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count(" ok") == 8 and "8/8 passed" in result.stdout
+    assert result.stdout.count(" ok") == 16 and "16/16 passed" in result.stdout
 
 
 def test_gradcheck_failure_exits_nonzero(monkeypatch, capsys):
