@@ -20,7 +20,9 @@ from typing import Sequence
 from sae.core.config import ACTIVATIONS, DECODER_ACTIVATIONS, OPTIMIZERS, PENALTIES, ConfigError, TrainConfig
 from sae.training.status import RunStatus
 
-_DEFAULTS = TrainConfig()
+_DEFAULTS = TrainConfig(rho=0.01, beta=3.0, weight_decay=1e-4, optimizer="lbfgs", max_iter=400, seed=0)
+# No flags = UFLDL's exercise (25 sigmoid units on 8x8 natural-image patches, rho 0.01, beta 3, lambda 1e-4, 400
+# L-BFGS iterations), whose oriented edge filters are the published result; the rest are TrainConfig's defaults.
 FILTER_CELL_PIXELS = 32  # filters.png is upscaled so each filter is at least this many pixels wide
 
 
@@ -52,10 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "mnist = 5,000 28x28 digits, digits = scikit-learn's 1,797 8x8 digits, "
                              "toy = the 4x4 one-hot set (default: %(default)s)")
     source.add_argument("--data", metavar="PATH",
-                        help="train on your own file instead: a CSV (one sample per row; its header row is detected, "
+                        help="train on your own file instead of --dataset: a CSV (one sample per row; its header row is detected, "
                              "see --header) or a .npy of shape (n, d) = n samples of d features, or (n, h, w) = n "
                              "images of h x w pixels, flattened row by row; (n, h, w) arrays and square rows of "
-                             ">= 16 values are treated as images (filters.png is written)")
+                             ">= 16 values are treated as images (filters.png is written) (default: none, "
+                             "--dataset is used)")
     train.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
                        help="CSV: whether the first row is a header (--header) or data (--no-header); by default a "
                             "first row is a header if a field is not a number, or if it is exactly 0, 1, ..., n-1 "
@@ -108,8 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "image data, filters.png (default: nothing is saved)")
     output.add_argument("--overwrite", action="store_true",
                         help="replace the run already in --out (without it, a run there is never replaced; a "
-                             "directory holding other files is refused in any case)")
-    output.add_argument("--quiet", action="store_true", help="no progress bar (the summary is still printed)")
+                             "directory holding other files is refused in any case) (default: off)")
+    output.add_argument("--quiet", action="store_true",
+                        help="no progress bar and no data description (the summary is still printed) (default: off)")
+    output.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="torch threads for training (default: 1 for a model whose step is under 2 GFLOP, as "
+                             "the dashboard runs, where more threads only cost start-up time; else torch's own)")
     train.set_defaults(handler=cmd_train)
 
     grad = commands.add_parser(
@@ -219,16 +226,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     from sae.evaluation.metrics import summarize
     from sae.runs.files import FILTERS_FILE, save_run
 
+    from sae.training.trainer import SMALL_STEP_FLOPS
+
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {args.threads}.")
     if args.resume:
         trainer, data, dataset_name, out_dir, overwrite = _resumed_trainer(args, getattr(args, "given", set()))
     else:
         trainer, data, dataset_name, out_dir, overwrite = _new_trainer(args)
     config, mc, start_step = trainer.config, trainer.model.config, trainer.step_count
     X = trainer.X
+    threads = args.threads or (1 if trainer.step_flops() < SMALL_STEP_FLOPS else torch.get_num_threads())
+    torch.set_num_threads(threads)
     if not args.quiet:
         what = f"continuing {args.resume} from step {trainer.step_count}: " if args.resume else ""
         print(f"{what}{dataset_name}: {data.n_samples:,} samples x {data.n_features} features -> {mc.n_hidden} hidden "
-              f"units ({mc.activation}/{mc.decoder_activation}, {config.penalty} penalty, {config.optimizer})",
+              f"units ({mc.activation}/{mc.decoder_activation}, {config.penalty} penalty, {config.optimizer}; "
+              f"{threads} torch thread{'s' if threads > 1 else ''})",
               file=sys.stderr)
 
     unit = "it" if config.optimizer == "lbfgs" else "step"

@@ -34,9 +34,32 @@ def test_help_explains_every_flag_with_its_default():
     for flag in flags:
         assert flag in text, flag
     flat = " ".join(text.split())
-    for default in ("(default: patches)", "(default: 25)", "(default: 0.05)", "(default: 3.0)", "(default: 0.0001)",
-                    "(default: adam)", "(default: 400)", "(default: auto)", "(default: kl)"):
+    for default in ("(default: patches)", "(default: 25)", "(default: 0.01)", "(default: 3.0)", "(default: 0.0001)",
+                    "(default: lbfgs)", "(default: 400)", "(default: auto)", "(default: kl)"):
         assert default in flat, default
+    train = cli.build_parser()._subparsers._group_actions[0].choices["train"]
+    for action in train._actions:
+        if action.dest != "help":
+            assert "(default: " in (action.help or ""), action.option_strings
+
+
+def test_no_flags_train_the_ufldl_reference_set_up():
+    args = cli.build_parser().parse_args(["train"])
+    assert (args.dataset, args.hidden, args.activation, args.rho, args.beta, args.weight_decay, args.optimizer,
+            args.max_iter, args.seed) == ("patches", 25, "sigmoid", 0.01, 3.0, 1e-4, "lbfgs", 400, 0)
+
+
+def test_threads_default_to_one_for_small_models_and_can_be_set(tmp_path, capsys, monkeypatch):
+    import torch
+
+    seen = []
+    monkeypatch.setattr(torch, "set_num_threads", seen.append)
+    assert cli.main(["train", "--dataset", "toy", "--max-iter", "5"]) == 0
+    assert cli.main(["train", "--dataset", "toy", "--max-iter", "5", "--threads", "2"]) == 0
+    assert seen == [1, 2]
+    assert "1 torch thread" in capsys.readouterr().err
+    assert cli.main(["train", "--dataset", "toy", "--threads", "0"]) == 2
+    assert "--threads must be at least 1" in capsys.readouterr().err
 
 
 def test_gradcheck_passes():
@@ -185,7 +208,8 @@ def test_unwritable_out_is_found_before_training(tmp_path, capsys):
 
 # --------------------------------------------------------------------------- continuing a run
 
-DIGITS_ADAM = ["train", "--dataset", "digits", "--hidden", "6", "--rho", "0.1", "--batch-size", "256", "--quiet"]
+DIGITS_ADAM = ["train", "--dataset", "digits", "--hidden", "6", "--rho", "0.1", "--batch-size", "256", "--quiet",
+               "--optimizer", "adam"]
 
 
 def test_resume_continues_from_the_recorded_step_history_and_optimiser_state(tmp_path, capsys):
