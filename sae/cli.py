@@ -20,7 +20,9 @@ from typing import Sequence
 from sae.core.config import ACTIVATIONS, DECODER_ACTIVATIONS, OPTIMIZERS, PENALTIES, ConfigError, TrainConfig
 from sae.training.status import RunStatus
 
-_DEFAULTS = TrainConfig()
+_DEFAULTS = TrainConfig(rho=0.01, beta=3.0, weight_decay=1e-4, optimizer="lbfgs", max_iter=400, seed=0)
+# No flags = UFLDL's exercise (25 sigmoid units on 8x8 natural-image patches, rho 0.01, beta 3, lambda 1e-4, 400
+# L-BFGS iterations), whose oriented edge filters are the published result; the rest are TrainConfig's defaults.
 FILTER_CELL_PIXELS = 32  # filters.png is upscaled so each filter is at least this many pixels wide
 
 
@@ -52,8 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
                              "mnist = 5,000 28x28 digits, digits = scikit-learn's 1,797 8x8 digits, "
                              "toy = the 4x4 one-hot set (default: %(default)s)")
     source.add_argument("--data", metavar="PATH",
-                        help="train on your own CSV or NPY file instead (one sample per row; "
-                             "square rows of >= 16 values are shown as images)")
+                        help="train on your own file instead of --dataset: a CSV (one sample per row; its header row is detected, "
+                             "see --header) or a .npy of shape (n, d) = n samples of d features, or (n, h, w) = n "
+                             "images of h x w pixels, flattened row by row; (n, h, w) arrays and square rows of "
+                             ">= 16 values are treated as images (filters.png is written) (default: none, "
+                             "--dataset is used)")
+    train.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                       help="CSV: whether the first row is a header (--header) or data (--no-header); by default a "
+                            "first row is a header if a field is not a number, or if it is exactly 0, 1, ..., n-1 "
+                            "(what pandas writes) above other rows; the choice is printed (default: detect)")
+    train.add_argument("--labels-column", metavar="NAME|INDEX", default=None,
+                       help="CSV or 2-D .npy: a column of labels, by header name or 0-based index (-1 = last), "
+                            "kept out of the features (default: none, every column is a feature)")
     model = train.add_argument_group("model")
     model.add_argument("--hidden", type=int, default=25, metavar="S",
                        help="number of hidden units (features learned) (default: %(default)s)")
@@ -90,10 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seeds the initial weights, the batch order and which patches are cut "
                             "(default: %(default)s)")
     output = train.add_argument_group("output")
+    output.add_argument("--resume", metavar="DIR", default=None,
+                        help="continue the run saved in DIR from its recorded step, history and optimiser state, "
+                             "with its own settings and data, up to a new --epochs / --max-iter (the budget of "
+                             "the whole run); written back to DIR unless --out names another (default: off)")
     output.add_argument("--out", metavar="DIR", default=None,
                         help="write the run here: config.json, model.safetensors, history.npz and, for "
                              "image data, filters.png (default: nothing is saved)")
-    output.add_argument("--quiet", action="store_true", help="no progress bar (the summary is still printed)")
+    output.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in --out (without it, a run there is never replaced; a "
+                             "directory holding other files is refused in any case) (default: off)")
+    output.add_argument("--quiet", action="store_true",
+                        help="no progress bar and no data description (the summary is still printed) (default: off)")
+    output.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="torch threads for training (default: 1 for a model whose step is under 2 GFLOP, as "
+                             "the dashboard runs, where more threads only cost start-up time; else torch's own)")
     train.set_defaults(handler=cmd_train)
 
     grad = commands.add_parser(
@@ -112,22 +135,37 @@ def _load_data(args):
     from sae.data import load_array, load_dataset
 
     if args.data:
-        data = load_array(args.data)
+        data = load_array(args.data, labels_column=args.labels_column, header=args.header)
+        if not args.quiet:
+            print(data.description, file=sys.stderr)
         return data, f"file:{Path(args.data).name}"
+    if args.header is not None or args.labels_column is not None:
+        flag = "--labels-column" if args.labels_column is not None else "--header/--no-header"
+        raise ConfigError(f"{flag} applies to a file given with --data, not to a built-in data set.")
     data = load_dataset(args.dataset, seed=args.seed)
     return data, data.name
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    import numpy as np
+def _check_out(out: str, overwrite: bool) -> None:
+    """Refuse an --out that would destroy something or cannot be written, before any training."""
+    from sae.runs.files import RunExistsError, check_run_target
+
+    try:
+        check_run_target(out, overwrite=overwrite)
+    except RunExistsError:
+        raise ConfigError(f"--out {out} already holds a run; nothing was changed: continue it with --resume {out}, "
+                          f"or replace it with --overwrite.") from None
+
+
+RESUME_FLAGS = {"resume", "epochs", "max_iter", "out", "overwrite", "quiet", "threads", "data", "header",
+                "labels_column"}  # what --resume accepts: the budget, the output, and the file the run was trained on
+
+
+def _new_trainer(args: argparse.Namespace):
+    """(trainer, data, its name, where to write, whether a run there may be replaced) for a new run."""
     import torch
-    from tqdm import tqdm
 
     from sae.core.config import ModelConfig
-    from sae.viz.images import save_png, tile_filters
-    from sae.core.loss import sparse_autoencoder_loss
-    from sae.evaluation.metrics import summarize
-    from sae.runs.files import save_run
     from sae.training.trainer import Trainer
 
     if args.penalty == "topk" and args.topk is None:
@@ -135,16 +173,77 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(rho=args.rho, beta=args.beta, weight_decay=args.weight_decay, penalty=args.penalty,
                          optimizer=args.optimizer, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
                          max_iter=args.max_iter, seed=args.seed)
-    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
-        raise ConfigError(f"--out {args.out} exists and is not a directory.")
+    if args.out:
+        _check_out(args.out, args.overwrite)
     data, dataset_name = _load_data(args)
     decoder = args.decoder if args.decoder != "auto" else ("sigmoid" if data.in_unit_interval else "linear")
     model_config = ModelConfig(data.n_features, args.hidden, args.activation, decoder, args.topk)
-    X = torch.tensor(data.X)  # a writable copy: data.X is read-only
-    trainer = Trainer(X, model_config, config)
+    trainer = Trainer(torch.tensor(data.X), model_config, config)  # a writable copy: data.X is read-only
+    return trainer, data, dataset_name, args.out, args.overwrite
+
+
+def _resumed_trainer(args: argparse.Namespace, given: set[str]):
+    """The same for ``--resume DIR``: the run's own settings, data and state; written back to DIR by default."""
+    import torch
+
+    from sae.data import load_dataset
+    from sae.runs.files import NothingToDo, continue_run, load_run
+
+    changed = sorted(given - RESUME_FLAGS)
+    if changed:
+        flag = "--" + changed[0].replace("_", "-")
+        raise ConfigError(f"{flag} cannot change when continuing a run (--resume keeps its settings; give only "
+                          f"--epochs / --max-iter, --out, --quiet, --threads); start a new run to change it.")
+    run = load_run(args.resume)
+    recorded = run.dataset or ""
+    if args.data:
+        data, dataset_name = _load_data(args)
+    elif recorded.startswith("file:") or not recorded:
+        raise ConfigError(f"{args.resume} was trained on {recorded[5:] or 'data it does not name'}: give that file "
+                          f"again with --data PATH.")
+    else:
+        data, dataset_name = load_dataset(recorded, seed=run.train_config.seed if run.train_config else 0), recorded
+    out = args.out or args.resume
+    same = Path(out).resolve() == Path(args.resume).resolve()
+    overwrite = same or args.overwrite
+    _check_out(out, overwrite)
+    budget = {k: getattr(args, k) for k in ("epochs", "max_iter") if k in given}
+    try:
+        trainer = continue_run(run, torch.tensor(data.X), **budget)
+    except NothingToDo as exc:
+        flag = "--" + exc.field.replace("_", "-")
+        raise ConfigError(f"{exc}".replace(f"give {exc.field} above", f"give {flag} above")) from None
+    return trainer, data, dataset_name, out, overwrite
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from sae.viz.images import to_png_bytes, tile_filters
+    from sae.core.loss import sparse_autoencoder_loss
+    from sae.evaluation.metrics import summarize
+    from sae.runs.files import FILTERS_FILE, save_run
+
+    from sae.training.trainer import SMALL_STEP_FLOPS
+
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {args.threads}.")
+    if args.resume:
+        trainer, data, dataset_name, out_dir, overwrite = _resumed_trainer(args, getattr(args, "given", set()))
+    else:
+        trainer, data, dataset_name, out_dir, overwrite = _new_trainer(args)
+    config, mc, start_step = trainer.config, trainer.model.config, trainer.step_count
+    X = trainer.X
+    threads = args.threads or (1 if trainer.step_flops() < SMALL_STEP_FLOPS else torch.get_num_threads())
+    torch.set_num_threads(threads)
     if not args.quiet:
-        print(f"{dataset_name}: {data.n_samples:,} samples x {data.n_features} features -> {args.hidden} hidden units "
-              f"({args.activation}/{decoder}, {args.penalty} penalty, {args.optimizer})", file=sys.stderr)
+        what = f"continuing {args.resume} from step {trainer.step_count}: " if args.resume else ""
+        print(f"{what}{dataset_name}: {data.n_samples:,} samples x {data.n_features} features -> {mc.n_hidden} hidden "
+              f"units ({mc.activation}/{mc.decoder_activation}, {config.penalty} penalty, {config.optimizer}; "
+              f"{threads} torch thread{'s' if threads > 1 else ''})",
+              file=sys.stderr)
 
     unit = "it" if config.optimizer == "lbfgs" else "step"
     bar = tqdm(total=trainer.total_steps, unit=unit, disable=args.quiet, file=sys.stderr, leave=False)
@@ -155,7 +254,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             bar.set_postfix(loss=f"{snap.losses['total']:.4g}", rho_hat=f"{float(np.mean(snap.rho_hat)):.3g}",
                             refresh=False)
 
-    wall = time.perf_counter()
+    wall, elapsed_before = time.perf_counter(), trainer.latest().elapsed
     try:
         snapshot = trainer.run(progress=progress)
     finally:
@@ -169,24 +268,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(snapshot.reason)
     print(f"loss (all data): total {float(terms['total']):.6g} = reconstruction {float(terms['reconstruction']):.6g}"
           f" + sparsity {float(terms['sparsity']):.6g} + weight decay {float(terms['weight_decay']):.6g}")
-    active = {"relu": "a > 0", "tanh": "(a+1)/2 > 0.1"}.get(args.activation, "a > 0.1")
+    active = {"relu": "a > 0", "tanh": "(a+1)/2 > 0.1"}.get(mc.activation, "a > 0.1")
     print(f"mean rho_hat {summary.rho_hat_mean:.4g} (target {config.rho:g}, std {summary.rho_hat_std:.3g}); "
-          f"dead units {summary.dead_units}/{args.hidden}; active units per sample {summary.l0_mean:.3g} "
+          f"dead units {summary.dead_units}/{mc.n_hidden}; active units per sample {summary.l0_mean:.3g} "
           f"(active: {active})")
-    print(f"time {snapshot.elapsed:.2f} s training, {wall:.2f} s wall; {trainer.step_count} {unit}s")
+    print(f"time {snapshot.elapsed - elapsed_before:.2f} s training, {wall:.2f} s wall; {trainer.step_count} {unit}s"
+          + (f" in all (from step {start_step})" if args.resume else ""))
 
-    if args.out:
-        out = save_run(args.out, model, config, trainer.history(), dataset_name)
-        files = ["config.json", "model.safetensors", "history.npz"]
+    if out_dir:
+        extra = {}
         if data.image_shape is not None:
             scale = max(1, math.ceil(FILTER_CELL_PIXELS / max(data.image_shape)))
-            image = tile_filters(model.encoder.weight.detach().numpy(), data.image_shape)
-            try:
-                save_png(image, out / "filters.png", scale=scale)
-            except OSError as exc:
-                raise ConfigError(f"cannot write {out / 'filters.png'}: {exc.strerror or exc}.") from None
-            files.append("filters.png")
-        print(f"saved {out}: {', '.join(files)}")
+            extra[FILTERS_FILE] = to_png_bytes(tile_filters(model.encoder.weight.detach().numpy(),
+                                                            data.image_shape), scale=scale)
+        diverged = snapshot.status == RunStatus.DIVERGED  # the weights kept are of an earlier step, its state is gone
+        optimizer_state = trainer.optimizer_state() if config.optimizer != "lbfgs" and not diverged else None
+        out = save_run(out_dir, model, config, trainer.history(), dataset_name, step=trainer.weights_step,
+                       overwrite=overwrite, optimizer_state=optimizer_state, extra_files=extra)
+        print(f"saved {out}: {', '.join(p.name for p in sorted(out.iterdir()))}"
+              + (f" (the weights of step {trainer.weights_step})" if diverged else ""))
     if snapshot.status == RunStatus.DIVERGED:
         print(f"error: {snapshot.reason}", file=sys.stderr)
         return 1
@@ -212,6 +312,17 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- entry point
 
+def _given_flags(argv: Sequence[str] | None) -> set[str]:
+    """The destinations of the options given on the command line (not left at their defaults)."""
+    parser = build_parser()
+    for sub in parser._subparsers._group_actions[0].choices.values():  # type: ignore[union-attr]
+        for action in sub._actions:
+            action.default = argparse.SUPPRESS
+        sub.set_defaults(handler=None)
+    given = vars(parser.parse_args(argv))
+    return {k for k in given if k not in ("command", "handler")}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (argparse usage errors exit 2 through SystemExit)."""
     from sae.data import DataError
@@ -219,6 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sae.runs.model_file import RunFileError
 
     args = build_parser().parse_args(argv)
+    args.given = _given_flags(argv)
     try:
         return args.handler(args)
     except (ConfigError, DataError, RunFileError, ImageError) as exc:

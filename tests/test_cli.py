@@ -34,15 +34,38 @@ def test_help_explains_every_flag_with_its_default():
     for flag in flags:
         assert flag in text, flag
     flat = " ".join(text.split())
-    for default in ("(default: patches)", "(default: 25)", "(default: 0.05)", "(default: 3.0)", "(default: 0.0001)",
-                    "(default: adam)", "(default: 400)", "(default: auto)", "(default: kl)"):
+    for default in ("(default: patches)", "(default: 25)", "(default: 0.01)", "(default: 3.0)", "(default: 0.0001)",
+                    "(default: lbfgs)", "(default: 400)", "(default: auto)", "(default: kl)"):
         assert default in flat, default
+    train = cli.build_parser()._subparsers._group_actions[0].choices["train"]
+    for action in train._actions:
+        if action.dest != "help":
+            assert "(default: " in (action.help or ""), action.option_strings
+
+
+def test_no_flags_train_the_ufldl_reference_set_up():
+    args = cli.build_parser().parse_args(["train"])
+    assert (args.dataset, args.hidden, args.activation, args.rho, args.beta, args.weight_decay, args.optimizer,
+            args.max_iter, args.seed) == ("patches", 25, "sigmoid", 0.01, 3.0, 1e-4, "lbfgs", 400, 0)
+
+
+def test_threads_default_to_one_for_small_models_and_can_be_set(tmp_path, capsys, monkeypatch):
+    import torch
+
+    seen = []
+    monkeypatch.setattr(torch, "set_num_threads", seen.append)
+    assert cli.main(["train", "--dataset", "toy", "--max-iter", "5"]) == 0
+    assert cli.main(["train", "--dataset", "toy", "--max-iter", "5", "--threads", "2"]) == 0
+    assert seen == [1, 2]
+    assert "1 torch thread" in capsys.readouterr().err
+    assert cli.main(["train", "--dataset", "toy", "--threads", "0"]) == 2
+    assert "--threads must be at least 1" in capsys.readouterr().err
 
 
 def test_gradcheck_passes():
     result = run_cli("gradcheck")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count(" ok") == 8 and "8/8 passed" in result.stdout
+    assert result.stdout.count(" ok") == 16 and "16/16 passed" in result.stdout
 
 
 def test_gradcheck_failure_exits_nonzero(monkeypatch, capsys):
@@ -133,3 +156,168 @@ def test_subprocess_error_has_no_traceback():
     result = run_cli("train", "--dataset", "toy", "--rho", "0")
     assert result.returncode == 2
     assert result.stderr.startswith("error: rho") and "Traceback" not in result.stderr
+
+
+# --------------------------------------------------------------------------- writes never destroy
+
+def _tree(path: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
+
+
+def test_out_holding_a_run_is_refused_naming_resume_and_overwrite(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", "--dataset", "toy", "--hidden", "2", "--epochs", "1", "--quiet", "--out", str(out)]) == 0
+    before = _tree(out)
+    capsys.readouterr()
+    assert cli.main(["train", "--dataset", "toy", "--hidden", "3", "--epochs", "1", "--quiet", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "--resume" in captured.err and "--overwrite" in captured.err and captured.err.count("\n") == 1
+    assert "loss (all data)" not in captured.out  # refused before training
+    assert _tree(out) == before
+
+
+def test_overwrite_leaves_no_stale_files(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", "--dataset", "digits", "--hidden", "4", "--optimizer", "lbfgs", "--max-iter", "2",
+                     "--quiet", "--out", str(out)]) == 0
+    assert (out / "filters.png").exists()
+    assert cli.main(["train", "--dataset", "toy", "--hidden", "3", "--epochs", "1", "--quiet", "--overwrite",
+                     "--out", str(out)]) == 0
+    assert not (out / "filters.png").exists()  # the 8x8 filters of the digits run are gone with it
+    assert load_run(out).model_config.n_hidden == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_out_holding_another_tools_files_is_refused(tmp_path, capsys):
+    out = tmp_path / "theirs"
+    out.mkdir()
+    (out / "config.json").write_text('{"learning_rate": 3}')
+    for extra in ([], ["--overwrite"]):
+        assert cli.main(["train", "--dataset", "toy", "--epochs", "1", "--quiet", "--out", str(out), *extra]) == 2
+        assert "not a run of the Lab" in capsys.readouterr().err
+    assert _tree(out) == {"config.json": b'{"learning_rate": 3}'}
+
+
+def test_unwritable_out_is_found_before_training(tmp_path, capsys):
+    blocker = tmp_path / "f"
+    blocker.write_text("")
+    assert cli.main(["train", "--dataset", "toy", "--epochs", "1", "--out", str(blocker / "run")]) == 2
+    captured = capsys.readouterr()
+    assert "not a directory" in captured.err and "loss (all data)" not in captured.out and captured.out == ""
+
+
+# --------------------------------------------------------------------------- continuing a run
+
+DIGITS_ADAM = ["train", "--dataset", "digits", "--hidden", "6", "--rho", "0.1", "--batch-size", "256", "--quiet",
+               "--optimizer", "adam"]
+
+
+def test_resume_continues_from_the_recorded_step_history_and_optimiser_state(tmp_path, capsys):
+    import torch
+
+    straight, out = tmp_path / "straight", tmp_path / "run"
+    assert cli.main([*DIGITS_ADAM, "--epochs", "4", "--out", str(straight)]) == 0
+    assert cli.main([*DIGITS_ADAM, "--epochs", "2", "--out", str(out)]) == 0
+    assert (out / "optimizer.safetensors").exists() and load_run(out).step == 14
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", str(out), "--epochs", "4", "--quiet"]) == 0
+    assert f"saved {out}" in capsys.readouterr().out
+    run, reference = load_run(out), load_run(straight)
+    assert run.step == reference.step == 28
+    np.testing.assert_array_equal(run.history["step"], reference.history["step"])
+    for name, value in reference.model.state_dict().items():
+        assert torch.equal(run.model.state_dict()[name], value), name
+
+
+def test_resume_with_nothing_left_to_do_says_so(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main([*DIGITS_ADAM, "--epochs", "1", "--out", str(out)]) == 0
+    before = _tree(out)
+    capsys.readouterr()
+    for extra in ([], ["--epochs", "1"]):
+        assert cli.main(["train", "--resume", str(out), "--quiet", *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: nothing left to do") and "give --epochs above 1" in err, err
+    assert _tree(out) == before
+
+
+@pytest.mark.parametrize("extra,message", [(["--rho", "0.2"], "--rho cannot change"),
+                                           (["--dataset", "toy"], "--dataset cannot change"),
+                                           (["--hidden", "25"], "--hidden cannot change")])
+def test_resume_refuses_flags_that_would_change_the_run(tmp_path, capsys, extra, message):
+    out = tmp_path / "run"
+    assert cli.main([*DIGITS_ADAM, "--epochs", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", str(out), "--epochs", "2", "--quiet", *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_resume_of_a_missing_run(tmp_path, capsys):
+    assert cli.main(["train", "--resume", str(tmp_path / "nope"), "--epochs", "2"]) == 2
+    assert "no run directory" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- divergence
+
+def test_a_loss_growing_a_million_fold_exits_1_with_the_message(tmp_path, capsys):
+    data = tmp_path / "big.npy"
+    np.save(data, (np.random.default_rng(0).normal(size=(500, 16)) * 100).astype(np.float32))
+    out = tmp_path / "run"
+    code = cli.main(["train", "--data", str(data), "--hidden", "8", "--decoder", "linear", "--optimizer", "sgd",
+                     "--lr", "1.2", "--beta", "0", "--epochs", "5", "--batch-size", "50", "--quiet", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.err.startswith("error: diverged: the loss grew to") and "million" in captured.err
+    assert "diverged" in captured.out and "finished" not in captured.out
+    run = load_run(out)  # the weights kept, with the step they are from
+    assert run.step is not None and run.step < 50 and run.optimizer_state is None
+    assert f"the weights of step {run.step}" in captured.out
+
+
+# --------------------------------------------------------------------------- data read as meant
+
+def _pandas_csv(path: Path, frame) -> Path:
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_a_pandas_csv_header_is_skipped_and_the_choice_printed(tmp_path, capsys):
+    import pandas as pd
+
+    X = np.random.default_rng(0).random((40, 16))
+    path = _pandas_csv(tmp_path / "x.csv", pd.DataFrame(X))  # header 0,1,...,15
+    out = tmp_path / "run"
+    assert cli.main(["train", "--data", str(path), "--hidden", "3", "--epochs", "1", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "40 samples x 16 features" in err and "read as a header and skipped" in err
+    assert load_run(out).model_config.n_inputs == 16
+    assert cli.main(["train", "--data", str(path), "--hidden", "3", "--epochs", "1", "--no-header",
+                     "--decoder", "linear"]) == 0
+    assert "41 samples x 16 features" in capsys.readouterr().err
+
+
+def test_labels_column_by_name_or_index_is_not_trained_on(tmp_path, capsys):
+    import pandas as pd
+
+    X = np.random.default_rng(0).random((40, 16))
+    frame = pd.DataFrame(X)
+    frame.insert(0, "label", np.arange(40) % 3)
+    named = _pandas_csv(tmp_path / "named.csv", frame)
+    plain = tmp_path / "plain.csv"
+    np.savetxt(plain, np.column_stack([X, np.arange(40) % 3]), delimiter=",")  # labels last, no header
+    for path, column in ((named, "label"), (plain, "-1")):
+        out = tmp_path / f"run-{path.stem}"
+        assert cli.main(["train", "--data", str(path), "--labels-column", column, "--hidden", "3", "--epochs", "1",
+                         "--out", str(out)]) == 0
+        assert "labels from column" in capsys.readouterr().err
+        assert load_run(out).model_config.n_inputs == 16
+    assert cli.main(["train", "--data", str(named), "--labels-column", "colour", "--epochs", "1"]) == 2
+    assert "labels column 'colour' not found" in capsys.readouterr().err
+    assert cli.main(["train", "--data", str(plain), "--labels-column", "0", "--epochs", "1"]) == 2
+    assert "must hold integers; sample 1 has 0.63" in capsys.readouterr().err
+
+
+def test_help_says_how_npy_shapes_and_headers_are_read():
+    text = " ".join(cli.build_parser()._subparsers._group_actions[0].choices["train"].format_help().split())
+    assert "(n, h, w)" in text and "images" in text and "--header" in text and "--no-header" in text
+    assert "--labels-column" in text

@@ -8,6 +8,7 @@ classes, so a bad value is refused in one place and the same way everywhere.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -31,6 +32,23 @@ def _check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _whole(value: Any) -> Any:
+    """A numpy integer as a Python int (configs are saved as JSON); anything else unchanged, to be judged."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and type(value).__name__ != "bool_":
+        return int(value)
+    return value
+
+
+def _normalise(config: Any, whole: tuple[str, ...], real: tuple[str, ...]) -> None:
+    """Store numpy numbers as Python ints and floats (a frozen dataclass, so through object.__setattr__)."""
+    for name in whole:
+        object.__setattr__(config, name, _whole(getattr(config, name)))
+    for name in real:
+        value = getattr(config, name)
+        if isinstance(value, numbers.Real) and not isinstance(value, bool) and type(value).__name__ != "bool_":
+            object.__setattr__(config, name, float(value))
+
+
 def _finite(name: str, value: float) -> float:
     try:
         value = float(value)
@@ -51,6 +69,7 @@ class ModelConfig:
     topk: int | None = None  # keep only the k largest activations per sample (TopK models)
 
     def __post_init__(self) -> None:
+        _normalise(self, ("n_inputs", "n_hidden", "topk"), ())
         for name, limit in (("n_inputs", MAX_INPUTS), ("n_hidden", MAX_HIDDEN)):
             value = getattr(self, name)
             _check(isinstance(value, int) and not isinstance(value, bool),
@@ -87,6 +106,8 @@ class TrainConfig:
     noise_level: float = 0.0  # gaussian: std of the added noise (0.4 classic); masking: fraction of inputs zeroed
 
     def __post_init__(self) -> None:
+        _normalise(self, ("batch_size", "max_iter", "seed"),
+                   ("rho", "beta", "weight_decay", "lr", "momentum", "epochs", "ema_decay", "noise_level"))
         rho = _finite("rho", self.rho)
         _check(0.0 < rho < 1.0, f"rho (target activation) must lie strictly between 0 and 1, got {rho:g}: "
                "KL(rho||rho_hat) needs log(rho) and log(1 - rho).")

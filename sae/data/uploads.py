@@ -94,7 +94,8 @@ def _read_source(source: Source, filename: str, max_bytes: int) -> tuple[bytes, 
 
 
 def load_array(source: Source, filename: str = "upload", *, image_shape: tuple[int, int] | None = None,
-               max_bytes: int = 50 * 2**20, labels_column: str | None = None) -> Dataset:
+               max_bytes: int = 50 * 2**20, labels_column: str | int | None = None,
+               header: bool | None = None) -> Dataset:
     """Load user data (CSV or NPY) as a Dataset, or raise :class:`DataError` saying what is wrong.
 
     Args:
@@ -104,12 +105,15 @@ def load_array(source: Source, filename: str = "upload", *, image_shape: tuple[i
         image_shape: (height, width) of one row; must satisfy h * w == n_features. When None,
             a 3-D NPY (n, h, w) gives (h, w), and a square n_features >= 16 gives a square.
         max_bytes: refuse larger inputs before parsing them.
-        labels_column: CSV header name, or a column index as a string ("0", "-1"), to use as
-            integer labels (non-numeric CSV labels are mapped to codes in sorted order).
+        labels_column: CSV header name, or a column index (0, -1, or as a string "0", "-1"), to use as
+            integer labels, not as a feature (non-numeric CSV labels are mapped to codes in sorted order).
+        header: CSV only: None (default) applies the header rule of the module docstring; True / False say
+            whether the first row is a header. The description always says which it was.
 
     CSV: optional header row (the rule in the module docstring; a skipped header is named in the
     description); comma, semicolon (with decimal commas allowed), tab or whitespace delimiters, '"' quotes.
-    NPY: read with ``np.load(allow_pickle=False)`` only; object arrays are refused.
+    NPY: read with ``np.load(allow_pickle=False)`` only; object arrays are refused. A 2-D array (n, d) is n samples
+    of d features; a 3-D array (n, h, w) is n images of h x w pixels, flattened row-major to (n, h * w).
 
     Returns:
         Dataset with X (n_samples, n_features) float32, finite, n_samples >= 2, n_features >= 1.
@@ -121,12 +125,16 @@ def load_array(source: Source, filename: str = "upload", *, image_shape: tuple[i
     if suffix == ".npz" or data[:4] == b"PK\x03\x04":
         raise DataError(f"{filename} is a ZIP/NPZ archive; save a single array with np.save (.npy) instead.")
     is_npy = suffix == ".npy" or (suffix not in _TEXT_SUFFIXES and data.startswith(_NPY_MAGIC))
+    if labels_column is not None:
+        labels_column = str(labels_column)
     if is_npy:
+        if header is not None:
+            raise DataError(f"{filename} is an NPY file: a header row is a matter of CSV text files only.")
         X, labels, shape3, where = _parse_npy(data, filename, labels_column)
         label_note = f", labels from column {labels_column}" if labels is not None else ""
         header_note = ""
     else:
-        X, labels, where, label_note, header_note = _parse_text(data, filename, labels_column)
+        X, labels, where, label_note, header_note = _parse_text(data, filename, labels_column, header)
         shape3 = None
     X = _validate_matrix(X, filename, where)
     n, d = X.shape
@@ -172,7 +180,7 @@ def _integer_labels(values: np.ndarray, filename: str, column: str) -> np.ndarra
     if not ok.all():
         i = int(np.argmin(ok))
         raise DataError(f"{filename}: labels column {column} must hold integers; sample {i + 1} "
-                        f"has {values[i]!r}.")
+                        f"has {values[i]:g}.")
     return values.astype(np.int64)
 
 
@@ -282,7 +290,7 @@ def _is_number(field: str, delim: str | None) -> bool:
         return False
 
 
-def _parse_text(data: bytes, filename: str, labels_column: str | None):
+def _parse_text(data: bytes, filename: str, labels_column: str | None, header_asked: bool | None = None):
     """CSV-like bytes -> (X (n, d) float64, labels | None, where, label note)."""
     nul = data.find(b"\x00")
     if nul >= 0:
@@ -298,7 +306,10 @@ def _parse_text(data: bytes, filename: str, labels_column: str | None):
     delim = _detect_delimiter(lines[0][1])
     first = _split(lines[0][1], delim)
     second = _split(lines[1][1], delim) if len(lines) > 1 else None
-    kind = _header_kind(first, second, len(lines) - 1, delim, labels_column)
+    if header_asked is None:
+        kind = _header_kind(first, second, len(lines) - 1, delim, labels_column)
+    else:
+        kind = "as asked" if header_asked else None
     header = first if kind else None
     rows = lines[1:] if header is not None else lines
     if not rows:
@@ -322,7 +333,12 @@ def _parse_text(data: bytes, filename: str, labels_column: str | None):
     def where(i: int, j: int) -> str:
         col = j + (1 if j_label is not None and j >= j_label else 0)
         return f"line {linenos[i]}, column {col + 1}"
-    header_note = "" if kind is None else f" The first row ({kind}) was read as a header and skipped."
+    if kind == "as asked":
+        header_note = " The first row was read as a header and skipped, as asked."
+    elif kind is not None:
+        header_note = f" The first row ({kind}) was read as a header and skipped."
+    else:
+        header_note = " The first row is data (no header row" + (", as asked)." if header_asked is False else ").")
     return table, labels, where, note, header_note
 
 

@@ -51,6 +51,7 @@ class Run:
     path: Path | None = None
     sae_version: str | None = None  # the Lab version that wrote it
     step: int | None = None  # the training step the weights are from; None if not recorded (older files)
+    optimizer_state: dict[str, torch.Tensor] | None = None  # Trainer.optimizer_state() if saved with the run
 
 
 def lab_version() -> str:
@@ -98,7 +99,7 @@ def _looks_like_pickle(data: bytes) -> bool:
     return data[:2] == b"PK" or data[:1] == b"\x80"
 
 
-def _read_header(data: bytes, what: str) -> tuple[dict[str, Any], dict[str, str]]:
+def read_header(data: bytes, what: str) -> tuple[dict[str, Any], dict[str, str]]:
     """Parse and check a safetensors header: 8-byte little-endian length N, then N bytes of JSON.
 
     Returns (tensor entries name -> {dtype, shape, data_offsets}, metadata).
@@ -188,7 +189,7 @@ def run_from_bytes(data: bytes, expect: ModelConfig | None = None, *, what: str 
     if len(data) > max_bytes:
         raise RunFileError(f"{what} is too large ({len(data) / 2**20:.1f} MiB); the limit is "
                            f"{max_bytes / 2**20:.0f} MiB.")
-    header, metadata = _read_header(data, what)
+    header, metadata = read_header(data, what)
     fmt = metadata.get("format")
     if fmt is not None and fmt != MODEL_FORMAT:
         raise RunFileError(f"{what} is a {fmt!r} file, not a Sparse Autoencoder Lab model.")
@@ -241,5 +242,5 @@ def run_from_bytes(data: bytes, expect: ModelConfig | None = None, *, what: str 
 
 
 __all__ = ["Run", "RunFileError", "model_to_bytes", "model_from_bytes", "run_from_bytes", "tensor_shapes",
-           "config_from_json", "lab_version", "FORMAT_VERSION", "MODEL_FORMAT", "TENSOR_NAMES", "MAX_MODEL_BYTES",
+           "config_from_json", "read_header", "lab_version", "FORMAT_VERSION", "MODEL_FORMAT", "TENSOR_NAMES", "MAX_MODEL_BYTES",
            "MAX_HEADER_BYTES"]

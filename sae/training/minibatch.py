@@ -6,14 +6,13 @@ import math
 
 import torch
 
-from sae.core.config import TrainConfig
+from sae.core.config import ConfigError, TrainConfig
 from sae.core.fused import FusedObjective
 from sae.core.loss import LossFunction, sparse_autoencoder_loss
 from sae.core.model import SparseAutoencoder
 from sae.core.optimizer_step import KernelStep
 from sae.evaluation.noise import corrupt
 from sae.training.batches import MinibatchSampler
-
 
 
 class MinibatchOptimizer:
@@ -58,6 +57,60 @@ class MinibatchOptimizer:
             self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, fused=True)
         self._update = KernelStep(self.optimizer).step
         self.rho_hat_ema = None
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Everything a continued run needs to take the same next steps, as named tensors (saved with a run):
+        each parameter's optimiser state (``<param>.exp_avg``, ``.exp_avg_sq``, ``.step`` for Adam;
+        ``<param>.momentum_buffer`` for SGD), the random stream (``generator``) and this epoch's batch order
+        (``batch_order``, (m,) or empty). Copies; call it between steps."""
+        out: dict[str, torch.Tensor] = {}
+        for name, p in self.model.named_parameters():
+            for key, value in self.optimizer.state.get(p, {}).items():
+                if torch.is_tensor(value):
+                    out[f"{name}.{key}"] = value.detach().clone()
+        out["generator"] = self._generator.get_state().clone()
+        out["batch_order"] = self.batches._order.clone()
+        return out
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor], optimizer: str) -> None:
+        """Take up :meth:`state_tensors` of an earlier run of the same model (``optimizer``: its config's);
+        raises ConfigError, changing nothing, if they do not fit."""
+        def refuse(why: str) -> ConfigError:
+            return ConfigError(f"the saved optimiser state does not fit this run: {why}.")
+
+        tensors = dict(tensors)
+        generator, order = tensors.pop("generator", None), tensors.pop("batch_order", None)
+        keys = {"adam": ("exp_avg", "exp_avg_sq", "step"), "sgd": ("momentum_buffer",)}.get(optimizer, ())
+        state, params = {}, dict(self.model.named_parameters())
+        seen = {k.rsplit(".", 1)[1] for k in tensors if "." in k}
+        if tensors and not seen <= set(keys):
+            raise refuse(f"it holds {', '.join(sorted(seen))}, not the state of {optimizer}")
+        for index, (name, p) in enumerate(params.items()):
+            entry = {key: tensors.pop(f"{name}.{key}") for key in keys if f"{name}.{key}" in tensors}
+            if not entry:
+                continue
+            if len(entry) != len(keys):
+                raise refuse(f"parameter {name} lacks part of its {optimizer} state")
+            for key, value in entry.items():
+                if key != "step" and tuple(value.shape) != tuple(p.shape):
+                    raise refuse(f"{name}.{key} has shape {tuple(value.shape)}, the model's {name} {tuple(p.shape)}")
+            state[index] = entry
+        if tensors:
+            raise refuse(f"unknown tensor(s) {', '.join(sorted(tensors))}")
+        m = len(self.batches.X)
+        if order is not None and len(order) and (order.dtype != torch.long or order.shape != (m,)
+                                                 or not torch.equal(torch.sort(order).values, torch.arange(m))):
+            raise refuse(f"its batch order is not an order of the {m} samples")
+        if state:
+            self.optimizer.load_state_dict({"state": state, "param_groups": self.optimizer.state_dict()["param_groups"]})
+            self._update = KernelStep(self.optimizer).step
+        if generator is not None:
+            try:
+                self._generator.set_state(generator.to(torch.uint8))
+            except RuntimeError as exc:
+                raise refuse(f"its random stream is not a generator state ({exc})") from None
+        if order is not None:
+            self.batches._order = order.clone()
 
     def set_lr(self, lr: float) -> None:
         """Take the following steps with learning rate ``lr`` (moments kept)."""

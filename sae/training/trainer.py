@@ -44,7 +44,7 @@ from sae.core.model import SparseAutoencoder
 from sae.evaluation.health import run_health
 from sae.training.background import JOIN_SECONDS, SMALL_STEP_FLOPS, TrainingThread, revive, settle_after_end
 from sae.training.control import RunControl
-from sae.training.divergence import LastSound, divergence_reason
+from sae.training.divergence import LastSound, LossWatch, divergence_reason
 from sae.training.full_batch import LBFGS_MEMORY_BYTES, FullBatchLBFGS
 from sae.training.history import History
 from sae.training.inputs import (as_training_tensor, check_compatible, history_columns, new_model, steps_per_epoch,
@@ -78,8 +78,11 @@ class Trainer(Observable):
             (the default); another function (e.g. a deliberately wrong variant from ``sae.experiments.mistakes``)
             uses autograd.
         slots: a TrainingSlots shared by the trainers of one server: steps are taken only while holding one.
-        start_step, history: continue a saved run: its step count and its history columns (a new
-            optimiser starts, so Adam's moments are not restored).
+        start_step, history: continue a saved run: its step count and its history columns.
+        optimizer_state: with them, the saved :meth:`optimizer_state` (Adam's moments or SGD's momentum, the random
+            stream and the epoch's batch order), so the run goes on exactly as if never interrupted; without it a
+            fresh optimiser starts. L-BFGS ignores it and restarts its curvature memory.
+            ``sae.runs.files.continue_run`` does all this from a saved run directory.
         fused: use the hand-derived forward/backward pass (sae.core.fused) and fused optimiser kernels
             where they cover the model; False forces autograd (same results within rounding).
         threads: torch threads of the background training thread (``start()``; ``run()`` keeps the caller's).
@@ -97,7 +100,7 @@ class Trainer(Observable):
                  snapshot_interval: float = 0.1, history_capacity: int = 2000, fused: bool = True,
                  slots: TrainingSlots | None = None, loss: LossFunction = sparse_autoencoder_loss,
                  start_step: int = 0, history: dict[str, np.ndarray] | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, optimizer_state: dict[str, torch.Tensor] | None = None) -> None:
         self.config = config or TrainConfig()
         self.X = as_training_tensor(X)
         m, n = self.X.shape
@@ -125,6 +128,8 @@ class Trainer(Observable):
             and fused_supports(model, self.config.penalty, self.config.rho_hat) else None
         self._minibatch = MinibatchOptimizer(model, self.X, self.config, self.batch_size, self.steps_per_epoch,
                                              self._generator, loss=loss, fused=self._fused)
+        if optimizer_state is not None and self.config.optimizer != "lbfgs":
+            self._minibatch.load_state_tensors(optimizer_state, self.config.optimizer)
         self.full_batch = FullBatchLBFGS(model, self.X, self.config, loss=loss, fused=self._fused is not None) \
             if self.config.optimizer == "lbfgs" else None  # the L-BFGS driver (None for adam and sgd)
         self._history = History(HISTORY_COLUMNS, history_capacity)
@@ -139,7 +144,9 @@ class Trainer(Observable):
             self._elapsed = float(times[-1]) if times is not None and len(times) else 0.0
         self._last_terms: dict[str, torch.Tensor] | None = None
         self._latest: Snapshot | None = None
-        self._sound = LastSound()  # restored if the loss becomes NaN or infinite
+        self._sound = LastSound()  # restored if the loss becomes NaN or infinite, or grows a million-fold
+        self._watch = LossWatch()
+        self.weights_step = self.step_count  # the step the model's weights are from (earlier after a divergence)
         self._rate = ThroughputMeter()
         self.publish(RunStatus.IDLE, "")
 
@@ -235,6 +242,11 @@ class Trainer(Observable):
         """The Adam or SGD optimiser of the minibatch steps (its state_dict and param_groups are torch's own)."""
         return self._minibatch.optimizer
 
+    def optimizer_state(self) -> dict[str, torch.Tensor]:
+        """The state a continued run needs to take the same next steps (``optimizer_state=`` of a new Trainer;
+        saved with a run by ``sae.runs.files.save_run``): named tensor copies. Call it while not training."""
+        return self._minibatch.state_tensors()
+
     @property
     def _lbfgs(self) -> LBFGS | None:
         """The L-BFGS state (x, f, g, evaluations) once the first iteration started, else None."""
@@ -244,6 +256,10 @@ class Trainer(Observable):
     def run(self, steps: int | None = None, progress: Callable[[Snapshot], None] | None = None) -> Snapshot:
         """Train in the calling thread for ``steps`` steps (default: to the end). Returns the last snapshot."""
         target = None if steps is None else self.step_count + steps  # the budget may change meanwhile
+        with self.control.lock:
+            self.apply_pending()
+        if self.is_done() and self.control.stop_reason is None:
+            return self._nothing_left()
         self._status = RunStatus.RUNNING
         self.restart_clock()
         last = time.perf_counter()
@@ -269,6 +285,16 @@ class Trainer(Observable):
         self.publish(status, reason)
         if progress is not None:
             progress(self._latest)  # type: ignore[arg-type]
+        return self._latest  # type: ignore[return-value]
+
+    def _nothing_left(self) -> Snapshot:
+        """run() with the budget already spent: the losses of the weights held (full batch), and a reason saying so."""
+        if self._last_terms is None:
+            cfg = self.config
+            with torch.no_grad():
+                self._last_terms = self.loss(self.model, self.X, cfg.rho, cfg.beta, cfg.weight_decay, cfg.penalty)
+        self.publish(RunStatus.FINISHED, f"nothing left to do: the run is at step {self.step_count} of its "
+                                         f"{self.budget_text()}; raise the budget (set_budget) to go on")
         return self._latest  # type: ignore[return-value]
 
     def step_flops(self) -> int:
@@ -326,10 +352,11 @@ class Trainer(Observable):
             finite = bool(torch.isfinite(terms["total"]))
         else:
             terms, finite = self._minibatch.step(self.step_count, cfg, values)
-        if not finite:
+        if not finite or ("total" in terms and self._watch.exploded(float(terms["total"].detach()))):
             return self._diverged(terms)
         step = self.step_count
         self.step_count += 1
+        self.weights_step = self.step_count
         self._elapsed += time.perf_counter() - t0
         if "total" not in terms:  # a step without values: nothing to record
             return True
@@ -342,8 +369,13 @@ class Trainer(Observable):
         return True
 
     def _diverged(self, terms: dict[str, torch.Tensor]) -> bool:
-        """Go back to the last sound weights, with fresh optimiser state, and publish why (status diverged)."""
+        """Go back to the last sound weights, with fresh optimiser state, and publish why (status diverged) with the
+        losses of the weights kept (on all the data), not those of the step that diverged."""
         kept = self._sound.restore(self.model)
+        self.weights_step = kept.step
+        cfg = self.config
+        with torch.no_grad():
+            self._last_terms = self.loss(self.model, self.X, cfg.rho, cfg.beta, cfg.weight_decay, cfg.penalty)
         self._minibatch.reset(self.config)  # moments are poisoned
         if self.full_batch is not None:
             self.full_batch.restart()

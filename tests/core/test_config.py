@@ -36,3 +36,22 @@ def test_unknown_and_missing_fields_named():
         config_from_dict(ModelConfig, {"n_inputs": 4})
     with pytest.raises(ConfigError, match="JSON object"):
         config_from_dict(ModelConfig, [1, 2])
+
+
+def test_numpy_numbers_are_accepted_and_stored_as_python_numbers():
+    import json
+
+    import numpy as np
+
+    from sae.core.config import ModelConfig, TrainConfig, config_to_dict
+
+    model = ModelConfig(np.int64(64), np.int64(25), topk=np.int32(3))
+    assert model == ModelConfig(64, 25, topk=3) and type(model.n_hidden) is int and type(model.topk) is int
+    train = TrainConfig(rho=np.float32(0.25), beta=np.float64(3), batch_size=np.int64(64), max_iter=np.int32(10),
+                        seed=np.uint8(7), epochs=np.int64(2), lr=np.float32(0.5))
+    assert type(train.batch_size) is int and type(train.seed) is int and type(train.rho) is float
+    assert train.rho == 0.25 and train.epochs == 2.0
+    json.dumps(config_to_dict(model)), json.dumps(config_to_dict(train))  # plain JSON, as saved with a run
+    for bad in (np.float64(2.5), True, np.bool_(True)):
+        with pytest.raises(ConfigError, match="whole number"):
+            ModelConfig(64, bad)

@@ -16,3 +16,19 @@ def test_gradient_check_detects_a_wrong_gradient():
     g_num = numerical_gradient(lambda t: (t ** 3).sum(), theta)
     assert relative_difference(g_num, 3 * theta ** 2) < 1e-9
     assert relative_difference(g_num, 2.9 * theta ** 2) > 1e-3  # a 3% error is caught
+
+
+def test_every_valid_combination_is_checked():
+    import itertools
+
+    from sae.core.config import ACTIVATIONS, DECODER_ACTIVATIONS, PENALTIES, ConfigError, ModelConfig, TrainConfig
+    from sae.training.inputs import check_compatible
+
+    valid = set()
+    for a, p, d in itertools.product(ACTIVATIONS, PENALTIES, DECODER_ACTIVATIONS):
+        try:
+            check_compatible(ModelConfig(8, 5, a, d, topk=2 if p == "topk" else None), TrainConfig(penalty=p), 8)
+        except ConfigError:
+            continue
+        valid.add((a, p, d))
+    assert len(valid) == 16 and set(COMBINATIONS) == valid

@@ -60,14 +60,14 @@ def test_names_header_is_reported_too():
 
 def test_a_file_without_header_keeps_its_first_row():
     data = load_array(b"5,1,2\n0,1,2\n", "d.csv")  # the second row looks like column numbers, the first does not
-    assert data.X.shape == (2, 3) and "header" not in data.description
+    assert data.X.shape == (2, 3) and "skipped" not in data.description
     data = load_array(b"0.5,1,2\n3,4,5\n", "d.csv")
-    assert data.X.shape == (2, 3) and "header" not in data.description
+    assert data.X.shape == (2, 3) and "skipped" not in data.description
 
 
 def test_column_numbers_with_one_row_after_them_are_data():
     data = load_array(b"0,1,2\n3,4,5\n", "d.csv")  # as a header it would leave one sample: too few to train on
-    assert data.X.shape == (2, 3) and "header" not in data.description
+    assert data.X.shape == (2, 3) and "skipped" not in data.description
 
 
 def test_non_numeric_data_after_a_named_header_still_fails_clearly():
@@ -78,3 +78,23 @@ def test_non_numeric_data_after_a_named_header_still_fails_clearly():
 def test_scale_dataset_leaves_unit_data_alone_and_says_nothing():
     data = load_array(b"0,0.5\n1,0.25\n", "d.csv")
     assert scale_dataset(data) is data
+
+
+def test_header_can_be_forced_either_way():
+    # column numbers with one row after them read as data by the rule; header=True says otherwise
+    data = load_array(b"0,1,2\n3,4,5\n6,7,8\n", "d.csv", header=True)
+    np.testing.assert_array_equal(data.X, [[3, 4, 5], [6, 7, 8]])
+    assert "header" in data.description and "as asked" in data.description
+    data = load_array(b"0,1,2\n3,4,5\n6,7,8\n", "d.csv", header=False)  # the rule would skip it
+    assert data.X.shape == (3, 3) and "no header" in data.description
+    with pytest.raises(DataError, match="non-numeric value 'x' at line 1"):
+        load_array(b"x,y\n1,2\n3,4\n", "d.csv", header=False)
+
+
+def test_the_description_says_when_there_is_no_header():
+    assert "no header row" in load_array(b"5,1,2\n0,1,2\n", "d.csv").description
+
+
+def test_header_is_for_text_files_only():
+    with pytest.raises(DataError, match="header.*CSV"):
+        load_array(np.zeros((3, 2)).tobytes(), "d.npy", header=True)

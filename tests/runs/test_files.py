@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pathlib
 import pickle
+import stat
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from safetensors.torch import save as st_save
 
 from sae import ModelConfig, SparseAutoencoder, TrainConfig
 from sae.core.config import config_to_dict
-from sae.runs.files import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, load_run, save_run
+from sae.runs.files import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, RunExistsError, check_run_target, load_run, save_run
 from sae.runs.model_file import Run, RunFileError, model_from_bytes, model_to_bytes
 
 
@@ -99,7 +101,7 @@ def test_config_json_is_readable_and_without_train_config(tmp_path, model):
 
 def test_saving_without_history_removes_an_old_one(run_dir, model):
     assert (run_dir / HISTORY_FILE).exists()
-    save_run(run_dir, model, None)
+    save_run(run_dir, model, None, overwrite=True)
     assert not (run_dir / HISTORY_FILE).exists()
     assert load_run(run_dir).history == {}
 
@@ -322,6 +324,114 @@ def test_save_refuses_bad_targets_and_models(tmp_path, model):
     assert not (tmp_path / "nan").exists()
     with pytest.raises(RunFileError, match="history column"):
         save_run(tmp_path / "h", make_model(), None, {"step": np.array(["a", "b"])})
+
+
+# ----------------------------------------------------------------------------- writes never destroy
+
+def snapshot_dir(path: pathlib.Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
+
+
+def test_an_existing_run_is_not_replaced_without_overwrite(run_dir, model):
+    before = snapshot_dir(run_dir)
+    with pytest.raises(RunExistsError, match="already holds a run.*overwrite=True"):
+        save_run(run_dir, make_model(seed=1), None)
+    assert snapshot_dir(run_dir) == before
+    assert isinstance(RunExistsError("x"), RunFileError)
+
+
+def test_overwrite_replaces_the_whole_directory_no_stale_files(run_dir):
+    (run_dir / "filters.png").write_bytes(b"an earlier run's picture")
+    other = make_model(n=4, s=3)
+    save_run(run_dir, other, None, overwrite=True)
+    assert sorted(p.name for p in run_dir.iterdir()) == [CONFIG_FILE, MODEL_FILE]  # no stale filters.png, history
+    assert load_run(run_dir).model_config.n_inputs == 4
+    assert [p.name for p in run_dir.parent.iterdir()] == [run_dir.name]  # no temporary directory left beside it
+
+
+@pytest.mark.parametrize("name,content", [(CONFIG_FILE, b'{"tool": "someone else"}'), ("notes.txt", b"mine"),
+                                          (MODEL_FILE, b"not ours")])
+def test_a_directory_of_foreign_files_is_refused_even_with_overwrite(tmp_path, model, name, content):
+    target = tmp_path / "theirs"
+    target.mkdir()
+    (target / name).write_bytes(content)
+    for overwrite in (False, True):
+        with pytest.raises(RunFileError, match="not a run of the Lab"):
+            save_run(target, model, None, overwrite=overwrite)
+    assert snapshot_dir(target) == {name: content}
+
+
+def test_a_run_with_a_foreign_file_beside_it_is_refused(run_dir, model):
+    (run_dir / "my-notes.txt").write_text("keep me")
+    with pytest.raises(RunFileError, match="my-notes.txt"):
+        save_run(run_dir, model, None, overwrite=True)
+    assert (run_dir / "my-notes.txt").read_text() == "keep me"
+
+
+def test_an_empty_directory_is_used(tmp_path, model):
+    (tmp_path / "empty").mkdir()
+    assert load_run(save_run(tmp_path / "empty", model, None)).model_config == model.config
+
+
+def test_a_failed_write_leaves_the_old_run_and_no_half_written_one(run_dir, model, monkeypatch):
+    import sae.runs.files as files
+
+    before = snapshot_dir(run_dir)
+    real, calls = files._write_file, []
+
+    def failing(path, data):
+        calls.append(path.name)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(files, "_write_file", failing)
+    with pytest.raises(RunFileError, match="No space left on device"):
+        save_run(run_dir, make_model(seed=3), None, overwrite=True)
+    calls.clear()
+    with pytest.raises(RunFileError):
+        save_run(run_dir.parent / "new", make_model(seed=3), None)
+    assert snapshot_dir(run_dir) == before
+    assert sorted(p.name for p in run_dir.parent.iterdir()) == [run_dir.name]  # nothing half-written beside it
+
+
+def test_check_run_target_before_training(tmp_path, run_dir):
+    blocker = tmp_path / "f"
+    blocker.write_text("")
+    with pytest.raises(RunFileError, match="not a directory"):
+        check_run_target(blocker / "run")
+    with pytest.raises(RunExistsError):
+        check_run_target(run_dir)
+    assert check_run_target(run_dir, overwrite=True) == "run"
+    assert check_run_target(tmp_path / "a" / "b") == "absent"
+    assert not (tmp_path / "a").exists()  # checking creates nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f", "run"]
+
+
+def test_saved_files_follow_the_umask(tmp_path, model):
+    old = os.umask(0o022)
+    try:
+        path = save_run(tmp_path / "r", model, None, {"step": np.arange(3.0)}, extra_files={"filters.png": b"png"})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o755
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.iterdir()} == {
+        CONFIG_FILE: 0o644, MODEL_FILE: 0o644, HISTORY_FILE: 0o644, "filters.png": 0o644}
+
+
+def test_optimiser_state_round_trip_and_refusals(tmp_path, model):
+    state = {"encoder.weight.exp_avg": torch.randn(5, 12), "generator": torch.arange(7, dtype=torch.uint8)}
+    path = save_run(tmp_path / "r", model, None, optimizer_state=state)
+    loaded = load_run(path).optimizer_state
+    assert set(loaded) == set(state) and all(torch.equal(loaded[k], v) for k, v in state.items())
+    (path / "optimizer.safetensors").write_bytes(pickle.dumps({"x": 1}))
+    with pytest.raises(RunFileError, match="pickle"):
+        load_run(path)
+    (path / "optimizer.safetensors").write_bytes(st_save(tensors_of(model)))
+    with pytest.raises(RunFileError, match="not the optimiser state"):
+        load_run(path)
+    with pytest.raises(RunFileError, match="dict of name -> tensor"):
+        save_run(tmp_path / "r2", model, None, optimizer_state={"a": np.zeros(2)})
 
 
 def test_errors_are_value_errors():

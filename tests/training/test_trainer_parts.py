@@ -169,7 +169,7 @@ def test_divergence_reason_names_the_terms_the_cause_and_the_remedy():
     reason = divergence_reason(terms, 12, TrainConfig(lr=0.5), kept_step=10)
     assert reason == ("diverged: the loss became NaN at step 12 (reconstruction 1.5, sparsity nan, weight_decay 0.25); "
                       "the learning rate 0.5 is probably too high: lower it and resume. "
-                      "Kept the weights of step 10, the last with a sound loss.")
+                      "Kept the weights of step 10, the last with a sound loss; the losses shown are theirs.")
     inf = {k: torch.tensor(float("inf")) for k in LOSS_TERMS}
     assert "became infinite" in divergence_reason(inf, 3, TrainConfig(optimizer="lbfgs"), 0)
     assert "line search" in divergence_reason(inf, 3, TrainConfig(optimizer="lbfgs"), 0)
