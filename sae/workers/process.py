@@ -5,7 +5,8 @@ Why a process per run: measured here (2-core EPYC), a forked worker starts train
 and adds ~26 MB of private memory (its torch pages are shared with the forkserver); the operating system
 shares the cores among N runs fairly (each ~cores/N), with no queue; a worker that is killed, or that
 exhausts its memory, takes down only its own run. Workers run at a lower priority (``nice``) than the
-server, so pages stay responsive when runs use every core.
+server, so pages stay responsive when runs use every core (``SAE_LAB_WORKER_NICE``, default 5; 0 makes runs
+equal to the server and to anything else on the machine).
 
 A worker's lifetime: it builds its host (``sae.workers.host``), then its main thread obeys the commands read
 from its end of a pipe while a sender thread writes the newest state to it; it ends on the command "close"
@@ -33,7 +34,7 @@ from sae.workers.host import HostFailed, TaskHost, TrainerHost, TrainerSpec
 logger = logging.getLogger(__name__)
 
 PRELOAD = "sae.workers.preload"
-NICE = 5  # workers' niceness above the server's
+NICE = 5  # workers' niceness above the server's (SAE_LAB_WORKER_NICE overrides it; 0: equal to the server)
 CLOSE_SECONDS = 3.0
 FORKSERVER_GONE = 255  # the exit code multiprocessing reports for a worker whose forkserver has ended  # how long close() waits for a worker to end before killing it
 
@@ -91,8 +92,8 @@ def _serve(conn, make_host: Callable[[], Any], memory_limit: int | None) -> None
     name_process("sae-worker")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C on the server's terminal ends the server, which ends us
     try:
-        os.nice(NICE)
-    except OSError:
+        os.nice(int(os.environ.get("SAE_LAB_WORKER_NICE", NICE)))
+    except (OSError, ValueError):
         pass
     try:
         _limit_memory(memory_limit)
