@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from sae.core.config import ACTIVATIONS, DECODER_ACTIVATIONS, OPTIMIZERS, PENALTIES, ConfigError, TrainConfig
+from sae.core.config import ACTIVATIONS, DECODER_CHOICES, OPTIMIZERS, PENALTIES, ConfigError, TrainConfig
 from sae.training.status import RunStatus
 
 _DEFAULTS = TrainConfig(rho=0.01, beta=3.0, weight_decay=1e-4, optimizer="lbfgs", max_iter=400, seed=0)
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="number of hidden units (features learned) (default: %(default)s)")
     model.add_argument("--activation", default="sigmoid", choices=ACTIVATIONS,
                        help="hidden activation f; relu needs --penalty l1 or topk (default: %(default)s)")
-    model.add_argument("--decoder", default="auto", choices=("auto", *DECODER_ACTIVATIONS),
+    model.add_argument("--decoder", default="auto", choices=DECODER_CHOICES,
                        help="output activation g; auto = sigmoid when the data lie in [0, 1], "
                             "else linear (default: %(default)s)")
     model.add_argument("--topk", type=int, default=None, metavar="K",
@@ -176,8 +176,7 @@ def _new_trainer(args: argparse.Namespace):
     if args.out:
         _check_out(args.out, args.overwrite)
     data, dataset_name = _load_data(args)
-    decoder = args.decoder if args.decoder != "auto" else ("sigmoid" if data.in_unit_interval else "linear")
-    model_config = ModelConfig(data.n_features, args.hidden, args.activation, decoder, args.topk)
+    model_config = ModelConfig(data.n_features, args.hidden, args.activation, args.decoder, args.topk).for_data(data.X)
     trainer = Trainer(torch.tensor(data.X), model_config, config)  # a writable copy: data.X is read-only
     return trainer, data, dataset_name, args.out, args.overwrite
 

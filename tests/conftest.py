@@ -88,7 +88,7 @@ def stop_live_jobs():
 
 # ----------------------------------------------------------------------------- the run store
 
-MC, TC = ModelConfig(12, 5), TrainConfig(rho=0.1, beta=2.0, epochs=3, batch_size=16)
+MC, TC = ModelConfig(12, 5, decoder_activation="sigmoid"), TrainConfig(rho=0.1, beta=2.0, epochs=3, batch_size=16)
 
 
 def wait_for(predicate, timeout: float = 60.0, interval: float = 0.02) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 DECODER_ACTIVATIONS = ("sigmoid", "linear")
+DECODER_CHOICES = ("auto", *DECODER_ACTIVATIONS)  # auto: chosen from the training data (ModelConfig.for_data)
 PENALTIES = ("kl", "l1", "topk")
 OPTIMIZERS = ("adam", "sgd", "lbfgs")
 RHO_HAT_MODES = ("batch", "ema")
@@ -65,7 +66,7 @@ class ModelConfig:
     n_inputs: int  # input dimension (pixels per image)
     n_hidden: int  # hidden units (number of features learned)
     activation: str = "sigmoid"  # hidden f: sigmoid (classic), tanh (rho_hat on (a+1)/2), relu (L1/TopK)
-    decoder_activation: str = "sigmoid"  # output g: sigmoid for data in [0, 1], linear otherwise
+    decoder_activation: str = "auto"  # output g: sigmoid, linear, or auto: sigmoid for data in [0, 1], else linear
     topk: int | None = None  # keep only the k largest activations per sample (TopK models)
 
     def __post_init__(self) -> None:
@@ -77,12 +78,26 @@ class ModelConfig:
             _check(1 <= value <= limit, f"{name} must be between 1 and {limit}, got {value}.")
         _check(self.activation in ACTIVATIONS,
                f"activation must be one of {', '.join(ACTIVATIONS)}; got {self.activation!r}.")
-        _check(self.decoder_activation in DECODER_ACTIVATIONS,
-               f"decoder activation must be one of {', '.join(DECODER_ACTIVATIONS)}; "
+        _check(self.decoder_activation in DECODER_CHOICES,
+               f"decoder activation must be one of {', '.join(DECODER_CHOICES)}; "
                f"got {self.decoder_activation!r}.")
         if self.topk is not None:
             _check(isinstance(self.topk, int) and 1 <= self.topk <= self.n_hidden,
                    f"TopK k must be between 1 and the hidden size {self.n_hidden}, got {self.topk!r}.")
+
+    def for_data(self, X: Any) -> "ModelConfig":
+        """This config with an ``auto`` decoder made concrete for the training data X (m, n), numpy or torch:
+        ``sigmoid`` when every value lies in [0, 1] (a sigmoid output can reach them), ``linear`` otherwise.
+        A named decoder is kept as it is."""
+        if self.decoder_activation != "auto":
+            return self
+        return replace(self, decoder_activation=decoder_for(X))
+
+
+def decoder_for(X: Any) -> str:
+    """The decoder ``auto`` stands for on X (numpy or torch, any shape): sigmoid if min >= 0 and max <= 1."""
+    count = X.numel() if callable(getattr(X, "numel", None)) else X.size  # torch tensor or numpy array
+    return "sigmoid" if count and bool(X.min() >= 0) and bool(X.max() <= 1) else "linear"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from sae.core.config import ModelConfig
+from sae.core.config import ConfigError, ModelConfig
 
 _HIDDEN = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
 def _identity(z: Tensor) -> Tensor:
@@ -32,7 +32,9 @@ class SparseAutoencoder(nn.Module):
         n_inputs: input dimension n.
         n_hidden: hidden units s.
         activation: f, one of ``sigmoid`` (the classic), ``tanh`` or ``relu``.
-        decoder_activation: g, ``sigmoid`` for data in [0, 1] or ``linear``.
+        decoder_activation: g, ``sigmoid`` for data in [0, 1] or ``linear``. A model has a concrete decoder:
+            ``auto`` (ModelConfig's default) is chosen from the data by ``ModelConfig.for_data(X)``, which the
+            Trainer calls, so here it is refused.
         topk: if set, keep only the k largest hidden activations of each sample.
 
     Shape:
@@ -55,6 +57,10 @@ class SparseAutoencoder(nn.Module):
                  decoder_activation: str = "sigmoid", topk: int | None = None) -> None:
         super().__init__()
         self.config = ModelConfig(n_inputs, n_hidden, activation, decoder_activation, topk)
+        if decoder_activation not in _OUTPUT:
+            raise ConfigError(f"a model needs a concrete decoder, 'sigmoid' or 'linear', not {decoder_activation!r}: "
+                              "'auto' is chosen from the training data with ModelConfig.for_data(X) "
+                              "(the Trainer does this).")
         self.encoder = nn.Linear(n_inputs, n_hidden)
         self.decoder = nn.Linear(n_hidden, n_inputs)
         self._f = _HIDDEN[activation]

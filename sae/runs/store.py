@@ -121,7 +121,7 @@ class RunStore:
 
     Example:
         >>> store = RunStore(tmp_path)
-        >>> run_id = store.create("first", "digits", ModelConfig(64, 25), TrainConfig())
+        >>> run_id = store.create("first", "digits", ModelConfig(64, 25, decoder_activation="sigmoid"), TrainConfig())
         >>> [r.name for r in store.list()]
         ['first']
     """
@@ -169,6 +169,9 @@ class RunStore:
         name, dataset = check_text(name, "run name"), check_text(dataset, "data set name")
         if not isinstance(model_config, ModelConfig):
             raise StoreError("model_config must be a ModelConfig.")
+        if model_config.decoder_activation == "auto":
+            raise StoreError("a run records the decoder its weights use: make 'auto' concrete for the data with "
+                             "model_config.for_data(X) (or use the trainer's model.config).")
         if train_config is not None and not isinstance(train_config, TrainConfig):
             raise StoreError("train_config must be a TrainConfig or None.")
         parent_id = None if parent_id is None else check_run_id(parent_id, "parent run id")

@@ -236,14 +236,15 @@ class Sweep:
 
     def _run_cell(self, cell: Cell) -> None:
         index = cell.index
+        model_config = cell.model_config.for_data(self.data.X)  # the record names the decoder the weights use
         try:
-            run_id = self.store.create(f"{self.spec.name}: {cell.label}", self.spec.dataset, cell.model_config,
+            run_id = self.store.create(f"{self.spec.name}: {cell.label}", self.spec.dataset, model_config,
                                        cell.train_config, sweep_id=self.id)
             recorder = RunRecorder(self.store, run_id, interval=self.interval, X=self.data.X,
                                    labels=getattr(self.data, "labels", None), probe=self.probe)
             with warnings.catch_warnings():  # Dataset.X is read-only; the trainer copies it
                 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-                trainer = new_trainer(self.data.X, cell.model_config, cell.train_config, slots=self.slots,
+                trainer = new_trainer(self.data.X, model_config, cell.train_config, slots=self.slots,
                                       observers=[lambda snap: self._on_snapshot(index, recorder, snap)])
             recorder.attach(trainer)
         except (ConfigError, StoreError, ValueError) as exc:

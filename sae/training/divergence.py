@@ -35,15 +35,18 @@ class LossWatch:
 
 class LastSound:
     """The latest published snapshot with a sound loss: the first one, then any whose total loss is finite
-    and at most 10 times the lowest seen (a loss that blows up on its way to NaN is not sound)."""
+    and at most 10 times the lowest seen (a loss that blows up on its way to NaN is not sound). The lowest is
+    over every step (``best``, from :class:`LossWatch`), not only the published ones: snapshots come by the
+    clock, so on a slow machine the first published loss may already have grown far past the best step's."""
 
     def __init__(self) -> None:
         self.snapshot: Snapshot | None = None
         self._best = np.inf
 
-    def offer(self, snapshot: Snapshot) -> None:
-        """Keep ``snapshot`` if it is sound."""
+    def offer(self, snapshot: Snapshot, best: float = np.inf) -> None:
+        """Keep ``snapshot`` if it is sound; ``best``: the lowest total loss of any step so far."""
         total = snapshot.losses.get("total")
+        self._best = min(self._best, best)
         if self.snapshot is None or (total is not None and np.isfinite(total) and total <= 10 * self._best):
             self.snapshot = snapshot
             self._best = min(self._best, total if total is not None else np.inf)

@@ -100,11 +100,8 @@ class SparseAutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerM
     # ------------------------------------------------------------------ configuration
     def _configs(self, X: np.ndarray, decoder: str | None = None) -> tuple[ModelConfig, TrainConfig]:
         """Validate the parameters into (ModelConfig, TrainConfig); raises ConfigError."""
-        if decoder is None:
-            decoder = self.decoder_activation
-            if decoder == "auto":
-                decoder = "sigmoid" if X.size and X.min() >= 0.0 and X.max() <= 1.0 else "linear"
-        model = ModelConfig(X.shape[1], _whole(self.n_hidden), self.activation, decoder, _whole(self.topk))
+        model = ModelConfig(X.shape[1], _whole(self.n_hidden), self.activation, decoder or self.decoder_activation,
+                            _whole(self.topk)).for_data(X)
         train = TrainConfig(rho=self.rho, beta=self.beta, weight_decay=self.weight_decay, penalty=self.penalty,
                             optimizer=self.optimizer, lr=self.lr, momentum=self.momentum,
                             batch_size=_whole(self.batch_size), epochs=self.epochs, max_iter=_whole(self.max_iter),

@@ -26,11 +26,12 @@ def as_training_tensor(X) -> torch.Tensor:
     return X
 
 
-def new_model(model_config: ModelConfig | None, seed: int | None) -> SparseAutoencoder:
-    """A fresh model of ``model_config``: UFLDL initialisation, drawn from a generator seeded with ``seed`` if given."""
+def new_model(model_config: ModelConfig | None, seed: int | None, X=None) -> SparseAutoencoder:
+    """A fresh model of ``model_config`` for the data X (an ``auto`` decoder is chosen from X; without X it must
+    be concrete): UFLDL initialisation, drawn from a generator seeded with ``seed`` if given."""
     if model_config is None:
         raise ConfigError("give a model_config or a model")
-    model = SparseAutoencoder.from_config(model_config)
+    model = SparseAutoencoder.from_config(model_config if X is None else model_config.for_data(X))
     if seed is not None:
         model.reset_parameters(torch.Generator().manual_seed(seed))
     return model

@@ -104,7 +104,7 @@ class Trainer(Observable):
         self.config = config or TrainConfig()
         self.X = as_training_tensor(X)
         m, n = self.X.shape
-        self.model = model = model if model is not None else new_model(model_config, self.config.seed)
+        self.model = model = model if model is not None else new_model(model_config, self.config.seed, self.X)
         check_compatible(model.config, self.config, n)
         self._observers = Observers()
         self._on_snapshot: Observer | None = None
@@ -408,7 +408,7 @@ class Trainer(Observable):
                              status=status, reason=reason)
         self._status = status
         self._latest = snap
-        self._sound.offer(snap)
+        self._sound.offer(snap, self._watch.best)
         self._observers.notify(snap)
 
     def _samples_per_step(self) -> int:

@@ -58,7 +58,7 @@ class RemoteTrainer(Observable):
         self.config = config or TrainConfig()
         data = as_training_tensor(X).numpy()  # checked (2-D, finite) and owned
         m, n = data.shape
-        model = model if model is not None else new_model(model_config, self.config.seed)
+        model = model if model is not None else new_model(model_config, self.config.seed, data)
         check_compatible(model.config, self.config, n)
         self.model_config = model.config
         self.n_samples = m

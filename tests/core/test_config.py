@@ -55,3 +55,45 @@ def test_numpy_numbers_are_accepted_and_stored_as_python_numbers():
     for bad in (np.float64(2.5), True, np.bool_(True)):
         with pytest.raises(ConfigError, match="whole number"):
             ModelConfig(64, bad)
+
+
+def test_one_decoder_default_everywhere_auto_chosen_from_the_data():
+    import inspect
+
+    import torch
+
+    from sae.cli import build_parser
+    from sae.training.estimator import SparseAutoencoderTransformer
+    from sae.training.trainer import Trainer
+
+    assert ModelConfig(64, 25).decoder_activation == "auto"
+    assert SparseAutoencoderTransformer().decoder_activation == "auto"
+    assert build_parser().parse_args(["train"]).decoder == "auto"
+    assert inspect.signature(ModelConfig).parameters["decoder_activation"].default == "auto"
+
+    gen = torch.Generator().manual_seed(0)
+    unit = torch.rand(200, 16, generator=gen)
+    standard = torch.randn(200, 16, generator=gen) * 3.0  # outside [0, 1]: a sigmoid output cannot reach it
+    assert ModelConfig(16, 4).for_data(unit).decoder_activation == "sigmoid"
+    assert ModelConfig(16, 4).for_data(standard.numpy()).decoder_activation == "linear"
+    assert ModelConfig(16, 4, decoder_activation="sigmoid").for_data(standard).decoder_activation == "sigmoid"
+
+    cfg = TrainConfig(epochs=30, batch_size=50, lr=1e-2, beta=0.0)
+    trainer = Trainer(standard, ModelConfig(16, 4), cfg)
+    assert trainer.model.config.decoder_activation == "linear"
+    snap = trainer.run()
+    variance = 0.5 * float(standard.var(dim=0, unbiased=False).sum())  # error of predicting the mean
+    assert snap.losses["reconstruction"] < variance  # a sigmoid decoder would stay far above it
+    assert Trainer(unit, ModelConfig(16, 4), cfg).model.config.decoder_activation == "sigmoid"
+
+
+def test_a_model_and_a_run_record_need_a_concrete_decoder(tmp_path):
+    from sae.core.model import SparseAutoencoder
+    from sae.runs.store import RunStore, StoreError
+
+    with pytest.raises(ConfigError, match="for_data"):
+        SparseAutoencoder(8, 3, decoder_activation="auto")
+    with pytest.raises(StoreError, match="for_data"):
+        RunStore(tmp_path).create("r", "toy", ModelConfig(8, 3), TrainConfig())
+    with pytest.raises(ConfigError, match="auto, sigmoid, linear"):
+        ModelConfig(8, 3, decoder_activation="tanh")

@@ -86,7 +86,7 @@ def test_from_weights_copies_a_state_dict_and_explains_a_misfit():
     torch.testing.assert_close(model(x)[0], source(x)[0])
 
     with pytest.raises(ValueError, match=r"weights do not fit a 8 -> 5 model \(encoder.weight has shape \(4, 8\)"):
-        SparseAutoencoder.from_weights(ModelConfig(8, 5), weights)
+        SparseAutoencoder.from_weights(ModelConfig(8, 5, decoder_activation="sigmoid"), weights)
     del weights["decoder.bias"]
     with pytest.raises(ValueError, match="missing decoder.bias"):
         SparseAutoencoder.from_weights(source.config, weights)
@@ -97,7 +97,7 @@ def test_from_weights_copies_a_state_dict_and_explains_a_misfit():
 def test_from_weights_draws_no_random_numbers_and_owns_its_weights():
     """Rebuilding a network from a snapshot (ten times a second in the dashboard) leaves torch's global
     generator where it was, and the model does not share memory with the caller's arrays."""
-    source = SparseAutoencoder.from_config(ModelConfig(6, 3))
+    source = SparseAutoencoder.from_config(ModelConfig(6, 3, decoder_activation="sigmoid"))
     weights = {k: v.detach().numpy().copy() for k, v in source.state_dict().items()}
     torch.manual_seed(123)
     before = torch.get_rng_state()

@@ -30,7 +30,7 @@ def snapshot(model, step, status=RunStatus.RUNNING, rho_hat=None, hyper=None) ->
 
 def add_run(store, name, n_inputs=16, n_hidden=4, rho=0.05, beta=3.0, steps=range(0, 100, 1), weights=True):
     config = TrainConfig(rho=rho, beta=beta)
-    run_id = store.create(name, "toy", ModelConfig(n_inputs, n_hidden), config)
+    run_id = store.create(name, "toy", ModelConfig(n_inputs, n_hidden, decoder_activation="sigmoid"), config)
     if weights:
         model = SparseAutoencoder(n_inputs, n_hidden)
         model.reset_parameters(torch.Generator().manual_seed(len(name)))

@@ -83,7 +83,7 @@ def test_list_filters_and_sorting(store):
     ids = {}
     for name, dataset, recon, n in [("alpha", "digits", 3.0, 12), ("beta 100%", "digits", 1.0, 12),
                                     ("gamma", "toy", 2.0, 12), ("wide", "digits", None, 20)]:
-        mc = ModelConfig(n, 5)
+        mc = ModelConfig(n, 5, decoder_activation="sigmoid")
         ids[name] = store.create(name, dataset, mc, TC)
         model = make_model(n=n)
         if recon is not None:

@@ -64,8 +64,8 @@ def test_best_cell_by_each_goal():
 
 def test_run_table_has_one_row_per_run_with_numbers(tmp_path):
     with RunStore(tmp_path) as store:
-        a = store.create("a", "digits", ModelConfig(64, 9), TrainConfig(rho=0.1))
-        store.create("b", "digits", ModelConfig(64, 16), None, parent_id=a)
+        a = store.create("a", "digits", ModelConfig(64, 9, decoder_activation="sigmoid"), TrainConfig(rho=0.1))
+        store.create("b", "digits", ModelConfig(64, 16, decoder_activation="sigmoid"), None, parent_id=a)
         table = run_table(store.list(order_by="name", descending=False))
     assert table["name"].tolist() == ["a", "b"] and table["origin"].tolist() == ["trained", "continued"]
     assert table["rho"].dtype == np.float64 and np.isnan(table["rho"][1]) and table["rho"][0] == 0.1
@@ -174,7 +174,7 @@ def test_the_table_says_which_hyperparameters_changed_while_a_run_trained(tmp_pa
     """A run named at creation with its starting ρ and β, changed live to others: the row's ρ and β are the final
     ones, and ``changed`` tells from what; the name is left as the user sees it (it may have been chosen)."""
     with RunStore(tmp_path) as store:
-        mc, tc = ModelConfig(12, 5), TrainConfig(rho=0.01, beta=3.0, epochs=3, batch_size=16)
+        mc, tc = ModelConfig(12, 5, decoder_activation="sigmoid"), TrainConfig(rho=0.01, beta=3.0, epochs=3, batch_size=16)
         name = default_run_name("toy", mc, tc)
         run_id = store.create(name, "toy", mc, tc)
         steady = store.create("steady", "toy", mc, tc)

@@ -19,7 +19,7 @@ def X():
 
 
 def model(seed: int = 0) -> SparseAutoencoder:
-    m = SparseAutoencoder.from_config(ModelConfig(16, 5))
+    m = SparseAutoencoder.from_config(ModelConfig(16, 5, decoder_activation="sigmoid"))
     m.reset_parameters(torch.Generator().manual_seed(seed))
     return m
 
