@@ -1,13 +1,27 @@
 r"""A scikit-learn transformer around the sparse autoencoder: fit, then transform X into codes.
 
-    >>> from sklearn.pipeline import make_pipeline
+Sparse features for a classifier, on scikit-learn's 8x8 digits (pixels scaled to [0, 1]): 100 units (more than
+the 64 pixels), trained by L-BFGS, standardised for the logistic regression. Measured: 98.7% on this split,
+against 96.9% for the same LogisticRegression on the raw pixels (with or without the scaler); about 4 s on one
+core (tests/training/test_estimator.py runs it).
+
+    >>> from sklearn.datasets import load_digits
     >>> from sklearn.linear_model import LogisticRegression
-    >>> clf = make_pipeline(SparseAutoencoderTransformer(n_hidden=64), LogisticRegression(max_iter=500))
-    >>> clf.fit(X_train, y_train).score(X_test, y_test)
+    >>> from sklearn.model_selection import train_test_split
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X_train, X_test, y_train, y_test = train_test_split(X / 16, y, test_size=0.25, random_state=0, stratify=y)
+    >>> clf = make_pipeline(SparseAutoencoderTransformer(n_hidden=100, optimizer="lbfgs", max_iter=400, rho=0.1),
+    ...                     StandardScaler(), LogisticRegression(max_iter=1000))
+    >>> round(clf.fit(X_train, y_train).score(X_test, y_test), 3)  # doctest: +SKIP
+    0.987
 
 ``transform`` maps x (n,) to the hidden code a = f(W1 x + b1) (s,); ``inverse_transform`` maps codes
 back to reconstructions x_hat = g(W2 a + b2); ``score`` is minus the mean per-sample error
-(1/m) sum_i 1/2 ||x_hat_i - x_i||^2 (higher is better, as scikit-learn expects).
+(1/m) sum_i 1/2 ||x_hat_i - x_i||^2 (higher is better, as scikit-learn expects). The model trains in float32;
+these three compute in float64, so that each sample's result does not depend on the other samples in the batch
+(see ``_float64``); transform and inverse_transform return their input's float dtype.
 
 Follows scikit-learn's conventions: ``__init__`` only stores its arguments; they are validated in
 ``fit`` (through ModelConfig / TrainConfig, so bad values raise ConfigError, a ValueError); learned
@@ -16,6 +30,7 @@ attributes end in ``_``. Parameter names and defaults are the library's (ModelCo
 
 from __future__ import annotations
 
+import copy
 import numbers
 import warnings
 from dataclasses import replace
@@ -28,7 +43,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from sae.core.config import ConfigError, ModelConfig, TrainConfig, config_from_dict, config_to_dict
 from sae.training.status import RunStatus
-from sae.evaluation.metrics import hidden_activations, reconstructions, rho_hat
+from sae.evaluation.metrics import hidden_activations, rho_hat
 from sae.core.model import SparseAutoencoder
 from sae.training.trainer import Trainer
 
@@ -40,6 +55,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
 
 PARTIAL_FIT_LBFGS_ITER = 20  # L-BFGS iterations per partial_fit call (adam / sgd: one epoch)
 _FLOATS = [np.float64, np.float32]
+_BLOCK = 4096  # rows per float64 block in transform / inverse_transform / score (bounds the temporary memory)
 
 
 def _whole(value):
@@ -168,11 +184,25 @@ class SparseAutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerM
         self.history_ = history
 
     # ------------------------------------------------------------------ using the model
+    def _float64(self, method, X: np.ndarray) -> np.ndarray:
+        """``method(model, x)`` on a float64 copy of the model, over blocks of X's rows: (m, k) -> (m, k') float64.
+
+        Why float64: in float32, a batched matrix product rounds a row's dot products differently with the
+        row's position in the batch (BLAS kernels block the rows), so a sample's code would depend on the other
+        samples by about 1 ulp (6e-8), which scikit-learn's sample-order and subset checks (rtol 1e-7) reject.
+        The float32 weights are exact in float64, and a float64 product's rounding (1e-16) is far below that:
+        each sample's result is its own, also after rounding back to float32.
+        """
+        model = copy.deepcopy(self.model_).double()
+        with torch.no_grad():
+            return torch.cat([method(model, torch.tensor(X[i:i + _BLOCK], dtype=torch.float64))
+                              for i in range(0, len(X), _BLOCK)]).numpy()
+
     def transform(self, X) -> np.ndarray:
-        """Hidden codes a = f(W1 x + b1): (m, n) -> (m, n_hidden), in X's float dtype."""
+        """Hidden codes a = f(W1 x + b1): (m, n) -> (m, n_hidden), in X's float dtype (computed in float64)."""
         check_is_fitted(self)
         X = _validate_data(self, X, dtype=_FLOATS, reset=False)
-        return hidden_activations(self.model_, _tensor(X)).astype(X.dtype, copy=False)
+        return self._float64(SparseAutoencoder.encode, X).astype(X.dtype, copy=False)
 
     def inverse_transform(self, A) -> np.ndarray:
         """Reconstructions from codes, x_hat = g(W2 a + b2): (m, n_hidden) -> (m, n), in A's float dtype."""
@@ -181,16 +211,14 @@ class SparseAutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerM
         s = self.model_.config.n_hidden
         if A.shape[1] != s:
             raise ValueError(f"codes have {A.shape[1]} columns but the model has {s} hidden units.")
-        with torch.no_grad():
-            return self.model_.decode(_tensor(A)).numpy().astype(A.dtype, copy=False)
+        return self._float64(SparseAutoencoder.decode, A).astype(A.dtype, copy=False)
 
     def score(self, X, y=None) -> float:
-        """Minus the mean reconstruction error, -(1/m) sum_i 1/2 ||x_hat_i - x_i||^2 (higher is better)."""
+        """Minus the mean reconstruction error, -(1/m) sum_i 1/2 ||x_hat_i - x_i||^2 (higher is better; float64)."""
         check_is_fitted(self)
         X = _validate_data(self, X, dtype=_FLOATS, reset=False)
-        X32 = _tensor(X)
-        errors = 0.5 * ((torch.from_numpy(reconstructions(self.model_, X32)) - X32) ** 2).sum(dim=1)
-        return -float(errors.double().mean())
+        X_hat = self._float64(lambda model, x: model(x)[0], X)
+        return -float((0.5 * ((X_hat - X.astype(np.float64)) ** 2).sum(axis=1)).mean())
 
     @property
     def _n_features_out(self) -> int:
