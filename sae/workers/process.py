@@ -18,6 +18,7 @@ of the machine swapping; default half the machine's memory.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import io
 import logging
 import multiprocessing
@@ -183,6 +184,24 @@ def exit_text(exitcode: int | None) -> str:
     return f"it exited with code {exitcode}"
 
 
+@contextlib.contextmanager
+def _package_importable():
+    """PYTHONPATH names the folder holding ``sae`` while the forkserver starts. CPython 3.11's forkserver ignores
+    the sys.path it is handed and silently skips a preload module it cannot import, so a server whose ``sae``
+    came from its own sys.path (a notebook elsewhere, ``streamlit run /path/to/dashboard.py``) would get a
+    forkserver without torch, and every worker would import it anew (~1.7 s before a run's first step)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, before) if p)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = before
+
+
 class LocalChannel:
     """The server's end of one local worker: send commands, receive states, see how it ended."""
 
@@ -246,7 +265,8 @@ class LocalBackend:
             if not self._warm:
                 ctx = multiprocessing.get_context("forkserver")
                 ctx.set_forkserver_preload([PRELOAD])
-                popen_forkserver.forkserver.ensure_running()
+                with _package_importable():
+                    popen_forkserver.forkserver.ensure_running()
                 self._warm = True
 
     def _start(self, target: Callable, payload: Any) -> LocalChannel:
