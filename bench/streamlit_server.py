@@ -140,12 +140,29 @@ def serve(env: dict[str, str] | None = None, extra_args: tuple[str, ...] | list[
 
 
 @contextlib.contextmanager
-def browser():
-    """Headless Debian chromium (``SAE_CHROMIUM`` overrides the path) through playwright; closed at the end."""
+def browser(nice: int = 0):
+    """Headless Debian chromium (``SAE_CHROMIUM`` overrides the path) through playwright; closed at the end.
+
+    ``nice`` > 0 starts it (and so every renderer it forks) at that niceness, in a session of its own whose
+    scheduler autogroup has that niceness too (with ``kernel.sched_autogroup_enabled``, Linux shares the CPU
+    between sessions first, so a niced browser in the bench's session would still take half the machine from
+    the server's session). On a machine that also runs the server, the pages then take only the CPU the server
+    and its workers leave, as browsers on the students' own machines would take none of it."""
+    import stat
+    import tempfile
+
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with tempfile.TemporaryDirectory(prefix="sae-bench-") as tmp, sync_playwright() as p:
+        executable = CHROMIUM
+        if nice:
+            executable = str(Path(tmp) / "chromium")
+            Path(executable).write_text(
+                "#!/bin/sh\n"
+                f"exec setsid -w sh -c 'echo {int(nice)} > /proc/self/autogroup 2>/dev/null; "
+                f"exec nice -n {int(nice)} \"$0\" \"$@\"' \"{CHROMIUM}\" \"$@\"\n")
+            Path(executable).chmod(stat.S_IRWXU)
+        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             yield b
         finally:
