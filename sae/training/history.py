@@ -22,6 +22,7 @@ class History:
         self.stride = 1
         self._data = np.empty((capacity, len(self.columns)), dtype=np.float64)
         self._n = 0
+        self.generation = 0  # bumped whenever rows already recorded change (thinning, load): see since()
 
     def __len__(self) -> int:
         return self._n
@@ -38,6 +39,7 @@ class History:
             self._data[: self.capacity // 2] = self._data[::2].copy()
             self._n = self.capacity // 2
             self.stride *= 2
+            self.generation += 1
             if step % self.stride:
                 return
         self._data[self._n] = values
@@ -48,6 +50,15 @@ class History:
         data = self._data[: self._n].copy()
         return {name: data[:, i] for i, name in enumerate(self.columns)}
 
+    def since(self, generation: int, start: int) -> tuple[int, int, dict[str, np.ndarray]]:
+        """What a reader holding the first ``start`` rows of ``generation`` lacks: (this generation, the index of
+        the first row given, those rows as columns). A reader of another generation gets every row (index 0):
+        the rows it holds were thinned or replaced since. Lets a worker send only new rows with each state."""
+        if generation != self.generation or not 0 <= start <= self._n:
+            start = 0
+        data = self._data[start: self._n].copy()
+        return self.generation, start, {name: data[:, i] for i, name in enumerate(self.columns)}
+
     def load(self, columns: dict[str, np.ndarray]) -> None:
         """Replace the contents with saved columns (thinned to fit, stride reset to span them)."""
         n = len(next(iter(columns.values()))) if columns else 0
@@ -57,5 +68,6 @@ class History:
             rows = rows[::2]
         self._data[: len(rows)] = rows
         self._n = len(rows)
+        self.generation += 1
         steps = rows[:, self.columns.index("step")] if "step" in self.columns and len(rows) > 1 else None
         self.stride = max(1, int(np.min(np.diff(steps)))) if steps is not None else 1

@@ -237,6 +237,11 @@ class Trainer(Observable):
         with self.control.lock:
             return self._history.to_dict()
 
+    def history_since(self, generation: int, start: int) -> tuple[int, int, dict[str, np.ndarray]]:
+        """The history rows a reader holding ``start`` rows of ``generation`` lacks (sae.training.history.History.since)."""
+        with self.control.lock:
+            return self._history.since(generation, start)
+
     @property
     def optimizer(self) -> torch.optim.Optimizer:
         """The Adam or SGD optimiser of the minibatch steps (its state_dict and param_groups are torch's own)."""

@@ -53,12 +53,26 @@ class TrainerSpec:
 
 @dataclass(frozen=True)
 class Update:
-    """A run's newest snapshot and its history columns (column -> (rows,) array) at the time it was sent;
-    ``acked``: the sequence number of the last command the worker has carried out (its effect is in here)."""
+    """A run's newest snapshot and its history rows from index ``history_start`` on (column -> (rows,) array):
+    the rows before it are the ones the server already has (every Update a host makes reaches the server, in
+    order), so a steady run sends a few new rows, not its whole history, ten times a second. ``history_start``
+    0: the whole history (the first state, or after the history was thinned). ``acked``: the sequence number of
+    the last command the worker has carried out (its effect is in here)."""
 
     snapshot: Snapshot
     history: dict[str, np.ndarray]
     acked: int = 0
+    history_start: int = 0
+
+
+def extend_history(have: dict[str, np.ndarray], update: Update) -> dict[str, np.ndarray]:
+    """The server's copy of a run's history after ``update``: new arrays (never changed in place)."""
+    start = update.history_start
+    if start == 0:
+        return update.history
+    if any(len(have.get(c, ())) < start for c in update.history):
+        logger.warning("history rows before row %d are missing; the run's curves have a gap", start)
+    return {c: np.concatenate([have.get(c, np.empty(0))[:start], rows]) for c, rows in update.history.items()}
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,7 @@ class TrainerHost:
                                snapshot_interval=spec.snapshot_interval, threads=spec.threads)
         self._box: Mailbox[Snapshot] = Mailbox()
         self.acked = 0
+        self._sent = (-1, 0)  # (history generation, rows) the server has: every Update made is delivered
         self.trainer.add_observer(self._box.put)
         self._box.put(self.trainer.latest())
 
@@ -110,7 +125,11 @@ class TrainerHost:
 
     def next_update(self, timeout: float | None = None) -> Update | None:
         snapshot = self._box.take(timeout)
-        return None if snapshot is None else Update(snapshot, self.trainer.history(), self.acked)
+        if snapshot is None:
+            return None
+        generation, start, rows = self.trainer.history_since(*self._sent)
+        self._sent = (generation, start + len(rows["step"]))
+        return Update(snapshot, rows, self.acked, history_start=start)
 
     def close(self, reason: str = "the run was closed") -> None:
         self.trainer.stop(reason)
@@ -162,5 +181,5 @@ class TaskHost:
         self._box.close()
 
 
-__all__ = ["TrainerSpec", "Update", "TaskProgress", "TaskEnd", "HostFailed", "TrainerHost", "TaskHost",
+__all__ = ["TrainerSpec", "Update", "extend_history", "TaskProgress", "TaskEnd", "HostFailed", "TrainerHost", "TaskHost",
            "TRAINER_COMMANDS"]

@@ -33,7 +33,7 @@ from sae.training.inputs import (as_training_tensor, check_compatible, history_c
 from sae.training.observers import Observable, Observer, Observers
 from sae.training.snapshot import HISTORY_COLUMNS, Snapshot, take_snapshot
 from sae.training.status import RunStatus
-from sae.workers.host import HostFailed, TrainerSpec, Update
+from sae.workers.host import HostFailed, TrainerSpec, Update, extend_history
 from sae.workers.process import shutting_down
 
 logger = logging.getLogger(__name__)
@@ -290,6 +290,7 @@ class RemoteTrainer(Observable):
     def _apply(self, update: Update) -> None:
         snap = update.snapshot
         with self._cond:
+            self._history = extend_history(self._history, update)  # new rows come with every update, repeats too
             self._acked = max(self._acked, update.acked)
             # an acknowledgement repeats the worker's last state: nothing new unless we said otherwise meanwhile
             repeated = snap.version == self._worker_version and snap.status == self._latest.status
@@ -305,7 +306,7 @@ class RemoteTrainer(Observable):
                 reason = self._explain(reason)
             snap = replace(snap, version=self._latest.version + 1, elapsed=snap.elapsed + self._elapsed_offset,
                            reason=reason)
-            self._latest, self._history = snap, update.history
+            self._latest = snap
         self._deliver(snap)
 
     def _deliver(self, snap: Snapshot) -> None:

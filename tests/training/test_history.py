@@ -42,3 +42,23 @@ def test_load_thins_to_capacity():
 def test_rejects_bad_capacity():
     with pytest.raises(ValueError):
         History(("a",), capacity=3)
+
+
+def test_since_gives_the_rows_a_reader_lacks_and_everything_once_rows_it_holds_changed():
+    h = History(("step",), capacity=8)
+    for step in range(5):
+        h.append(step, [step])
+    generation, start, rows = h.since(-1, 0)  # a new reader: everything
+    assert start == 0 and list(rows["step"]) == [0, 1, 2, 3, 4]
+    h.append(5, [5])
+    h.append(6, [6])
+    g, start, new = h.since(generation, 5)
+    assert (g, start, list(new["step"])) == (generation, 5, [5, 6])
+    assert list(h.since(generation, 7)[2]["step"]) == []  # up to date
+    for step in range(7, 9):  # the ninth row thins the buffer: the rows a reader holds are no longer there
+        h.append(step, [step])
+    g2, start, rows = h.since(generation, 7)
+    assert g2 != generation and start == 0 and list(rows["step"]) == list(h.to_dict()["step"])
+    assert h.since(g2, 99)[1] == 0  # a reader claiming more rows than there are gets everything
+    h.load({"step": np.arange(3.0)})
+    assert h.since(g2, len(rows["step"]))[1] == 0  # loaded rows replace all
