@@ -43,8 +43,8 @@ class Settings:
 
     def model_config(self, data: Dataset) -> ModelConfig:
         """Raises ConfigError with a message for the user when the combination is invalid."""
-        return ModelConfig(data.n_features, int(self.n_hidden), self.activation, "auto",
-                           int(self.topk) if self.penalty == "topk" else None).for_data(data.X)
+        return ModelConfig(data.n_features, int(self.n_hidden), self.activation, data.decoder,  # "auto", cached
+                           int(self.topk) if self.penalty == "topk" else None)
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(rho=float(self.rho), beta=float(self.beta), weight_decay=float(self.weight_decay),

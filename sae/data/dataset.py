@@ -11,6 +11,8 @@ from typing import Union
 
 import numpy as np
 
+from sae.core.config import decoder_for
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -61,9 +63,14 @@ class Dataset:
         return int(self.X.shape[1])
 
     @functools.cached_property
+    def decoder(self) -> str:
+        """The decoder ``auto`` stands for on these data (``sae.core.config.decoder_for``), computed once."""
+        return decoder_for(self.X)
+
+    @property
     def in_unit_interval(self) -> bool:
         """True when every value lies in [0, 1], so a sigmoid decoder can reproduce it."""
-        return bool(self.X.size == 0 or (self.X.min() >= 0.0 and self.X.max() <= 1.0))
+        return self.decoder == "sigmoid"
 
     def __repr__(self) -> str:
         return (f"Dataset(name={self.name!r}, X={self.n_samples}x{self.n_features}, "
