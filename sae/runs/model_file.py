@@ -206,6 +206,9 @@ def run_from_bytes(data: bytes, expect: ModelConfig | None = None, *, what: str 
                            f"was it saved by the Sparse Autoencoder Lab?")
     train = config_from_json(TrainConfig, metadata["train_config"], what) if "train_config" in metadata else None
     _check_expected(config, expect, what)
+    if config.decoder_activation == "auto":  # ModelConfig's default: the file (or expect) does not say
+        raise RunFileError(f"{what} does not record which decoder its weights use (sigmoid or linear); "
+                           f"was it saved by the Sparse Autoencoder Lab?")
 
     shapes = tensor_shapes(config)
     missing, extra = sorted(set(shapes) - set(header)), sorted(set(header) - set(shapes))

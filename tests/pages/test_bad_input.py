@@ -197,6 +197,20 @@ def test_bad_model_file_is_refused_with_a_clear_message(data, expect, match):
     assert "upload.safetensors" in str(info.value) and "\n" not in str(info.value)
 
 
+def test_a_model_file_that_does_not_say_its_decoder_is_refused_unless_the_caller_does():
+    """A flipped byte in the key "model_config" (the keys come in a random order, so hypothesis found it only now
+    and then) left the configuration to ``expect``, whose decoder is ModelConfig's default "auto": a ConfigError
+    escaped instead of the file's own message."""
+    from safetensors.torch import save
+
+    tensors = {k: v.contiguous() for k, v in _model().state_dict().items()}
+    bare = save(tensors, metadata={"format": "sae-model"})
+    with pytest.raises(RunFileError, match="does not record which decoder"):
+        model_from_bytes(bare, expect=ModelConfig(12, 5), what="upload.safetensors")
+    model, _, _ = model_from_bytes(bare, expect=ModelConfig(12, 5, decoder_activation="linear"))
+    assert model.config.decoder_activation == "linear"
+
+
 def test_the_good_model_file_loads():
     model, train, _ = model_from_bytes(GOOD, expect=ModelConfig(12, 5))
     for name, p in _model().state_dict().items():
