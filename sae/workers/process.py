@@ -4,9 +4,12 @@ preloaded (``sae.workers.preload``).
 Why a process per run: measured here (2-core EPYC), a forked worker starts training ~25 ms after the request
 and adds ~26 MB of private memory (its torch pages are shared with the forkserver); the operating system
 shares the cores among N runs fairly (each ~cores/N), with no queue; a worker that is killed, or that
-exhausts its memory, takes down only its own run. Workers run at a lower priority (``nice``) than the
-server, so pages stay responsive when runs use every core (``SAE_LAB_WORKER_NICE``, default 5; 0 makes runs
-equal to the server and to anything else on the machine).
+exhausts its memory, takes down only its own run. Workers run at the lowest priority (``nice`` 19) below the
+server, so pages stay responsive when runs use every core: the scheduler weighs a nice-0 server at 1024 and a
+nice-19 worker at 15, so 16 busy workers together still leave the server ~80% of the CPU it asks for (at nice 5,
+weight 335, eight workers left it ~28%). Priority costs the runs nothing while the server is idle: they share
+whatever it leaves. ``SAE_LAB_WORKER_NICE`` overrides it (0: runs equal to the server and to anything else on
+the machine).
 
 A worker's lifetime: it builds its host (``sae.workers.host``), then its main thread obeys the commands read
 from its end of a pipe while a sender thread writes the newest state to it; it ends on the command "close"
@@ -35,7 +38,7 @@ from sae.workers.host import HostFailed, TaskHost, TrainerHost, TrainerSpec
 logger = logging.getLogger(__name__)
 
 PRELOAD = "sae.workers.preload"
-NICE = 5  # workers' niceness above the server's (SAE_LAB_WORKER_NICE overrides it; 0: equal to the server)
+NICE = 19  # workers' niceness above the server's (SAE_LAB_WORKER_NICE overrides it; 0: equal to the server)
 CLOSE_SECONDS = 3.0
 FORKSERVER_GONE = 255  # the exit code multiprocessing reports for a worker whose forkserver has ended  # how long close() waits for a worker to end before killing it
 
