@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,10 +34,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
 
 
+def program_name() -> str:
+    """How the user called us, for usage lines: ``sae`` (the console script) or ``python -m sae``."""
+    return "sae" if os.path.basename(sys.argv[0]) == "sae" else "python -m sae"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from sae.data import DATASETS
 
-    parser = _Parser(prog="python -m sae", description="The Sparse Autoencoder Lab: train the classic "
+    parser = _Parser(prog=program_name(), description="The Sparse Autoencoder Lab: train the classic "
                      "KL-sparsity autoencoder (UFLDL / CS294A) or check its gradients.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True

@@ -57,3 +57,12 @@ def test_the_wheel_holds_every_part_the_dependencies_and_the_script(wheel):
     requires = [ln.split(": ", 1)[1] for ln in metadata.splitlines() if ln.startswith("Requires-Dist: ")]
     assert sorted(r.replace(" ", "") for r in requires) == sorted(r.replace(" ", "") for r in requirements())
     assert "sae = sae.cli:main" in entry_points
+
+
+def test_usage_names_the_program_as_it_was_called(monkeypatch):
+    from sae.cli import build_parser
+
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/sae", "train"])
+    assert build_parser().format_usage().startswith("usage: sae ")
+    monkeypatch.setattr(sys, "argv", ["/repo/sae/__main__.py", "train"])
+    assert build_parser().format_usage().startswith("usage: python -m sae ")
