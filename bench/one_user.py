@@ -1,6 +1,6 @@
 """One user, five times: does the Train page keep drawing, and does the run keep its speed, while it trains?
 
-    python bench/one_user.py [--runs 5] [--seconds 10]
+    python bench/one_user.py [--runs 5] [--seconds 10] [--browser-nice 19]
 
 For each run: a fresh `streamlit run dashboard.py` (bench/streamlit_server.py), one headless Chromium page on
 the Train page with the dashboard's defaults (its first page starts the workers' forkserver, which preloads
