@@ -206,9 +206,6 @@ def run_from_bytes(data: bytes, expect: ModelConfig | None = None, *, what: str 
                            f"was it saved by the Sparse Autoencoder Lab?")
     train = config_from_json(TrainConfig, metadata["train_config"], what) if "train_config" in metadata else None
     _check_expected(config, expect, what)
-    if config.decoder_activation == "auto":  # ModelConfig's default: the file (or expect) does not say
-        raise RunFileError(f"{what} does not record which decoder its weights use (sigmoid or linear); "
-                           f"was it saved by the Sparse Autoencoder Lab?")
 
     shapes = tensor_shapes(config)
     missing, extra = sorted(set(shapes) - set(header)), sorted(set(header) - set(shapes))
@@ -238,6 +235,9 @@ def run_from_bytes(data: bytes, expect: ModelConfig | None = None, *, what: str 
     step = metadata.get("step")
     if step is not None and not (step.isascii() and step.isdigit()):
         raise RunFileError(f"{what} is corrupt: its step {step[:20]!r} is not a whole number.")
+    if config.decoder_activation == "auto":  # ModelConfig's default: the file (or expect) does not say
+        raise RunFileError(f"{what} does not record which decoder its weights use (sigmoid or linear); "
+                           f"was it saved by the Sparse Autoencoder Lab?")
     model = SparseAutoencoder.from_config(config)
     model.load_state_dict({name: tensors[name] for name in TENSOR_NAMES}, strict=True)
     return Run(model.eval(), config, train, metadata.get("dataset"), sae_version=metadata.get("sae_version"),

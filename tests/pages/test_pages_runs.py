@@ -94,7 +94,7 @@ def record_run(store: RunStore, name: str, n_hidden: int = 9, rho: float = 0.05,
                epochs: float = 3) -> str:
     """A short digits run recorded the way the dashboard records one (a RunRecorder on the trainer)."""
     data = load_dataset("digits")
-    mc = ModelConfig(64, n_hidden)
+    mc = ModelConfig(64, n_hidden, decoder_activation="sigmoid")
     tc = TrainConfig(rho=rho, beta=beta, epochs=epochs, batch_size=128, lr=0.03, seed=0)
     recorder = RunRecorder.create(store, name, "digits", mc, tc, interval=0.0, X=data.X, labels=data.labels)
     trainer = Trainer(data.X, mc, tc, on_snapshot=recorder)
@@ -284,7 +284,7 @@ def test_the_run_picker_follows_a_rename_and_loads_the_run_it_names(store):
 
 
 def test_the_table_labels_the_final_hyperparameters_and_what_changed_live(store):
-    run_id = store.create("digits · 9 sigmoid · KL ρ=0.01 β=3", "digits", ModelConfig(64, 9),
+    run_id = store.create("digits · 9 sigmoid · KL ρ=0.01 β=3", "digits", ModelConfig(64, 9, decoder_activation="sigmoid"),
                           TrainConfig(rho=0.01, beta=3.0))
     weights = {k: v.detach().numpy().copy() for k, v in SparseAutoencoder(64, 9).state_dict().items()}
     from sae.training.trainer import Snapshot
@@ -325,7 +325,7 @@ def test_a_run_loads_back_into_the_live_view_and_continues(store):
 
 
 def test_a_run_without_weights_cannot_be_loaded(store):
-    run_id = store.create("never trained", "digits", ModelConfig(64, 4), TrainConfig())
+    run_id = store.create("never trained", "digits", ModelConfig(64, 4, decoder_activation="sigmoid"), TrainConfig())
     at = app(page=RUNS)
     at.radio(key="runs_view").set_value("One run").run()
     picker(at, "runs_open").set_value(run_id).run()
