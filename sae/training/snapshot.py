@@ -16,6 +16,7 @@ import torch
 from sae.core.config import TrainConfig
 from sae.core.loss import LOSS_TERMS
 from sae.core.model import SparseAutoencoder
+from sae.evaluation.health import run_health
 from sae.training.status import RunStatus
 
 HISTORY_COLUMNS = ("step", "epoch", "time", *LOSS_TERMS, "rho_hat_mean", "rho_hat_std",
@@ -66,4 +67,14 @@ def take_snapshot(model: SparseAutoencoder, terms: dict[str, torch.Tensor] | Non
                     elapsed=elapsed, status=status, reason=reason, version=version)
 
 
-__all__ = ["Snapshot", "HISTORY_COLUMNS", "terms_to_floats", "take_snapshot"]
+
+def run_warnings(history: dict[str, np.ndarray], latest: Snapshot, config: TrainConfig,
+                 rho_hat: np.ndarray | None = None) -> list[str]:
+    """A run's health warnings (``sae.evaluation.health.run_health``) from its history and ``rho_hat`` (s,), by
+    default the ``latest`` snapshot's; none before the first step. Trainer.health and RemoteTrainer.health."""
+    if rho_hat is None:
+        rho_hat = latest.rho_hat if latest.step > 0 else np.empty(0)
+    return run_health(history, rho_hat, config.rho if config.penalty == "kl" else None)
+
+
+__all__ = ["run_warnings", "Snapshot", "HISTORY_COLUMNS", "terms_to_floats", "take_snapshot"]

@@ -41,7 +41,6 @@ from sae.core.fused import supports as fused_supports
 from sae.core.lbfgs import LBFGS
 from sae.core.loss import LossFunction, sparse_autoencoder_loss
 from sae.core.model import SparseAutoencoder
-from sae.evaluation.health import run_health
 from sae.training.background import JOIN_SECONDS, SMALL_STEP_FLOPS, TrainingThread, revive, settle_after_end
 from sae.training.control import RunControl
 from sae.training.divergence import LastSound, LossWatch, divergence_reason
@@ -52,7 +51,7 @@ from sae.training.inputs import (as_training_tensor, check_compatible, history_c
 from sae.training.minibatch import MinibatchOptimizer
 from sae.training.observers import Observable, Observer, Observers
 from sae.training.slots import TrainingSlots
-from sae.training.snapshot import HISTORY_COLUMNS, Snapshot, take_snapshot, terms_to_floats
+from sae.training.snapshot import HISTORY_COLUMNS, Snapshot, run_warnings, take_snapshot, terms_to_floats
 from sae.training.status import RunStatus
 from sae.training.throughput import RATE_WINDOW, ThroughputMeter
 
@@ -332,11 +331,7 @@ class Trainer(Observable):
     def health(self, rho_hat: np.ndarray | None = None) -> list[str]:
         """The run-health warnings (``sae.evaluation.health.run_health``) of the history and ``rho_hat`` (s,),
         by default the latest snapshot's (any thread may ask); none before the first step."""
-        if rho_hat is None:
-            snap = self.latest()
-            rho_hat = snap.rho_hat if snap.step > 0 else np.empty(0)
-        rho = self.config.rho if self.config.penalty == "kl" else None
-        return run_health(self.history(), rho_hat, rho)
+        return run_warnings(self.history(), self.latest(), self.config, rho_hat)
 
     def budget_text(self) -> str:
         if self.full_batch is not None:

@@ -27,11 +27,10 @@ import numpy as np
 
 from sae.core.config import ConfigError, ModelConfig, TrainConfig
 from sae.core.model import SparseAutoencoder
-from sae.evaluation.health import run_health
 from sae.training.inputs import (as_training_tensor, check_compatible, history_columns, new_model, steps_per_epoch,
                                  total_steps)
 from sae.training.observers import Observable, Observer, Observers
-from sae.training.snapshot import HISTORY_COLUMNS, Snapshot, take_snapshot
+from sae.training.snapshot import HISTORY_COLUMNS, Snapshot, run_warnings, take_snapshot
 from sae.training.status import RunStatus
 from sae.workers.host import HostFailed, TrainerSpec, Update, extend_history
 from sae.workers.process import shutting_down
@@ -131,11 +130,7 @@ class RemoteTrainer(Observable):
 
     def health(self, rho_hat: np.ndarray | None = None) -> list[str]:
         """As :meth:`sae.training.trainer.Trainer.health`."""
-        if rho_hat is None:
-            snap = self.latest()
-            rho_hat = snap.rho_hat if snap.step > 0 else np.empty(0)
-        rho = self.config.rho if self.config.penalty == "kl" else None
-        return run_health(self.history(), rho_hat, rho)
+        return run_warnings(self.history(), self.latest(), self.config, rho_hat)
 
     # ---------------------------------------------------------------- control (any thread)
     def start(self) -> None:
