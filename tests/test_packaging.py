@@ -53,7 +53,7 @@ def test_the_wheel_holds_every_part_the_dependencies_and_the_script(wheel):
     parts = {p.parent.name for p in (ROOT / "sae").glob("*/__init__.py")}
     for part in parts:
         assert f"sae/{part}/__init__.py" in names, part
-    assert {"sae/cli.py", "sae/__main__.py"} <= names
+    assert {"sae/cli/__init__.py", "sae/cli/parser.py", "sae/cli/commands.py", "sae/__main__.py"} <= names
     requires = [ln.split(": ", 1)[1] for ln in metadata.splitlines() if ln.startswith("Requires-Dist: ")]
     assert sorted(r.replace(" ", "") for r in requires) == sorted(r.replace(" ", "") for r in requirements())
     assert "sae = sae.cli:main" in entry_points
