@@ -76,7 +76,7 @@ class TrainingThread(threading.Thread):
         last = time.perf_counter()
         while True:
             with control.lock:  # queued changes apply here too, so a budget lowered while paused ends the run
-                trainer.apply_pending()
+                changed = trainer.apply_pending()
                 stop, wait = control.stop_reason, control.idle()
                 done = stop is None and trainer.is_done()
                 self.ending = stop is not None or done  # from here on the trainer applies changes itself
@@ -86,8 +86,8 @@ class TrainingThread(threading.Thread):
             if wait:  # publish (and so call the observers) outside the lock: a slow one must not block the UI
                 if trainer.slots is not None:
                     trainer.slots.release(trainer)
-                if trainer.status not in (RunStatus.PAUSED, RunStatus.DIVERGED):
-                    trainer.publish(RunStatus.PAUSED, "paused")
+                if changed or trainer.status not in (RunStatus.PAUSED, RunStatus.DIVERGED):
+                    trainer.publish(RunStatus.PAUSED, "paused")  # (again after an edit: show its effect)
                 control.wait_while_idle()
                 trainer.restart_clock()
                 continue
@@ -139,21 +139,22 @@ class TrainingThread(threading.Thread):
         return True
 
 
-def settle_after_end(trainer: Trainer, thread: TrainingThread) -> None:
+def settle_after_end(trainer: Trainer, thread: TrainingThread, republish: bool = False) -> None:
     """Apply the queued changes to a trainer whose thread ended; a finished run whose budget now lies ahead
-    becomes paused (and a paused one whose budget was lowered behind it finished again)."""
+    becomes paused (and a paused one whose budget was lowered behind it finished again). ``republish``: publish
+    even if the status stays (a command such as a rewind changed the state)."""
     thread.join(JOIN_SECONDS)  # it publishes its last state first
     with trainer.control.lock:
-        trainer.apply_pending()
+        changed = trainer.apply_pending()
         status = trainer._status
         if thread.is_alive() or trainer._thread is not thread or trainer.control.stop_reason is not None \
                 or status not in (RunStatus.FINISHED, RunStatus.PAUSED):
             return
         new = RunStatus.FINISHED if trainer.is_done() else RunStatus.PAUSED
-        if new == status:
+        if new == status and not (republish and changed):
             return
         trainer._status = new  # claimed under the lock: a concurrent call publishes nothing
-    reason = trainer.done_reason() if new == RunStatus.FINISHED else \
+    reason = trainer.done_reason() if new == RunStatus.FINISHED else "paused" if republish else \
         f"the budget was raised to {trainer.budget_text()}: press Resume to continue"
     trainer.publish(new, reason)
 

@@ -1,6 +1,7 @@
 """What other threads ask of a training loop: :class:`RunControl`.
 
-The requests (pause, resume, n more steps, stop, live hyperparameter changes) are recorded behind one
+The requests (pause, resume, n more steps, stop, live hyperparameter changes, and commands such as a rewind, a
+resampling or a twin: ``queue_action``) are recorded behind one
 lock and acted on by the loop between two steps; the loop waits on the same lock while paused, so a
 request wakes it at once.
 """
@@ -23,6 +24,7 @@ class RunControl:
         self.requested_steps = 0  # steps to take while paused (``step(n)``)
         self.stop_reason: str | None = None  # set once: training ends
         self._pending: dict[str, float] = {}
+        self._actions: list[tuple[str, dict]] = []  # rewind, resample, twin commands, in the order asked
 
     def pause(self, cancel_steps: bool = True) -> None:
         """Stop taking steps (and forget any requested ones, unless ``cancel_steps`` is False)."""
@@ -64,7 +66,7 @@ class RunControl:
     def wait_while_idle(self, poll: float = 0.5) -> str | None:
         """Block while :meth:`idle` and no live change is queued; returns the stop reason (None: go on)."""
         with self.lock:
-            while self.idle() and not self._pending:
+            while self.idle() and not self._pending and not self._actions:
                 self.lock.wait(poll)
             return self.stop_reason
 
@@ -73,6 +75,18 @@ class RunControl:
         with self.lock:
             self._pending.update(changes)
             self.lock.notify_all()  # a paused loop applies them at once (a lowered budget ends the run)
+
+    def queue_action(self, name: str, arguments: dict) -> None:
+        """A command for the loop to carry out before its next step (at once while paused), after the changes."""
+        with self.lock:
+            self._actions.append((name, dict(arguments)))
+            self.lock.notify_all()
+
+    def take_actions(self) -> list[tuple[str, dict]]:
+        """The queued commands (emptied), oldest first."""
+        with self.lock:
+            actions, self._actions = self._actions, []
+            return actions
 
     def take_changes(self) -> dict[str, float]:
         """The queued changes (emptied)."""

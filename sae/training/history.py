@@ -45,6 +45,13 @@ class History:
         self._data[self._n] = values
         self._n += 1
 
+    def truncate(self, step: int) -> None:
+        """Forget the rows of steps at and after ``step`` (a rewind); the first column must be the step."""
+        keep = int(np.searchsorted(self._data[: self._n, 0], step, side="left"))
+        if keep != self._n:
+            self._n = keep
+            self.generation += 1
+
     def to_dict(self) -> dict[str, np.ndarray]:
         """A copy of the history: column name -> (rows,) float64 array."""
         data = self._data[: self._n].copy()

@@ -9,7 +9,7 @@ import torch
 
 from sae.core.config import ConfigError, ModelConfig, TrainConfig
 from sae.core.model import SparseAutoencoder
-from sae.training.snapshot import HISTORY_COLUMNS
+from sae.training.snapshot import HISTORY_COLUMNS, OPTIONAL_COLUMNS
 
 
 def as_training_tensor(X) -> torch.Tensor:
@@ -49,11 +49,13 @@ def check_compatible(model: ModelConfig, cfg: TrainConfig, n_features: int) -> N
 
 
 def history_columns(history: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The HISTORY_COLUMNS of a saved history (other columns dropped); ConfigError naming any that are missing."""
-    missing = sorted(set(HISTORY_COLUMNS) - set(history))
+    """The HISTORY_COLUMNS of a saved history (other columns dropped); ConfigError naming any that are missing.
+    A column added later (OPTIONAL_COLUMNS: "dead") reads as NaN when a history saved before it lacks it."""
+    missing = sorted(set(HISTORY_COLUMNS) - set(history) - set(OPTIONAL_COLUMNS))
     if missing:
         raise ConfigError(f"the saved history lacks the column(s) {', '.join(missing)}.")
-    return {c: history[c] for c in HISTORY_COLUMNS}
+    rows = len(history["step"])
+    return {c: history[c] if c in history else np.full(rows, np.nan) for c in HISTORY_COLUMNS}
 
 
 def steps_per_epoch(config: TrainConfig, n_samples: int) -> int:

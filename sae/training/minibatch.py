@@ -112,6 +112,19 @@ class MinibatchOptimizer:
         if order is not None:
             self.batches._order = order.clone()
 
+    def reset_units(self, units: list[int]) -> None:
+        """Zero the optimiser's moments of hidden ``units`` (their encoder rows and biases, their decoder columns):
+        resampled units start their optimisation afresh (Adam's step count is per tensor and stays)."""
+        if not units:
+            return
+        index = torch.tensor(units)
+        params = dict(self.model.named_parameters())
+        for name, dim in (("encoder.weight", 0), ("encoder.bias", 0), ("decoder.weight", 1)):
+            for key, value in self.optimizer.state.get(params[name], {}).items():
+                if key != "step" and torch.is_tensor(value) and value.dim() > dim:
+                    value.index_fill_(dim, index, 0.0)
+        self.rho_hat_ema = None
+
     def set_lr(self, lr: float) -> None:
         """Take the following steps with learning rate ``lr`` (moments kept)."""
         for group in self.optimizer.param_groups:

@@ -16,11 +16,14 @@ import torch
 from sae.core.config import TrainConfig
 from sae.core.loss import LOSS_TERMS
 from sae.core.model import SparseAutoencoder
-from sae.evaluation.health import run_health
+from sae.evaluation.health import DEAD_MEAN, run_health
+from sae.evaluation.units import DEAD_RATIO
 from sae.training.status import RunStatus
 
 HISTORY_COLUMNS = ("step", "epoch", "time", *LOSS_TERMS, "rho_hat_mean", "rho_hat_std",
-                   "rho_hat_min", "rho_hat_max", "rho", "beta", "lambda", "lr")  # the last four: settings in effect
+                   "rho_hat_min", "rho_hat_max", "dead", "rho", "beta", "lambda", "lr")  # the last four: settings in
+# effect; "dead": units with rho_hat_j below the dead line on that step's batch (dead_line)
+OPTIONAL_COLUMNS = ("dead",)  # added later: a saved history without them reads them as NaN
 
 
 @dataclass(frozen=True)
@@ -40,20 +43,30 @@ class Snapshot:
     reason: str = ""  # why training stopped or paused, for the status line
     version: int = 0  # increases with every publication
     created: float = field(default_factory=time.time)
+    dead_since: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # (s,) the first step of each
+    # unit's current stretch below the dead line (on the recorded steps' batches), -1 if above it now; empty: unknown
 
 
-def terms_to_floats(terms: dict[str, torch.Tensor]) -> list[float]:
-    """The loss terms (LOSS_TERMS order) then rho_hat's mean, std (population), min, max: Python floats, in
-    three tensor calls. ``terms["rho_hat"]`` is (s,)."""
+def dead_line(config: TrainConfig) -> float:
+    """The rho_hat_j below which a unit counts as dead on a batch: DEAD_RATIO * rho with a KL target, else DEAD_MEAN
+    (``sae.evaluation.units``, ``sae.evaluation.health``)."""
+    return DEAD_RATIO * config.rho if config.penalty == "kl" else DEAD_MEAN
+
+
+def terms_to_floats(terms: dict[str, torch.Tensor], dead_below: float | None = None) -> list[float]:
+    """The loss terms (LOSS_TERMS order) then rho_hat's mean, std (population), min, max, and with ``dead_below``
+    the number of units whose rho_hat_j is below it: Python floats, in a few tensor calls. ``terms["rho_hat"]``
+    is (s,)."""
     rho_hat = terms["rho_hat"].detach()
     std, mean = torch.std_mean(rho_hat, correction=0)
     low, high = torch.aminmax(rho_hat)
-    return torch.stack([*(terms[k].detach() for k in LOSS_TERMS), mean, std, low, high]).tolist()
+    extra = [] if dead_below is None else [(rho_hat < dead_below).sum().to(rho_hat.dtype)]
+    return torch.stack([*(terms[k].detach() for k in LOSS_TERMS), mean, std, low, high, *extra]).tolist()
 
 
 def take_snapshot(model: SparseAutoencoder, terms: dict[str, torch.Tensor] | None, config: TrainConfig, *, step: int,
                   epoch: float, samples_per_s: float, elapsed: float, status: RunStatus, reason: str,
-                  version: int) -> Snapshot:
+                  version: int, dead_since: np.ndarray | None = None) -> Snapshot:
     """A Snapshot of ``model`` (its weights copied) after ``step`` steps; ``terms``: the loss terms of the last
     step that computed them (None before any: empty losses, rho_hat all NaN); ``config``: the settings in effect."""
     if terms is None:
@@ -64,7 +77,8 @@ def take_snapshot(model: SparseAutoencoder, terms: dict[str, torch.Tensor] | Non
     return Snapshot(step=step, epoch=epoch, losses=losses, rho_hat=rho_hat,
                     weights={k: v.detach().numpy().copy() for k, v in model.state_dict().items()},
                     hyper={k: getattr(config, k) for k in TrainConfig.LIVE_FIELDS}, samples_per_s=samples_per_s,
-                    elapsed=elapsed, status=status, reason=reason, version=version)
+                    elapsed=elapsed, status=status, reason=reason, version=version,
+                    dead_since=np.empty(0, np.int64) if dead_since is None else np.array(dead_since, np.int64))
 
 
 
@@ -77,4 +91,4 @@ def run_warnings(history: dict[str, np.ndarray], latest: Snapshot, config: Train
     return run_health(history, rho_hat, config.rho if config.penalty == "kl" else None)
 
 
-__all__ = ["run_warnings", "Snapshot", "HISTORY_COLUMNS", "terms_to_floats", "take_snapshot"]
+__all__ = ["run_warnings", "dead_line", "OPTIONAL_COLUMNS", "Snapshot", "HISTORY_COLUMNS", "terms_to_floats", "take_snapshot"]

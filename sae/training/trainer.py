@@ -40,7 +40,8 @@ from sae.core.fused import FusedObjective
 from sae.core.fused import supports as fused_supports
 from sae.core.lbfgs import LBFGS
 from sae.core.loss import LossFunction, sparse_autoencoder_loss
-from sae.core.model import SparseAutoencoder
+from sae.core.model import SparseAutoencoder, unit_activity
+from sae.core.resample import resample_units
 from sae.training.background import JOIN_SECONDS, SMALL_STEP_FLOPS, TrainingThread, revive, settle_after_end
 from sae.training.control import RunControl
 from sae.training.divergence import LastSound, LossWatch, divergence_reason
@@ -51,12 +52,14 @@ from sae.training.inputs import (as_training_tensor, check_compatible, history_c
 from sae.training.minibatch import MinibatchOptimizer
 from sae.training.observers import Observable, Observer, Observers
 from sae.training.slots import TrainingSlots
-from sae.training.snapshot import HISTORY_COLUMNS, Snapshot, run_warnings, take_snapshot, terms_to_floats
+from sae.training.snapshot import HISTORY_COLUMNS, Snapshot, dead_line, run_warnings, take_snapshot, terms_to_floats
 from sae.training.status import RunStatus
 from sae.training.throughput import RATE_WINDOW, ThroughputMeter
+from sae.training.timeline import CHECKPOINT_BYTES, Checkpoint, Edit, Timeline, TimelineView, parse_schedule, view_of
 
 logger = logging.getLogger(__name__)
 
+EVAL_ROWS = 4096  # rows (evenly spaced) on which dead units and the losses after a rewind or resampling are measured
 RATED_STATUSES = frozenset({RunStatus.RUNNING, RunStatus.FINISHED})  # publish a samples/s; the others publish 0
 
 
@@ -99,7 +102,9 @@ class Trainer(Observable):
                  snapshot_interval: float = 0.1, history_capacity: int = 2000, fused: bool = True,
                  slots: TrainingSlots | None = None, loss: LossFunction = sparse_autoencoder_loss,
                  start_step: int = 0, history: dict[str, np.ndarray] | None = None,
-                 threads: int | None = None, optimizer_state: dict[str, torch.Tensor] | None = None) -> None:
+                 threads: int | None = None, optimizer_state: dict[str, torch.Tensor] | None = None,
+                 schedule: Iterable[Edit | dict] = (), edits: Iterable[Edit] = (),
+                 checkpoint_bytes: int = CHECKPOINT_BYTES) -> None:
         self.config = config or TrainConfig()
         self.X = as_training_tensor(X)
         m, n = self.X.shape
@@ -147,6 +152,15 @@ class Trainer(Observable):
         self._watch = LossWatch()
         self.weights_step = self.step_count  # the step the model's weights are from (earlier after a divergence)
         self._rate = ThroughputMeter()
+        self._dead_since = torch.full((model.config.n_hidden,), -1, dtype=torch.long)  # see Snapshot.dead_since
+        m_eval = min(m, EVAL_ROWS)
+        self._eval_rows = torch.linspace(0, m - 1, m_eval).round().long() if m > EVAL_ROWS else None
+        self.timeline = Timeline(checkpoint_bytes, edits)  # the edits of this branch and checkpoints to rewind to
+        self._schedule: list[Edit] = parse_schedule(schedule)  # edits still to apply at their steps (a replay)
+        self._twin: Trainer | None = None  # the seed-locked twin (add_twin), stepped by this trainer's thread
+        self._twin_setup: tuple[dict[str, float], int] | None = None  # its (settings changed, step it forked at)
+        self.action_error = ""  # why the last command (rewind, resample, twin) could not be carried out
+        self._checkpoint()
         self.publish(RunStatus.IDLE, "")
 
     # ---------------------------------------------------------------- control (any thread)
@@ -172,15 +186,23 @@ class Trainer(Observable):
             self._thread.start()
 
     def pause(self) -> None:
+        self._note(Edit(self.step_count, "pause"))
         self.control.pause()
 
     def resume(self) -> None:
         """Go on training; a run that finished goes on if its budget was raised since (a new thread)."""
+        self._note(Edit(self.step_count, "resume"))
         self.control.resume()
         revive(self)
 
+    def _note(self, edit: Edit) -> None:
+        """List an edit that changes nothing the run computes (pause, resume, step)."""
+        with self.control.lock:
+            self.timeline.record(edit)
+
     def step(self, n: int = 1) -> None:
         """Take n steps and then pause (background), or take them now if no thread runs."""
+        self._note(Edit(self.step_count, "step", {"n": int(n)}))
         if self._thread is None:
             self.run(steps=n)
             return
@@ -226,6 +248,91 @@ class Trainer(Observable):
         """
         changes = {k: v for k, v in (("epochs", epochs), ("max_iter", max_iter)) if v is not None}
         self.set_hyperparameters(**changes)
+
+    # ---------------------------------------------------------------- timeline, twin, resampling (any thread)
+    def rewind(self, step: int) -> None:
+        """Go back to the mark at ``step`` (a checkpoint: ``timeline_view().checkpoints``): the weights, the
+        optimiser's state, the random stream, the batch order and the settings as they were before the edits made
+        there, the history cut at that step; the run continues from there as a new branch (the edits after it are
+        forgotten, a "rewind" edit is recorded) and the twin, if any, is removed. Before the next step (at once
+        while paused); ConfigError if no checkpoint is kept at ``step``."""
+        with self.control.lock:
+            self.timeline.get(int(step))  # raises if there is none
+        self._command("rewind", step=int(step))
+
+    def resample(self, units: list[int] | None = None) -> None:
+        """Re-initialise ``units`` (default: the units dead now, rho_hat_j below the dead line on the evaluation
+        rows) towards the inputs reconstructed worst (``sae.core.resample``), resetting their optimiser moments;
+        recorded as a "resample" edit with the units, so a replay does the same. Before the next step."""
+        if units is not None:
+            units = [int(u) for u in units]
+            if len(set(units)) != len(units) or any(not 0 <= u < self.model.config.n_hidden for u in units):
+                raise ConfigError(f"units to resample must be distinct numbers in [0, {self.model.config.n_hidden}).")
+        self._command("resample", units=units)
+
+    def add_twin(self, from_step: int | None = 0, **changes: float) -> None:
+        """Train a twin beside this run, in lock step: a second model from the same weights, optimiser state,
+        random stream and batch order as this run had at the mark ``from_step`` (0: the start; None: now), with
+        the settings ``changes`` (live fields: rho, beta, weight_decay, lr) fixed and every other edit of this run
+        (its schedule since then, and changes made later) applied at the same steps. A twin forked in the past
+        catches up first (this run waits). With no change the twin equals the run bit for bit."""
+        bad = set(changes) - set(TrainConfig.LIVE_FIELDS)
+        if bad:
+            raise ConfigError(f"a twin may change {', '.join(TrainConfig.LIVE_FIELDS)}, not {', '.join(sorted(bad))}.")
+        replace(self.config, **changes)  # validates
+        if from_step is not None:
+            with self.control.lock:
+                self.timeline.get(int(from_step))
+        self._command("add_twin", from_step=None if from_step is None else int(from_step), overrides=dict(changes))
+
+    def remove_twin(self) -> None:
+        self._command("remove_twin")
+
+    def promote_twin(self) -> None:
+        """Make the twin the run (its weights, optimiser state, settings, history and edits); the twin ends."""
+        self._command("promote_twin")
+
+    def _command(self, name: str, **arguments) -> None:
+        """Queue a command for the training thread (or carry it out here when no thread runs)."""
+        with self.control.lock:
+            self.action_error = ""
+            self.control.queue_action(name, arguments)
+            thread = self._thread
+            if thread is None:
+                self.apply_pending()
+        if thread is None:
+            self.publish(self._status, self.latest().reason)
+        elif thread.ending:
+            settle_after_end(self, thread, republish=True)
+
+    def twin_latest(self) -> Snapshot | None:
+        """The twin's latest snapshot, or None without a twin."""
+        twin = self._twin
+        return None if twin is None else twin.latest()
+
+    def twin_history(self) -> dict[str, np.ndarray] | None:
+        twin = self._twin
+        return None if twin is None else twin.history()
+
+    def twin_setup(self) -> tuple[dict[str, float], int] | None:
+        """(the settings the twin changes, the step it forked at), or None without a twin."""
+        return self._twin_setup
+
+    def timeline_view(self) -> TimelineView:
+        """The edits of this run's branch and the steps a rewind can go to (a copy)."""
+        with self.control.lock:
+            return view_of(self.timeline)
+
+    def dead_units(self) -> list[int]:
+        """The units whose rho_hat_j on the evaluation rows (all of X, or EVAL_ROWS evenly spaced) is below the
+        dead line (``sae.training.snapshot.dead_line``)."""
+        with torch.no_grad():
+            a = self.model.encode(self._evaluation_rows())
+            rho_hat = unit_activity(a, self.model.config.activation).mean(dim=0)
+        return torch.nonzero(rho_hat < dead_line(self.config)).flatten().tolist()
+
+    def _evaluation_rows(self) -> torch.Tensor:
+        return self.X if self._eval_rows is None else self.X[self._eval_rows]
 
     def latest(self) -> Snapshot:
         """The most recently published snapshot (never None)."""
@@ -345,6 +452,10 @@ class Trainer(Observable):
         ``values=False`` lets the fused pass skip the values of the sparsity and weight-decay terms
         (not needed for the gradient); callers ask for them on the steps they record or publish.
         """
+        twin = self._twin
+        if twin is not None and twin.status != RunStatus.DIVERGED and twin.step_count < self.step_count:
+            self._twin_step(twin, values)  # the twin catches up first: this run waits
+            return True
         t0 = time.perf_counter()
         cfg = self.config
         if self.full_batch is not None:
@@ -358,15 +469,26 @@ class Trainer(Observable):
         self.step_count += 1
         self.weights_step = self.step_count
         self._elapsed += time.perf_counter() - t0
+        if twin is not None and twin.status != RunStatus.DIVERGED and twin.step_count == step:
+            self._twin_step(twin, values)  # lock step: the same batch, the twin's settings
         if "total" not in terms:  # a step without values: nothing to record
             return True
         self._last_terms = terms
         if self._history.wants(step):
-            row = terms_to_floats(terms)
+            line = dead_line(cfg)
+            row = terms_to_floats(terms, line)
+            below = terms["rho_hat"].detach() < line
+            self._dead_since = torch.where(below, torch.where(self._dead_since < 0, step, self._dead_since), -1)
             with self.control.lock:
                 self._history.append(step, [step, step / self.steps_per_epoch, self._elapsed, *row,
                                             cfg.rho, cfg.beta, cfg.weight_decay, cfg.lr])
         return True
+
+    def _twin_step(self, twin: "Trainer", values: bool) -> None:
+        """One step of the twin (training thread): its scheduled edits first; a divergence leaves it diverged."""
+        with twin.control.lock:
+            twin.apply_pending()
+        twin.train_step(values or twin._history.wants(twin.step_count))
 
     def _diverged(self, terms: dict[str, torch.Tensor]) -> bool:
         """Go back to the last sound weights, with fresh optimiser state, and publish why (status diverged) with the
@@ -385,11 +507,173 @@ class Trainer(Observable):
         return False
 
     # ---------------------------------------------------------------- helpers
-    def apply_pending(self) -> None:
-        """Apply the queued live changes (the caller holds the control lock)."""
+    def apply_pending(self) -> bool:
+        """Apply what is due before the next step (the caller holds the control lock): the schedule's edits at this
+        step (a replay), the queued live changes, then the queued commands (rewind, resample, twin). Each edit is
+        recorded in the timeline, after a checkpoint of the state before it. Returns whether anything was applied."""
+        applied = False
+        while self._schedule and self._schedule[0].step <= self.step_count:
+            edit = self._schedule.pop(0)
+            applied = True
+            try:
+                self._apply_edit(edit)
+            except ConfigError as exc:  # a schedule from a link or a file may hold a value invalid here
+                self.action_error = f"the scheduled edit at step {edit.step:,} ({edit.label()}) was skipped: {exc}"
+                logger.warning(self.action_error)
         changes = self.control.take_changes()
-        if not changes:
+        if changes:
+            self._apply_edit(Edit(self.step_count, "set", changes))
+        actions = self.control.take_actions()
+        for name, arguments in actions:
+            try:
+                getattr(self, f"_do_{name}")(**arguments)
+            except ConfigError as exc:
+                self.action_error = str(exc)
+        return applied or bool(changes) or bool(actions)
+
+    def _checkpoint(self) -> None:
+        """Keep the state before the edits of this step in the timeline (once per step)."""
+        if self.timeline.has_checkpoint(self.step_count):
             return
+        optimizer = {} if self.full_batch is not None else self._minibatch.state_tensors()
+        weights = {k: v.detach().clone() for k, v in self.model.named_parameters()}
+        self.timeline.keep(Checkpoint(self.step_count, weights, optimizer, self.config, self._dead_since.clone(),
+                                      len(self._history)))
+
+    def _apply_edit(self, edit: Edit) -> None:
+        """Carry out a "set", "resample" or "rewind" edit now (recorded at this step) and pass it on to the twin."""
+        self._checkpoint()
+        edit = replace(edit, step=self.step_count)
+        if edit.kind == "set":
+            changes = dict(edit.changes)
+            edit = replace(edit, before={k: getattr(self.config, k) for k in changes})
+            self._set(changes)
+        elif edit.kind == "resample":
+            self._resample(list(edit.changes.get("units", ())))
+        elif edit.kind == "rewind" and self.full_batch is not None:
+            self.full_batch.restart()  # as the rewound run did: its curvature memory started afresh there
+        self.timeline.record(edit)
+        twin, setup = self._twin, self._twin_setup
+        if twin is not None and setup is not None and edit.kind in ("set", "resample"):
+            changes = {k: v for k, v in edit.changes.items() if k not in setup[0]} if edit.kind == "set" \
+                else dict(edit.changes)
+            if changes:
+                twin.schedule_edit(replace(edit, changes=changes, before={}))
+
+    def schedule_edit(self, edit: Edit) -> None:
+        """Apply ``edit`` when this run reaches its step (at once if it is there or past it)."""
+        with self.control.lock:
+            at = sum(1 for e in self._schedule if e.step <= edit.step)
+            self._schedule.insert(at, edit)
+
+    def _resample(self, units: list[int]) -> None:
+        if not units:
+            return
+        resample_units(self.model, self.X, units, self.config.rho)
+        if self.full_batch is not None:
+            self.full_batch.restart()
+        else:
+            self._minibatch.reset_units(units)
+        self._dead_since[torch.tensor(units)] = -1
+        self._last_terms = self._evaluate()
+
+    def _evaluate(self) -> dict[str, torch.Tensor]:
+        """The loss terms of the current weights on the evaluation rows (after a rewind or a resampling)."""
+        cfg = self.config
+        with torch.no_grad():
+            return self.loss(self.model, self._evaluation_rows(), cfg.rho, cfg.beta, cfg.weight_decay, cfg.penalty)
+
+    def _load_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for name, p in self.model.named_parameters():
+                p.copy_(weights[name])
+
+    def _take_state(self, config: TrainConfig, optimizer: dict[str, torch.Tensor]) -> None:
+        """Settings and optimiser state replaced wholesale (a rewind, a promoted twin)."""
+        self.config = config
+        self.total_steps = total_steps(config, len(self.X))
+        if self.full_batch is not None:
+            self.full_batch.config = config
+            self.full_batch.restart()
+        else:
+            self._minibatch.reset(config)
+            self._minibatch.load_state_tensors(optimizer, config.optimizer)
+
+    def _do_rewind(self, step: int) -> None:
+        checkpoint = self.timeline.get(step)
+        rewound_from = self.step_count
+        self._load_weights(checkpoint.weights)
+        self._take_state(checkpoint.config, checkpoint.optimizer)
+        self.step_count = self.weights_step = step
+        self._history.truncate(step)
+        self._dead_since = checkpoint.dead_since.clone()
+        self._sound, self._watch = LastSound(), LossWatch()
+        self._twin = self._twin_setup = None
+        self._schedule = []
+        self.timeline.truncate(step, rewound_from)
+        self._last_terms = self._evaluate() if step > 0 else None
+
+    def _do_resample(self, units: list[int] | None) -> None:
+        units = self.dead_units() if units is None else units
+        if not units:
+            raise ConfigError("no unit is dead now: nothing to resample.")
+        self._apply_edit(Edit(self.step_count, "resample", {"units": [int(u) for u in units]}))
+
+    def _do_add_twin(self, from_step: int | None, overrides: dict[str, float]) -> None:
+        self._checkpoint()
+        from_step = self.step_count if from_step is None else from_step
+        checkpoint = self.timeline.get(from_step)
+        model = SparseAutoencoder.from_config(self.model.config)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(checkpoint.weights[name])
+        history = self._history.to_dict()
+        kept = history["step"] < from_step
+        history = {c: v[kept] for c, v in history.items()} if kept.any() else None
+        follow = []  # this run's edits since the fork, less the settings the twin fixes
+        for edit in self.timeline.edits:
+            if edit.step >= from_step and edit.kind in ("set", "resample"):
+                changes = {k: v for k, v in edit.changes.items() if edit.kind != "set" or k not in overrides}
+                if changes:
+                    follow.append(replace(edit, changes=changes, before={}))
+        twin = Trainer(self.X, config=replace(checkpoint.config, **overrides), model=model,
+                       optimizer_state=checkpoint.optimizer if self.full_batch is None else None,
+                       start_step=from_step, history=history, snapshot_interval=self.snapshot_interval,
+                       history_capacity=self._history.capacity, fused=self.fused, loss=self.loss, schedule=follow,
+                       edits=[e for e in self.timeline.edits if e.step < from_step],
+                       checkpoint_bytes=self.timeline.budget // 2)
+        twin._dead_since = checkpoint.dead_since.clone()
+        twin.timeline.record(Edit(from_step, "set", dict(overrides),
+                                  {k: getattr(checkpoint.config, k) for k in overrides}))
+        self._twin, self._twin_setup = twin, (dict(overrides), from_step)
+        self.timeline.record(Edit(self.step_count, "twin", dict(overrides),
+                                  {k: getattr(self.config, k) for k in overrides}))
+
+    def _do_remove_twin(self) -> None:
+        self._twin = self._twin_setup = None
+
+    def _do_promote_twin(self) -> None:
+        twin, setup = self._twin, self._twin_setup
+        if twin is None or setup is None:
+            raise ConfigError("there is no twin to promote.")
+        if twin.step_count != self.step_count:
+            raise ConfigError(f"the twin is still catching up (step {twin.step_count:,} of {self.step_count:,}); "
+                              "promote it once it is level with the run.")
+        self._load_weights(dict(twin.model.named_parameters()))
+        self._take_state(twin.config, twin.optimizer_state() if self.full_batch is None else {})
+        with twin.control.lock:
+            generation = self._history.generation
+            self._history = twin._history
+            self._history.generation = max(generation, self._history.generation) + 1  # readers take it afresh
+        self._last_terms, self._dead_since = twin._last_terms, twin._dead_since.clone()
+        self._sound, self._watch = twin._sound, twin._watch
+        self.timeline = twin.timeline
+        self.timeline.record(Edit(self.step_count, "promote", setup[0]))
+        self._schedule = twin._schedule
+        self._twin = self._twin_setup = None
+
+    def _set(self, changes: dict[str, float]) -> None:
+        """Apply live setting changes to this run's config and optimiser."""
         self.config = replace(self.config, **changes)
         if set(changes) & set(TrainConfig.BUDGET_FIELDS):
             self.total_steps = total_steps(self.config, len(self.X))
@@ -403,9 +687,14 @@ class Trainer(Observable):
         rate = self._rate.measure(self.step_count, self._elapsed, self._samples_per_step()) \
             if status in RATED_STATUSES else 0.0  # not training now: no rate (not the last running figure)
         version = 0 if self._latest is None else self._latest.version + 1
+        twin = self._twin
+        if twin is not None and twin.status != RunStatus.DIVERGED:  # the twin first: observers may read it
+            behind = self.step_count - twin.step_count
+            twin.publish(status, f"the twin catches up: step {twin.step_count:,} of {self.step_count:,}" if behind
+                         else reason)
         snap = take_snapshot(self.model, self._last_terms, self.config, step=self.step_count, version=version,
                              epoch=self.step_count / self.steps_per_epoch, samples_per_s=rate, elapsed=self._elapsed,
-                             status=status, reason=reason)
+                             status=status, reason=reason, dead_since=self._dead_since.numpy())
         self._status = status
         self._latest = snap
         self._sound.offer(snap, self._watch.best)

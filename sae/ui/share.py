@@ -30,7 +30,7 @@ from sae.runs.sweep import SweepRegistry
 from sae.runs.model_file import RunFileError
 from sae.runs.store import StoreError
 from sae.core.model import SparseAutoencoder
-from sae.training.trainer import HISTORY_COLUMNS
+from sae.training.inputs import history_columns
 
 from sae.ui import state, url
 from sae.ui.upload import display_name
@@ -103,9 +103,12 @@ def _data_for(dataset: str | None, n_inputs: int) -> tuple[str, Dataset]:
 
 def _history_or_none(history: dict[str, np.ndarray] | None) -> dict[str, np.ndarray] | None:
     """The history if the Trainer can continue it (every column it records), else None."""
-    if history and all(c in history for c in HISTORY_COLUMNS) and len(history["step"]):
-        return {c: np.asarray(history[c], dtype=np.float64) for c in HISTORY_COLUMNS}
-    return None
+    if not history or not len(history.get("step", ())):
+        return None
+    try:
+        return {c: np.asarray(v, dtype=np.float64) for c, v in history_columns(history).items()}
+    except ConfigError:
+        return None
 
 
 def _set_widgets(settings: Settings) -> None:
