@@ -214,6 +214,62 @@ class Job:
             self.trainer.set_hyperparameters(**changes)
             self.settings = replace(self.settings, **changes)
 
+    # ---------------------------------------------------------------- timeline, twin, resampling
+    def resample(self, units: list[int] | None = None) -> None:
+        """Re-initialise the dead units (or ``units``) towards the worst-reconstructed inputs (Trainer.resample);
+        recorded in the timeline. A run not yet started is held paused first, so the change shows at once."""
+        self._command(lambda: self.trainer.resample(units))
+
+    def rewind(self, step: int) -> None:
+        """Go back to the timeline's mark at ``step`` (Trainer.rewind); the run continues as a new branch: a new
+        record in the store whose parent is the run so far. The panel's settings follow the rewound ones."""
+        self._command(lambda: self.trainer.rewind(step), branch=True)
+
+    def add_twin(self, from_step: int | None = 0, **changes: float) -> None:
+        """Train a seed-locked twin beside the run with ``changes`` (Trainer.add_twin)."""
+        self._command(lambda: self.trainer.add_twin(from_step, **changes))
+
+    def remove_twin(self) -> None:
+        self._command(self.trainer.remove_twin)
+
+    def promote_twin(self) -> None:
+        """The twin becomes the run (Trainer.promote_twin): a new branch, recorded as a new run."""
+        self._command(self.trainer.promote_twin, branch=True)
+
+    def twin_latest(self) -> Snapshot | None:
+        return self.trainer.twin_latest()
+
+    def twin_history(self) -> dict[str, np.ndarray] | None:
+        return self.trainer.twin_history()
+
+    def twin_setup(self) -> tuple[dict[str, float], int] | None:
+        return self.trainer.twin_setup()
+
+    def timeline(self):
+        """The run's :class:`sae.training.timeline.TimelineView` (edits, checkpoint steps)."""
+        return self.trainer.timeline_view()
+
+    @property
+    def action_error(self) -> str:
+        """Why the last rewind, resampling or twin command could not be carried out ("" if it was)."""
+        return self.trainer.action_error
+
+    def _command(self, call, branch: bool = False) -> None:
+        """Carry out a timeline command; wait briefly for its effect to be published; a ``branch`` (rewind,
+        promotion) starts a new record whose parent is the run so far, and the settings follow the trainer's."""
+        if not self.started:
+            self.hold(self.note)
+        version = self.latest().version
+        call()
+        self._settle(lambda s: s.version > version, timeout=2.0)
+        config = self.trainer.config
+        self.settings = replace(self.settings, **{k: getattr(config, k) for k in (*TrainConfig.LIVE_FIELDS,
+                                                                                 *TrainConfig.BUDGET_FIELDS)})
+        if branch and self.recorder is not None:
+            self.trainer.remove_observer(self.recorder)
+            self.parent_id, self.recorder = self.recorder.run_id, None
+            self._record()
+
     def _settle(self, done, timeout: float = 1.0) -> None:
         """Wait briefly until the trainer's published state satisfies ``done`` (so the rerun that
         follows a button click draws the new state)."""
