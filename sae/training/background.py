@@ -97,7 +97,8 @@ class TrainingThread(threading.Thread):
             if not self._hold_slot():
                 continue
             with control.lock:
-                control.take_step()
+                if not trainer.twin_behind():  # the twin's catch-up steps do not count against requested ones
+                    control.take_step()
                 trainer.apply_pending()
             if trainer.status != RunStatus.RUNNING:
                 trainer.publish(RunStatus.RUNNING, "")

@@ -314,6 +314,11 @@ class Trainer(Observable):
         twin = self._twin
         return None if twin is None else twin.history()
 
+    def twin_behind(self) -> bool:
+        """Whether the twin is still catching up with this run (its next train_step is the twin's)."""
+        twin = self._twin
+        return twin is not None and twin.status != RunStatus.DIVERGED and twin.step_count < self.step_count
+
     def twin_setup(self) -> tuple[dict[str, float], int] | None:
         """(the settings the twin changes, the step it forked at), or None without a twin."""
         return self._twin_setup
@@ -453,7 +458,7 @@ class Trainer(Observable):
         (not needed for the gradient); callers ask for them on the steps they record or publish.
         """
         twin = self._twin
-        if twin is not None and twin.status != RunStatus.DIVERGED and twin.step_count < self.step_count:
+        if self.twin_behind():
             self._twin_step(twin, values)  # the twin catches up first: this run waits
             return True
         t0 = time.perf_counter()

@@ -27,12 +27,14 @@ from sae.core.config import ModelConfig, TrainConfig
 from sae.core.model import SparseAutoencoder
 from sae.training.progress import Cancelled, Progress
 from sae.training.snapshot import Snapshot
+from sae.training.timeline import Edit, TimelineView
 from sae.training.trainer import Trainer
 from sae.workers.mailbox import Mailbox
 
 logger = logging.getLogger(__name__)
 
-TRAINER_COMMANDS = frozenset({"start", "pause", "resume", "step", "stop", "set_hyperparameters"})
+TRAINER_COMMANDS = frozenset({"start", "pause", "resume", "step", "stop", "set_hyperparameters", "rewind", "resample",
+                              "add_twin", "remove_twin", "promote_twin"})
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,19 @@ class TrainerSpec:
     history: dict[str, np.ndarray] | None = None
     snapshot_interval: float = 0.1
     threads: int | None = None
+    schedule: tuple[Edit, ...] = ()  # edits to apply at their steps (a replay)
+    edits: tuple[Edit, ...] = ()  # the timeline so far (a restarted worker keeps listing the run's edits)
+
+
+@dataclass(frozen=True)
+class Twin:
+    """A run's twin as the server sees it: its snapshot, its new history rows from ``history_start`` on (as for
+    :class:`Update`), and its (settings changed, step it forked at)."""
+
+    snapshot: Snapshot
+    history: dict[str, np.ndarray]
+    history_start: int
+    setup: tuple[dict[str, float], int]
 
 
 @dataclass(frozen=True)
@@ -63,16 +78,24 @@ class Update:
     history: dict[str, np.ndarray]
     acked: int = 0
     history_start: int = 0
+    twin: Twin | None = None  # None: the run has no twin
+    timeline: TimelineView | None = None  # None: unchanged since the last Update
+    config: TrainConfig | None = None  # the settings in effect (a rewind or a promoted twin changes them wholesale)
+    action_error: str = ""  # why the last command could not be carried out
+
+
+def merge_rows(have: dict[str, np.ndarray], rows: dict[str, np.ndarray], start: int) -> dict[str, np.ndarray]:
+    """A history after new ``rows`` from row ``start`` on (0: the whole history): new arrays, never changed in place."""
+    if start == 0:
+        return rows
+    if any(len(have.get(c, ())) < start for c in rows):
+        logger.warning("history rows before row %d are missing; the run's curves have a gap", start)
+    return {c: np.concatenate([have.get(c, np.empty(0))[:start], new]) for c, new in rows.items()}
 
 
 def extend_history(have: dict[str, np.ndarray], update: Update) -> dict[str, np.ndarray]:
     """The server's copy of a run's history after ``update``: new arrays (never changed in place)."""
-    start = update.history_start
-    if start == 0:
-        return update.history
-    if any(len(have.get(c, ())) < start for c in update.history):
-        logger.warning("history rows before row %d are missing; the run's curves have a gap", start)
-    return {c: np.concatenate([have.get(c, np.empty(0))[:start], rows]) for c, rows in update.history.items()}
+    return merge_rows(have, update.history, update.history_start)
 
 
 @dataclass(frozen=True)
@@ -106,10 +129,13 @@ class TrainerHost:
         model = SparseAutoencoder.from_weights(spec.model_config, spec.weights)
         self.trainer = Trainer(spec.X, spec.model_config, spec.train_config, model=model,
                                start_step=spec.start_step, history=spec.history,
-                               snapshot_interval=spec.snapshot_interval, threads=spec.threads)
+                               snapshot_interval=spec.snapshot_interval, threads=spec.threads,
+                               schedule=spec.schedule, edits=spec.edits)
         self._box: Mailbox[Snapshot] = Mailbox()
         self.acked = 0
         self._sent = (-1, 0)  # (history generation, rows) the server has: every Update made is delivered
+        self._twin_sent: tuple[int, int, int] = (0, -1, 0)  # (which twin, its history generation, rows) likewise
+        self._timeline_sent: tuple[int, int] = (0, -1)  # (which timeline, its version)
         self.trainer.add_observer(self._box.put)
         self._box.put(self.trainer.latest())
 
@@ -127,9 +153,30 @@ class TrainerHost:
         snapshot = self._box.take(timeout)
         if snapshot is None:
             return None
-        generation, start, rows = self.trainer.history_since(*self._sent)
+        trainer = self.trainer
+        generation, start, rows = trainer.history_since(*self._sent)
         self._sent = (generation, start + len(rows["step"]))
-        return Update(snapshot, rows, self.acked, history_start=start)
+        return Update(snapshot, rows, self.acked, history_start=start, twin=self._twin(), timeline=self._timeline(),
+                      config=trainer.config, action_error=trainer.action_error)
+
+    def _twin(self) -> Twin | None:
+        twin, setup = self.trainer._twin, self.trainer.twin_setup()
+        if twin is None or setup is None:
+            return None
+        which, generation, rows = self._twin_sent
+        if which != id(twin):
+            generation, rows = -1, 0
+        generation, start, new = twin.history_since(generation, rows)
+        self._twin_sent = (id(twin), generation, start + len(new["step"]))
+        return Twin(twin.latest(), new, start, setup)
+
+    def _timeline(self) -> TimelineView | None:
+        view = self.trainer.timeline_view()
+        key = (id(self.trainer.timeline), view.version)
+        if key == self._timeline_sent:
+            return None
+        self._timeline_sent = key
+        return view
 
     def close(self, reason: str = "the run was closed") -> None:
         self.trainer.stop(reason)
@@ -181,5 +228,5 @@ class TaskHost:
         self._box.close()
 
 
-__all__ = ["TrainerSpec", "Update", "extend_history", "TaskProgress", "TaskEnd", "HostFailed", "TrainerHost", "TaskHost",
+__all__ = ["TrainerSpec", "Twin", "Update", "extend_history", "merge_rows", "TaskProgress", "TaskEnd", "HostFailed", "TrainerHost", "TaskHost",
            "TRAINER_COMMANDS"]

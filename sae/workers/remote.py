@@ -32,7 +32,8 @@ from sae.training.inputs import (as_training_tensor, check_compatible, history_c
 from sae.training.observers import Observable, Observer, Observers
 from sae.training.snapshot import HISTORY_COLUMNS, Snapshot, run_warnings, take_snapshot
 from sae.training.status import RunStatus
-from sae.workers.host import HostFailed, TrainerSpec, Update, extend_history
+from sae.training.timeline import Edit, TimelineView, parse_schedule
+from sae.workers.host import HostFailed, TrainerSpec, Twin, Update, extend_history, merge_rows
 from sae.workers.process import shutting_down
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,8 @@ class RemoteTrainer(Observable):
     def __init__(self, backend, X, model_config: ModelConfig | None = None, config: TrainConfig | None = None, *,
                  model: SparseAutoencoder | None = None, on_snapshot: Observer | None = None,
                  observers: Iterable[Observer] = (), snapshot_interval: float = 0.1, start_step: int = 0,
-                 history: dict[str, np.ndarray] | None = None, threads: int | None = None) -> None:
+                 history: dict[str, np.ndarray] | None = None, threads: int | None = None,
+                 schedule: Iterable[Edit | dict] = (), edits: Iterable[Edit] = ()) -> None:
         self.config = config or TrainConfig()
         data = as_training_tensor(X).numpy()  # checked (2-D, finite) and owned
         m, n = data.shape
@@ -72,7 +74,11 @@ class RemoteTrainer(Observable):
             self._observers.add(observer)
         weights = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
         self._spec = TrainerSpec(data, model.config, self.config, weights, start_step, history, snapshot_interval,
-                                 threads)
+                                 threads, tuple(parse_schedule(schedule)), tuple(edits))
+        self._timeline = TimelineView(tuple(edits), (start_step,))
+        self._twin: Twin | None = None
+        self._twin_history: dict[str, np.ndarray] = {}
+        self.action_error = ""
         self._backend = backend
         self._cond = threading.Condition()
         given = history_columns(history) if history else {}  # checked here, as the Trainer would
@@ -127,6 +133,20 @@ class RemoteTrainer(Observable):
 
     def history(self) -> dict[str, np.ndarray]:
         return dict(self._history)  # the arrays are replaced whole on every update, never changed in place
+
+    def twin_latest(self) -> Snapshot | None:
+        twin = self._twin
+        return None if twin is None else twin.snapshot
+
+    def twin_history(self) -> dict[str, np.ndarray] | None:
+        return None if self._twin is None else dict(self._twin_history)
+
+    def twin_setup(self) -> tuple[dict[str, float], int] | None:
+        twin = self._twin
+        return None if twin is None else twin.setup
+
+    def timeline_view(self) -> TimelineView:
+        return self._timeline
 
     def health(self, rho_hat: np.ndarray | None = None) -> list[str]:
         """As :meth:`sae.training.trainer.Trainer.health`."""
@@ -202,6 +222,43 @@ class RemoteTrainer(Observable):
             seq = self._send(("set_hyperparameters", (), dict(changes)))
             # as a Trainer does: once this returns the change is in effect (a finished run whose budget was
             # raised is "paused"), unless the worker is still starting
+            self._cond.wait_for(lambda: self._acked >= seq or self._closed, SYNC_SECONDS if self._channel else 0)
+
+    # ---------------------------------------------------------------- timeline, twin, resampling (any thread)
+    def rewind(self, step: int) -> None:
+        """As :meth:`sae.training.trainer.Trainer.rewind` (the checkpoints live in the worker)."""
+        if int(step) not in self._timeline.checkpoints:
+            kept = ", ".join(f"{s:,}" for s in self._timeline.checkpoints) or "none"
+            raise ConfigError(f"there is no checkpoint at step {int(step):,} to rewind to (kept: {kept}).")
+        self._command("rewind", int(step))
+
+    def resample(self, units: list[int] | None = None) -> None:
+        if units is not None:
+            units = [int(u) for u in units]
+            if len(set(units)) != len(units) or any(not 0 <= u < self.model_config.n_hidden for u in units):
+                raise ConfigError(f"units to resample must be distinct numbers in [0, {self.model_config.n_hidden}).")
+        self._command("resample", units)
+
+    def add_twin(self, from_step: int | None = 0, **changes: float) -> None:
+        bad = set(changes) - set(TrainConfig.LIVE_FIELDS)
+        if bad:
+            raise ConfigError(f"a twin may change {', '.join(TrainConfig.LIVE_FIELDS)}, not {', '.join(sorted(bad))}.")
+        replace(self.config, **changes)  # validates
+        if from_step is not None and int(from_step) not in self._timeline.checkpoints:
+            raise ConfigError(f"there is no checkpoint at step {int(from_step):,} to start a twin from.")
+        self._command("add_twin", from_step, **changes)
+
+    def remove_twin(self) -> None:
+        self._command("remove_twin")
+
+    def promote_twin(self) -> None:
+        self._command("promote_twin")
+
+    def _command(self, name: str, *args, **kwargs) -> None:
+        """Send a command and wait (up to SYNC_SECONDS) until the worker has carried it out."""
+        with self._cond:
+            self.action_error = ""
+            seq = self._send((name, tuple(args), dict(kwargs)))
             self._cond.wait_for(lambda: self._acked >= seq or self._closed, SYNC_SECONDS if self._channel else 0)
 
     def set_budget(self, epochs: float | None = None, max_iter: int | None = None) -> None:
@@ -287,6 +344,17 @@ class RemoteTrainer(Observable):
         with self._cond:
             self._history = extend_history(self._history, update)  # new rows come with every update, repeats too
             self._acked = max(self._acked, update.acked)
+            twin = update.twin
+            self._twin_history = {} if twin is None else merge_rows(self._twin_history, twin.history,
+                                                                     twin.history_start)
+            self._twin = twin
+            if update.timeline is not None:
+                self._timeline = update.timeline
+            if update.config is not None and self._acked >= self._seq:  # (no change of ours is still on its way)
+                if update.config != self.config:
+                    self.config = update.config
+                    self.total_steps = total_steps(update.config, self.n_samples)
+                self.action_error = update.action_error
             # an acknowledgement repeats the worker's last state: nothing new unless we said otherwise meanwhile
             repeated = snap.version == self._worker_version and snap.status == self._latest.status
             self._worker_version = snap.version
@@ -358,7 +426,9 @@ class RemoteTrainer(Observable):
                 history = {name: column[kept] for name, column in history.items()}
             self._history = history
             self._spec = replace(self._spec, weights=last.weights, start_step=last.step, history=history,
-                                 train_config=self.config)
+                                 train_config=self.config, schedule=(),
+                                 edits=tuple(e for e in self._timeline.edits if e.step <= last.step))
+            self._twin, self._twin_history = None, {}  # the twin lived in the worker: it is gone
             self._elapsed_offset = last.elapsed
             self._notice, self._notice_until = notice, time.monotonic() + NOTICE_SECONDS
             self._channel = None
