@@ -8,7 +8,7 @@ from sae.app.views import rho_target, shown_deltas
 from sae.evaluation.labels import METRIC_LABELS
 from sae.evaluation.units import thresholds_text
 from sae.viz import curves
-from sae.ui import page, what_to_look_for
+from sae.ui import page, timeline, what_to_look_for
 from sae.ui.chart import live_chart
 from sae.ui.live import headline_deltas, live
 
@@ -63,15 +63,16 @@ def draw(job) -> None:
 
     left, right = st.columns(2)
     with left:
-        live_chart(curves.loss_curves(history, job.settings.penalty, log_y=log_y, status=snap.status),
-                        key="loss_curves")
+        live_chart(timeline.marked(curves.loss_curves(history, job.settings.penalty, log_y=log_y,
+                                                      status=snap.status), job), key="loss_curves")
         what_to_look_for("the reconstruction term falling while the sparsity term (β·KL) first jumps then "
                          "settles; raise β live and watch the red curve and the total respond.")
     with right:
-        live_chart(curves.rho_hat_band(history, log_y=log_y, target=target is not None, status=snap.status),
-                        key="rho_hat_band")
+        live_chart(timeline.marked(curves.rho_hat_band(history, log_y=log_y, target=target is not None,
+                                                       status=snap.status), job), key="rho_hat_band")
         what_to_look_for("the blue band (ρ̂ⱼ across units) closing in on the dashed target ρ; "
                          "move ρ in the sidebar and the band follows it.")
 
 
 live(draw)
+timeline.panel(job)

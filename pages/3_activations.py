@@ -5,7 +5,7 @@ import streamlit as st
 from sae.app.views import rho_target
 from sae.evaluation.units import thresholds_text
 from sae.viz import distributions
-from sae.ui import page, what_to_look_for
+from sae.ui import page, timeline, what_to_look_for
 from sae.ui.chart import live_chart
 from sae.ui.live import live
 
@@ -39,22 +39,19 @@ def draw(job) -> None:
     trace = job.trace.arrays()
     c5, c6 = st.columns(2)
     with c5:
-        live_chart(distributions.distribution_over_time(trace["step"], trace["rho"], trace["rho_edges"],
-                                                             "ρ̂ⱼ (log scale)",
-                                                             "Distribution of ρ̂ⱼ over training (minibatch)",
-                                                             target=None if rho is None else
-                                                             (history["step"], history["rho"]),
-                                                             log_y=True, colorscale="Oranges", status=snap.status),
-                        key="rho_time")
+        live_chart(timeline.marked(distributions.distribution_over_time(
+            trace["step"], trace["rho"], trace["rho_edges"], "ρ̂ⱼ (log scale)",
+            "Distribution of ρ̂ⱼ over training (minibatch)",
+            target=None if rho is None else (history["step"], history["rho"]), log_y=True, colorscale="Oranges",
+            status=snap.status), job), key="rho_time")
         what_to_look_for("the ρ̂ⱼ distribution dropping from ~0.5 (sigmoid units start half on) onto the "
                          "target line within the first few hundred steps, then tightening around it.")
     with c6:
         relu = d.activation == "relu"  # unbounded: each row is binned on [0, that snapshot's max]
         y_title = ("aᵢⱼ / max aᵢⱼ" if relu else "aᵢⱼ") + (" (log scale)" if trace["act_log"] else "")
-        live_chart(distributions.distribution_over_time(trace["step"], trace["act"], trace["act_edges"],
-                                                             y_title, "Distribution of all activations over training",
-                                                             log_y=trace["act_log"], status=snap.status),
-                        key="act_time")
+        live_chart(timeline.marked(distributions.distribution_over_time(
+            trace["step"], trace["act"], trace["act_edges"], y_title, "Distribution of all activations over training",
+            log_y=trace["act_log"], status=snap.status), job), key="act_time")
         what_to_look_for("the bulk of the activations sinking by decades while a few stay near 1: "
                          "that is a sparse code.")
 

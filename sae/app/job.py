@@ -70,11 +70,11 @@ class Job:
     def __init__(self, settings: Settings, data: Dataset, subset: np.ndarray, *, store=None,
                  model: SparseAutoencoder | None = None, train_config: TrainConfig | None = None,
                  start_step: int = 0, history: dict[str, np.ndarray] | None = None,
-                 parent_id: str | None = None, name: str | None = None) -> None:
+                 parent_id: str | None = None, name: str | None = None, schedule=()) -> None:
         """``store``: a :class:`sae.runs.store.RunStore` in which the run is recorded once it trains (None: not
         recorded). ``model``, ``train_config``, ``start_step``, ``history``: continue a saved run (see
         :class:`sae.training.trainer.Trainer`); ``parent_id``: the recorded run it continues; ``name``: its record's
-        name."""
+        name; ``schedule``: edits to apply at their steps (a replay, ``sae.training.timeline``)."""
         self.id = next(_ids)
         self.settings = settings
         self.data = data
@@ -84,7 +84,7 @@ class Job:
         self.trace = DistributionTrace(data.X[self.subset[:TRACE_SUBSET]], self.model_config)
         self.trainer = new_trainer(data.X, self.model_config, train_config or settings.train_config(), model=model,
                                    start_step=start_step, history=history, observers=[self.trace.record],
-                                   snapshot_interval=0.1)
+                                   snapshot_interval=0.1, schedule=schedule)
         self.store, self.parent_id, self.name = store, parent_id, name
         self.recorder = None  # the sae.runs.recorder.RunRecorder, from the first training step on
         self.record_error: str | None = None  # why the run could not be recorded (training carries on)

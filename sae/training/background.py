@@ -86,8 +86,11 @@ class TrainingThread(threading.Thread):
             if wait:  # publish (and so call the observers) outside the lock: a slow one must not block the UI
                 if trainer.slots is not None:
                     trainer.slots.release(trainer)
-                if changed or trainer.status not in (RunStatus.PAUSED, RunStatus.DIVERGED):
-                    trainer.publish(RunStatus.PAUSED, "paused")  # (again after an edit: show its effect)
+                if trainer.status not in (RunStatus.PAUSED, RunStatus.DIVERGED):
+                    trainer.publish(RunStatus.PAUSED, "paused")
+                elif changed:  # again after an edit, to show its effect (a diverged run stays diverged)
+                    status = trainer.status
+                    trainer.publish(status, "paused" if status == RunStatus.PAUSED else trainer.latest().reason)
                 control.wait_while_idle()
                 trainer.restart_clock()
                 continue

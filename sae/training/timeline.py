@@ -148,9 +148,11 @@ class Timeline:
     dropped oldest first (never the one at step 0: a twin from the start needs it), so a mark may outlive its
     checkpoint (:meth:`can_rewind` says). Not thread-safe: the Trainer holds its control lock."""
 
-    def __init__(self, budget: int = CHECKPOINT_BYTES, edits: Iterable[Edit] = ()) -> None:
+    def __init__(self, budget: int = CHECKPOINT_BYTES, edits: Iterable[Edit] = (), start: TrainConfig | None = None,
+                 start_step: int = 0) -> None:
         self.budget = int(budget)
         self.edits: list[Edit] = list(edits)
+        self.start, self.start_step = start, int(start_step)  # the settings the run began with, at this step
         self._checkpoints: dict[int, Checkpoint] = {}
         self.version = 0  # bumped on every change (readers copy when it moved)
 
@@ -202,7 +204,7 @@ class Timeline:
 
     def copy_until(self, step: int) -> "Timeline":
         """A timeline holding this one's edits and checkpoints before ``step`` (a twin forked at ``step``)."""
-        other = Timeline(self.budget, [e for e in self.edits if e.step < step])
+        other = Timeline(self.budget, [e for e in self.edits if e.step < step], self.start, self.start_step)
         other._checkpoints = {s: c for s, c in self._checkpoints.items() if s <= step}
         return other
 
@@ -214,6 +216,8 @@ class TimelineView:
     edits: tuple[Edit, ...] = ()
     checkpoints: tuple[int, ...] = ()
     version: int = 0
+    start: TrainConfig | None = None  # the settings the run began with (a replay starts from them)
+    start_step: int = 0  # the step it began at (0: trained from its initial weights; a replay needs that)
 
     def schedule(self) -> list[Edit]:
         return schedule_of(self.edits)
@@ -224,8 +228,51 @@ class TimelineView:
 
 
 def view_of(timeline: Timeline) -> TimelineView:
-    return TimelineView(tuple(timeline.edits), tuple(timeline.checkpoint_steps()), timeline.version)
+    return TimelineView(tuple(timeline.edits), tuple(timeline.checkpoint_steps()), timeline.version, timeline.start,
+                        timeline.start_step)
 
 
-__all__ = ["Edit", "Checkpoint", "Timeline", "TimelineView", "view_of", "schedule_of", "parse_schedule", "EDIT_KINDS",
+# ------------------------------------------------------------------ the schedule as text (links, the command line)
+def schedule_text(edits: Iterable[Edit]) -> str:
+    """The scheduled edits as one short line for a link or a shell:
+    ``"120:beta=10;300:lr=0.005,rho=0.05;450:resample=3.17;600:rewind=900"`` (step, then what; numbers in
+    Python's shortest exact form, so a replay gets the very same values)."""
+    parts = []
+    for edit in schedule_of(edits):
+        if edit.kind == "set":
+            what = ",".join(f"{k}={v!r}" for k, v in edit.changes.items())
+        elif edit.kind == "resample":
+            what = "resample=" + ".".join(str(int(u)) for u in edit.changes.get("units", ()))
+        else:
+            what = f"rewind={int(edit.changes.get('from', 0))}"
+        parts.append(f"{int(edit.step)}:{what}")
+    return ";".join(parts)
+
+
+def parse_schedule_text(text: str) -> list[Edit]:
+    """The edits of :func:`schedule_text`; ConfigError naming the part that cannot be read."""
+    edits = []
+    for part in filter(None, (p.strip() for p in str(text).split(";"))):
+        try:
+            step_text, what = part.split(":", 1)
+            step = int(step_text)
+            pairs = [item.split("=", 1) for item in what.split(",")]
+            if any(len(pair) != 2 for pair in pairs):
+                raise ValueError("expected name=value")
+            if pairs[0][0] == "resample":
+                units = [int(u) for u in pairs[0][1].split(".") if u != ""]
+                edits.append(Edit.from_dict({"step": step, "kind": "resample", "changes": {"units": units}}))
+            elif pairs[0][0] == "rewind":
+                edits.append(Edit(step, "rewind", {"from": int(pairs[0][1])}))
+            else:
+                changes = {k.strip(): float(v) if k.strip() not in ("max_iter",) else int(float(v)) for k, v in pairs}
+                edits.append(Edit.from_dict({"step": step, "kind": "set", "changes": changes}))
+        except (ValueError, ConfigError) as exc:
+            raise ConfigError(f"cannot read the edit {part!r} of the schedule ({exc}); expected e.g. "
+                              "'120:beta=10;300:lr=0.005,rho=0.05;450:resample=3.17'.") from None
+    return sorted(edits, key=lambda e: e.step)
+
+
+__all__ = ["Edit", "Checkpoint", "Timeline", "TimelineView", "view_of", "schedule_of", "parse_schedule",
+           "schedule_text", "parse_schedule_text", "EDIT_KINDS",
            "SCHEDULED_KINDS", "CHECKPOINT_BYTES", "SYMBOLS"]

@@ -104,7 +104,8 @@ class Trainer(Observable):
                  start_step: int = 0, history: dict[str, np.ndarray] | None = None,
                  threads: int | None = None, optimizer_state: dict[str, torch.Tensor] | None = None,
                  schedule: Iterable[Edit | dict] = (), edits: Iterable[Edit] = (),
-                 checkpoint_bytes: int = CHECKPOINT_BYTES) -> None:
+                 checkpoint_bytes: int = CHECKPOINT_BYTES,
+                 timeline_start: tuple[TrainConfig, int] | None = None) -> None:
         self.config = config or TrainConfig()
         self.X = as_training_tensor(X)
         m, n = self.X.shape
@@ -155,7 +156,8 @@ class Trainer(Observable):
         self._dead_since = torch.full((model.config.n_hidden,), -1, dtype=torch.long)  # see Snapshot.dead_since
         m_eval = min(m, EVAL_ROWS)
         self._eval_rows = torch.linspace(0, m - 1, m_eval).round().long() if m > EVAL_ROWS else None
-        self.timeline = Timeline(checkpoint_bytes, edits)  # the edits of this branch and checkpoints to rewind to
+        start = timeline_start or (self.config, self.step_count)  # the settings and step the run began with
+        self.timeline = Timeline(checkpoint_bytes, edits, *start)  # this branch's edits, checkpoints to rewind to
         self._schedule: list[Edit] = parse_schedule(schedule)  # edits still to apply at their steps (a replay)
         self._twin: Trainer | None = None  # the seed-locked twin (add_twin), stepped by this trainer's thread
         self._twin_setup: tuple[dict[str, float], int] | None = None  # its (settings changed, step it forked at)
@@ -617,6 +619,8 @@ class Trainer(Observable):
         self._schedule = []
         self.timeline.truncate(step, rewound_from)
         self._last_terms = self._evaluate() if step > 0 else None
+        if self._status == RunStatus.DIVERGED:  # back before the divergence: an ordinary paused run again
+            self._status = RunStatus.PAUSED
 
     def _do_resample(self, units: list[int] | None) -> None:
         units = self.dead_units() if units is None else units
@@ -646,7 +650,8 @@ class Trainer(Observable):
                        start_step=from_step, history=history, snapshot_interval=self.snapshot_interval,
                        history_capacity=self._history.capacity, fused=self.fused, loss=self.loss, schedule=follow,
                        edits=[e for e in self.timeline.edits if e.step < from_step],
-                       checkpoint_bytes=self.timeline.budget // 2)
+                       checkpoint_bytes=self.timeline.budget // 2,
+                       timeline_start=(self.timeline.start, self.timeline.start_step))
         twin._dead_since = checkpoint.dead_since.clone()
         twin.timeline.record(Edit(from_step, "set", dict(overrides),
                                   {k: getattr(checkpoint.config, k) for k in overrides}))

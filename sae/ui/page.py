@@ -9,7 +9,7 @@ import threading
 import streamlit as st
 import torch
 
-from sae.ui import controls, identity, reattach
+from sae.ui import controls, identity, reattach, timeline
 from sae.ui.chart import provide_plotly_js
 from sae.ui import share
 from sae.app.job import Job
@@ -86,6 +86,7 @@ def page(title: str, icon: str, subtitle: str | None = None, run_links: bool = T
     if subtitle:
         st.caption(subtitle)
     reattach.notices()
+    timeline.replay_offer()  # a link that replays a run: what it will do, and its button
     return job
 
 

@@ -128,10 +128,11 @@ def dataset(name: str) -> Dataset:
     return load_data(name)
 
 
-def new_job(settings: Settings) -> Job:
-    """Build an idle job for ``settings``. Raises ConfigError / DataError with a user message."""
+def new_job(settings: Settings, schedule=()) -> Job:
+    """Build an idle job for ``settings`` (``schedule``: edits to apply at their steps, a replay). Raises
+    ConfigError / DataError with a user message."""
     data = validate(settings)
-    return Job(settings, data, subset_indices(data.n_samples), store=run_store_or_none())
+    return Job(settings, data, subset_indices(data.n_samples), store=run_store_or_none(), schedule=schedule)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)

@@ -53,6 +53,7 @@ class TrainerSpec:
     threads: int | None = None
     schedule: tuple[Edit, ...] = ()  # edits to apply at their steps (a replay)
     edits: tuple[Edit, ...] = ()  # the timeline so far (a restarted worker keeps listing the run's edits)
+    timeline_start: tuple[TrainConfig, int] | None = None  # the settings and step the run began with
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ class TrainerHost:
         self.trainer = Trainer(spec.X, spec.model_config, spec.train_config, model=model,
                                start_step=spec.start_step, history=spec.history,
                                snapshot_interval=spec.snapshot_interval, threads=spec.threads,
-                               schedule=spec.schedule, edits=spec.edits)
+                               schedule=spec.schedule, edits=spec.edits, timeline_start=spec.timeline_start)
         self._box: Mailbox[Snapshot] = Mailbox()
         self.acked = 0
         self._sent = (-1, 0)  # (history generation, rows) the server has: every Update made is delivered

@@ -75,7 +75,7 @@ class RemoteTrainer(Observable):
         weights = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
         self._spec = TrainerSpec(data, model.config, self.config, weights, start_step, history, snapshot_interval,
                                  threads, tuple(parse_schedule(schedule)), tuple(edits))
-        self._timeline = TimelineView(tuple(edits), (start_step,))
+        self._timeline = TimelineView(tuple(edits), (start_step,), start=self.config, start_step=start_step)
         self._twin: Twin | None = None
         self._twin_history: dict[str, np.ndarray] = {}
         self.action_error = ""
@@ -427,7 +427,8 @@ class RemoteTrainer(Observable):
             self._history = history
             self._spec = replace(self._spec, weights=last.weights, start_step=last.step, history=history,
                                  train_config=self.config, schedule=(),
-                                 edits=tuple(e for e in self._timeline.edits if e.step <= last.step))
+                                 edits=tuple(e for e in self._timeline.edits if e.step <= last.step),
+                                 timeline_start=(self._timeline.start, self._timeline.start_step))
             self._twin, self._twin_history = None, {}  # the twin lived in the worker: it is gone
             self._elapsed_offset = last.elapsed
             self._notice, self._notice_until = notice, time.monotonic() + NOTICE_SECONDS

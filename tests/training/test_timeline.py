@@ -280,3 +280,36 @@ def test_timeline_bounds_its_listed_edits():
     for i in range(5100):
         timeline.record(Edit(i, "pause"))
     assert len(timeline.edits) == 5000
+
+
+def test_the_schedule_as_text_round_trips_exactly_and_bad_text_is_refused():
+    from sae.training.timeline import parse_schedule_text, schedule_text
+
+    t = edited_run()
+    t.rewind(25)
+    schedule = t.timeline_view().schedule()
+    text = schedule_text(schedule)
+    assert text == "10:beta=10.0;25:rewind=45"
+    again = parse_schedule_text(text)
+    assert [(e.step, e.kind, dict(e.changes)) for e in again] == [(e.step, e.kind, dict(e.changes)) for e in schedule]
+    tricky = [Edit(3, "set", {"lr": 0.1 + 0.2, "rho": 1 / 3}), Edit(7, "resample", {"units": [0, 12]})]
+    back = parse_schedule_text(schedule_text(tricky))
+    assert back[0].changes == {"lr": 0.1 + 0.2, "rho": 1 / 3} and back[1].changes == {"units": [0, 12]}
+    for bad in ("x:beta=1", "3:beta", "3:hidden=4", "3:beta=abc", "3:resample=a.b"):
+        with pytest.raises(ConfigError, match="cannot read the edit"):
+            parse_schedule_text(bad)
+    assert parse_schedule_text("") == []
+
+
+def test_the_timeline_knows_the_settings_the_run_began_with_through_rewinds_and_twins():
+    t = trainer()
+    first = t.config
+    t.run(steps=5)
+    t.set_hyperparameters(beta=7.0)
+    t.add_twin(0, rho=0.2)
+    t.run(steps=5)
+    t.promote_twin()
+    view = t.timeline_view()
+    assert view.start == first and view.start_step == 0
+    t.rewind(5)
+    assert t.timeline_view().start == first
