@@ -107,6 +107,15 @@ def _on_rewind(step: int) -> None:
         job.rewind(step)
     except ConfigError as exc:
         st.session_state[ERROR_KEY] = str(exc)
+        return
+    follow_settings(job)
+
+
+def follow_settings(job: Job) -> None:
+    """Put the job's settings (after a rewind or a promoted twin changed them) in the panel's widgets, so the next
+    run of the script does not apply the old values again (a callback: before the widgets are drawn)."""
+    for key, value in url.widget_values(job.settings).items():
+        st.session_state[key] = value
 
 
 def _ago(t: float) -> str:
@@ -161,4 +170,4 @@ def panel(job: Job) -> None:
                        f"browser; Replay there trains to step {job.latest().step:,} and reproduces this run.")
 
 
-__all__ = ["marked", "panel", "replay_link", "replay_offer", "EDITS_PARAM", "UNTIL_PARAM"]
+__all__ = ["marked", "panel", "follow_settings", "replay_link", "replay_offer", "EDITS_PARAM", "UNTIL_PARAM"]
