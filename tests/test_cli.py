@@ -128,6 +128,7 @@ def test_train_user_csv_in_process(tmp_path, capsys):
     (["train", "--epochs", "0"], "epochs must be > 0"),
     (["train", "--seed", "-1"], "seed must be a whole number >= 0"),
     (["train", "--unknown-flag"], "unrecognized arguments"),
+    (["train", "--schedule", "12:beta=lots"], "cannot read the edit '12:beta=lots'"),
     ([], "required: COMMAND"),
 ])
 def test_bad_values_exit_2_with_one_error_line(args, message, capsys):
@@ -321,3 +322,30 @@ def test_help_says_how_npy_shapes_and_headers_are_read():
     text = " ".join(cli.build_parser()._subparsers._group_actions[0].choices["train"].format_help().split())
     assert "(n, h, w)" in text and "images" in text and "--header" in text and "--no-header" in text
     assert "--labels-column" in text
+
+
+def test_a_schedule_retrains_the_run_a_replay_link_describes(tmp_path, capsys):
+    """--schedule applies the edits at their steps: the same weights as a Trainer changed live at those steps."""
+    import numpy as np
+    import torch
+
+    from sae.core.config import ModelConfig, TrainConfig
+    from sae.data import load_dataset
+    from sae.training.trainer import Trainer
+
+    out = tmp_path / "run"
+    code = cli.main(["train", "--dataset", "digits", "--hidden", "16", "--optimizer", "sgd", "--lr", "0.1",
+                     "--batch-size", "64", "--epochs", "2", "--rho", "0.05", "--schedule", "10:beta=10;30:lr=0.05",
+                     "--quiet", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    digits = load_dataset("digits")
+    live = Trainer(torch.tensor(digits.X), ModelConfig(64, 16).for_data(digits.X),
+                   TrainConfig(optimizer="sgd", lr=0.1, batch_size=64, epochs=2, rho=0.05, seed=0))
+    live.run(steps=10)
+    live.set_hyperparameters(beta=10.0)
+    live.run(steps=20)
+    live.set_hyperparameters(lr=0.05)
+    live.run()
+    saved = load_run(out)
+    for name, w in live.model.state_dict().items():
+        np.testing.assert_allclose(saved.model.state_dict()[name].numpy(), w.numpy(), rtol=1e-5, atol=1e-6)

@@ -50,6 +50,7 @@ def _new_trainer(args: argparse.Namespace):
     import torch
 
     from sae.core.config import ModelConfig
+    from sae.training.timeline import parse_schedule_text
     from sae.training.trainer import Trainer
 
     if args.penalty == "topk" and args.topk is None:
@@ -61,7 +62,8 @@ def _new_trainer(args: argparse.Namespace):
         _check_out(args.out, args.overwrite)
     data, dataset_name = _load_data(args)
     model_config = ModelConfig(data.n_features, args.hidden, args.activation, args.decoder, args.topk).for_data(data.X)
-    trainer = Trainer(torch.tensor(data.X), model_config, config)  # a writable copy: data.X is read-only
+    schedule = parse_schedule_text(args.schedule) if args.schedule else ()
+    trainer = Trainer(torch.tensor(data.X), model_config, config, schedule=schedule)  # a writable copy of data.X
     return trainer, data, dataset_name, args.out, args.overwrite
 
 

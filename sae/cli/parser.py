@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     optim.add_argument("--seed", type=int, default=0,
                        help="seeds the initial weights, the batch order and which patches are cut "
                             "(default: %(default)s)")
+    optim.add_argument("--schedule", metavar="EDITS", default=None,
+                       help="live changes to apply at their steps, as the dashboard's replay link carries them "
+                            "(its edits= value), e.g. '120:beta=10;300:lr=0.005,rho=0.05;450:resample=3.17': with "
+                            "the run's first settings and seed this retrains the very run (default: none)")
     output = train.add_argument_group("output")
     output.add_argument("--resume", metavar="DIR", default=None,
                         help="continue the run saved in DIR from its recorded step, history and optimiser state, "
