@@ -67,6 +67,8 @@ class Job:
     """One training run of one browser session. Control methods return quickly (the trainer's
     thread does the work) and are safe to call from script runs."""
 
+    read_only = False  # (a teacher's broadcast is shown to students through sae.app.broadcasts.ReadOnlyJob)
+
     def __init__(self, settings: Settings, data: Dataset, subset: np.ndarray, *, store=None,
                  model: SparseAutoencoder | None = None, train_config: TrainConfig | None = None,
                  start_step: int = 0, history: dict[str, np.ndarray] | None = None,
