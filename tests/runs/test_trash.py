@@ -121,7 +121,7 @@ def test_a_version_1_database_gets_the_trash_when_opened(tmp_path):
         assert store.list() == [] and [r.id for r in store.trash.list()] == ["a" * 32]
         store.trash.restore(record.id)
     conn = sqlite3.connect(root / DB_FILE)
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(database.SCHEMA_VERSION)
     assert "deleted" in [row[1] for row in conn.execute("PRAGMA table_info(runs)")]
     conn.close()
     with RunStore(root) as again:  # opening a migrated file again changes nothing
