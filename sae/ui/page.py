@@ -86,6 +86,7 @@ def page(title: str, icon: str, subtitle: str | None = None, run_links: bool = T
     if subtitle:
         st.caption(subtitle)
     reattach.notices()
+    identity.notices()  # this browser's saved identity was refused (and replaced)
     return job
 
 
