@@ -36,7 +36,7 @@ except StoreError as exc:
     st.error(f"The run store cannot be opened: {exc}", icon=":material/error:")
     st.stop()
 with st.sidebar:
-    identity.teacher_panel()
+    identity.identity_panel()
 
 st.caption(f":material/database: Recorded in `{store.root}` (SQLite + safetensors). The store belongs to this "
            "server: everyone using it sees these runs, like a shared lab notebook, and they survive restarts. "

@@ -39,7 +39,7 @@ except StoreError as exc:
     st.error(f"The run store cannot be opened: {exc}", icon=":material/error:")
     st.stop()
 with st.sidebar:
-    identity.teacher_panel()
+    identity.identity_panel()
 registry = share.sweep_registry()
 settings = state.current_settings() or job.settings
 parallel = default_parallel()

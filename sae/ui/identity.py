@@ -22,12 +22,13 @@ store did not sign (altered, made up, or from another store) is refused: the pag
 
 Where an OIDC login is configured (``[auth]`` in ``.streamlit/secrets.toml``) and the user has logged in
 (``st.user.is_logged_in``), the identity is the login's e-mail (or subject) instead, the same in every browser.
-Without ``[auth]``, ``st.user`` has no ``is_logged_in`` at all (Streamlit 1.67): it is read with ``.get``.
+Without ``[auth]``, ``st.user`` has no ``is_logged_in`` at all (Streamlit 1.67): it is read with ``.get``. A login
+is a different user from the browser's: log in before recording the runs you want to keep as yours.
 
-The teacher role: ``[classroom] teacher_key = "..."`` in ``.streamlit/secrets.toml``. :func:`teacher_panel` (a small
-expander, on the Runs and Sweep pages) turns this session's identity into a teacher's when the key matches
-(``hmac.compare_digest``); it lasts for the session (a reload asks again) and is never kept in the browser.
-Without the secret, nobody has the role.
+The teacher role: ``[classroom] teacher_key = "..."`` in ``.streamlit/secrets.toml``. :func:`identity_panel` (a small
+expander, on the Runs and Sweep pages, with Log in / Log out where a login is configured) turns this session's
+identity into a teacher's when the key matches (``hmac.compare_digest``); it lasts for the session (a reload asks
+again) and is never kept in the browser. Without the secret, nobody has the role.
 
 :func:`actor` is the one function the pages call: this session's token, for every store call that records a run
 (``owner=``) or changes one (``actor=``). The id and the token are never read from or written to the URL: a
@@ -40,7 +41,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import MutableMapping
+from typing import Mapping, MutableMapping
 
 import streamlit as st
 
@@ -252,16 +253,30 @@ def notices() -> None:
                    "another server): it has a fresh one, which owns none of the runs here.", icon=":material/gpp_bad:")
 
 
-# ----------------------------------------------------------------------------- the teacher role
+# ----------------------------------------------------------------------------- the login, the teacher role
+
+def _classroom() -> Mapping:
+    """``[classroom]`` of ``.streamlit/secrets.toml``, or {} (no secrets file, no such table)."""
+    try:
+        section = st.secrets.get("classroom")
+    except Exception:  # noqa: BLE001 - no secrets file (StreamlitSecretNotFoundError) or an unreadable one
+        return {}
+    return section if isinstance(section, Mapping) else {}
+
 
 def teacher_key() -> str | None:
     """``[classroom] teacher_key`` of ``.streamlit/secrets.toml``, or None (no secrets file, no such entry)."""
-    try:
-        section = st.secrets.get("classroom")
-        key = section.get("teacher_key") if section is not None and hasattr(section, "get") else None
-    except Exception:  # noqa: BLE001 - no secrets file (StreamlitSecretNotFoundError) or an unreadable one
-        return None
+    key = _classroom().get("teacher_key")
     return key if isinstance(key, str) and key.strip() else None
+
+
+def login_configured() -> bool:
+    """Whether an OIDC login is configured (``[auth]`` in the secrets): Streamlit then gives ``st.user`` an
+    ``is_logged_in``, False until the user logs in."""
+    try:
+        return st.user.get("is_logged_in") is not None
+    except Exception:  # noqa: BLE001 - no script context
+        return False
 
 
 def is_teacher() -> bool:
@@ -288,18 +303,29 @@ def _leave_teacher() -> None:
     st.session_state.pop(TEACHER_KEY, None)
 
 
-def teacher_panel() -> None:
-    """A "Teacher" expander (draw it in the sidebar): the teacher key, or leave the role, or why nobody has it."""
-    key = teacher_key()
-    teacher = is_teacher()
-    with st.expander("Teacher", icon=":material/school:", expanded=teacher):
-        if key is None:
+def identity_panel() -> None:
+    """A "You and your runs" expander (draw it in the sidebar): who this session is; Log in / Log out where a login
+    is configured; the teacher key (or leave the role, or why nobody can have it)."""
+    teacher, login = is_teacher(), _login_user()
+    with st.expander("You and your runs", icon=":material/person:", expanded=teacher):
+        if login is not None:
+            st.caption(f"Signed in as **{login}**: the runs you record are yours, in any browser.")
+        else:
+            st.caption("This browser is who you are here: the runs it records are yours to rename and delete. "
+                       "Another browser, or this one with its site data cleared, is someone else.")
+        if login_configured():
+            if login is None and st.button("Log in", icon=":material/login:", key="identity_login"):
+                provider = _classroom().get("login_provider")
+                st.login(provider if isinstance(provider, str) and provider else None)
+            if login is not None and st.button("Log out", icon=":material/logout:", key="identity_logout"):
+                st.logout()
+        if teacher_key() is None:
             st.caption("No teacher key is set on this server, so nobody has the teacher role here. To moderate, put "
                        "`teacher_key = \"...\"` under `[classroom]` in `.streamlit/secrets.toml` and restart.")
             return
         if teacher:
-            st.caption(":material/verified_user: You are the teacher in this tab: you may rename and delete any "
-                       "run or sweep. A reload asks for the key again.")
+            st.caption(":material/school: You are the teacher in this tab: you may rename and delete any run or "
+                       "sweep. A reload asks for the key again.")
             st.button("Leave the teacher role", on_click=_leave_teacher, key="teacher_leave")
             return
         with st.form("teacher_form", border=False):
@@ -312,5 +338,5 @@ def teacher_panel() -> None:
 
 
 __all__ = ["browser_id", "last_run", "has_browser", "mount", "actor", "owner_or_none", "identity", "adopt", "signer", "notices",
-           "teacher_key", "is_teacher", "teacher_panel", "ID_KEY", "LAST_RUN_KEY", "COMPONENT_KEY", "TOKEN_KEY",
+           "teacher_key", "login_configured", "is_teacher", "identity_panel", "ID_KEY", "LAST_RUN_KEY", "COMPONENT_KEY", "TOKEN_KEY",
            "TEACHER_KEY", "LOGIN_KEY", "REFUSED_KEY"]

@@ -344,6 +344,20 @@ def keep_identity(context, token: str) -> None:
                             f"localStorage.setItem('sae-lab-identity', {json.dumps(token)});")
 
 
+@contextmanager
+def browser_holding(browser, token: str):
+    """A page of a fresh browser context whose localStorage holds the identity ``token``; closed at the end."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    keep_identity(context, token)
+    pg = context.new_page()
+    pg.errors = []
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
 def download_model(pg) -> bytes:
     """The sidebar's "Model (.zip …)" download, as bytes."""
     button = pg.locator("[data-testid='stSidebar'] [data-testid='stDownloadButton']").filter(has_text="Model (.zip")
@@ -551,12 +565,7 @@ def test_a_browser_keeps_its_signed_identity_and_a_forged_one_is_replaced(tmp_pa
     held = "() => localStorage.getItem('sae-lab-identity')"
     rename = "Rename"
     with lab_server(data) as base:
-        context = browser.new_context(viewport={"width": 1400, "height": 1100})
-        keep_identity(context, alice)
-        pg = context.new_page()
-        pg.errors = []
-        pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-        try:
+        with browser_holding(browser, alice) as pg:
             pg.goto(base + f"/runs?run={mine}")
             pg.get_by_role("button", name=rename).wait_for(timeout=60_000)
             pg.reload()
@@ -566,15 +575,8 @@ def test_a_browser_keeps_its_signed_identity_and_a_forged_one_is_replaced(tmp_pa
             pg.wait_for_function("() => document.body.innerText.includes('belongs to someone else')", timeout=60_000)
             assert pg.get_by_role("button", name=rename).count() == 0, "no rename for bob's run"
             no_exception(pg)
-        finally:
-            context.close()
 
-        context = browser.new_context(viewport={"width": 1400, "height": 1100})
-        keep_identity(context, forged)
-        pg = context.new_page()
-        pg.errors = []
-        pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-        try:
+        with browser_holding(browser, forged) as pg:
             pg.goto(base + f"/runs?run={mine}")
             pg.wait_for_function("() => document.body.innerText.includes('saved identity was refused')",
                                  timeout=60_000)
@@ -589,8 +591,6 @@ def test_a_browser_keeps_its_signed_identity_and_a_forged_one_is_replaced(tmp_pa
             assert "saved identity was refused" not in pg.inner_text("body"), "the fresh identity is accepted"
             assert pg.evaluate(held) == fresh, "and kept across the reload"
             no_exception(pg)
-        finally:
-            context.close()
 
 
 # ----------------------------------------------------------------------------- reload, links

@@ -180,6 +180,7 @@ def test_a_teacher_key_makes_a_moderator_and_a_wrong_one_does_not(store, tokens)
     at.button(key=f"runs_delete_{theirs}").click().run()
     no_exception(at)
     assert theirs not in store and theirs in store.trash, "moderated: in the trash"
+    assert any("You are the teacher in this tab" in c.value for c in at.sidebar.caption)
     at.sidebar.button(key="teacher_leave").click().run()
     at.button(key="runs_undo").click().run()  # a student again: bob's run is not hers to restore
     assert any("Cannot undo: this run belongs to someone else" in e.value for e in at.error)
@@ -241,9 +242,17 @@ def test_a_login_is_the_identity_when_there_is_one(store):
     job = at.session_state["sae_job"]
     assert wait_for(lambda: job.run_id is not None) and store.get(job.run_id).owned_by == "carol@example.com"
     job.stop()
+    at = session(user=login)
+    assert any("Signed in as **carol@example.com**" in c.value for c in at.sidebar.caption)
+    assert [b.label for b in at.sidebar.button if b.key in ("identity_login", "identity_logout")] == ["Log out"]
+    # a login configured, nobody logged in yet: a Log in button, the browser's identity meanwhile
+    at = session(user={"is_logged_in": False})
+    assert [b.label for b in at.sidebar.button if b.key in ("identity_login", "identity_logout")] == ["Log in"]
+    assert me(store, at).user.startswith("browser-")
     # no login configured: st.user has an e-mail but no is_logged_in (AppTest's default): not an identity
     at = session(token=None)
     assert me(store, at).user.startswith("browser-")
+    assert not [b for b in at.sidebar.button if b.key in ("identity_login", "identity_logout")]
     open_run(at, run_id)
     assert not offers_changes(at, run_id)
 

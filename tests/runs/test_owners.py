@@ -22,9 +22,7 @@ import pytest
 import torch
 
 from sae import ModelConfig, TrainConfig
-from sae.core.config import config_to_dict
 from sae.data import load_dataset
-from sae.runs import database
 from sae.runs.owners import (KEY_BYTES, KEY_FILE, ForgedIdentityError, Identity, PermissionDeniedError, Signer,
                              may_change, new_user, owner_label)
 from sae.runs.recorder import RunRecorder
@@ -34,7 +32,7 @@ from sae.runs.sweep_spec import SweepSpec
 from sae.runs.table import run_table
 from sae.training.status import RunStatus
 
-from conftest import MC, TC, history, make_model, snapshot, wait_for
+from conftest import MC, TC, history, make_model, old_database, snapshot, wait_for
 
 
 @pytest.fixture
@@ -335,17 +333,8 @@ def test_the_rule_and_how_an_owner_reads(store, tokens):
 def test_a_version_2_database_gets_owners_when_opened(tmp_path):
     """A file as the Lab wrote it before owners (schema 2: the trash, no owned_by), with a run and a sweep."""
     root = tmp_path / "old-lab"
-    root.mkdir()
-    conn = sqlite3.connect(root / DB_FILE)
+    conn = old_database(root, 2, run="from v2")
     with conn:
-        conn.executescript(database._SCHEMA)
-        for statement in database.MIGRATIONS[2]:
-            conn.execute(statement)
-        conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
-                         [("schema_version", "2"), ("application", "sae-lab"), ("created", "0")])
-        conn.execute("INSERT INTO runs (id, name, dataset, created, updated, status, model_config, train_config, "
-                     "owner, pid, host) VALUES (?, 'from v2', 'toy', 1.0, 2.0, 'finished', ?, ?, 'x', 1, 'h')",
-                     ("a" * 32, json.dumps(config_to_dict(MC)), json.dumps(config_to_dict(TC))))
         conn.execute("INSERT INTO sweeps (id, name, dataset, created, updated, status, spec) "
                      "VALUES (?, 'old grid', 'toy', 1.0, 2.0, 'finished', '{}')", ("b" * 32,))
     conn.close()
