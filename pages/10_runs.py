@@ -1,6 +1,9 @@
 """Runs: every training run recorded on this server. Filter and sort them, compare two to four, open one
-(rename, delete, download, load it back into the live view to continue training).
+(rename, delete, copy, download, load it back into the live view to continue training).
 
+A run belongs to whoever made it (``sae.runs.owners``): only its owner, or a teacher (the sidebar's Teacher
+panel), may rename or delete it; anyone may copy it, or load it, and continue the copy. The store checks every
+change against this session's identity (``sae.ui.identity.actor``); the page only offers what the store allows.
 A delete moves the run to the store's trash (``store.trash``): the page offers Undo, and the trash is purged
 after a week. The pickers keep the chosen runs by id (``sae.ui.pickers``), and ``?run=`` in the URL follows the
 run on view."""
@@ -16,9 +19,10 @@ from sae.runs.compare import DEFAULT_COLUMNS, MAX_RUNS, CompareError, differing_
 from sae.data import DATASETS
 from sae.runs.table import (RUN_SORTS, STATUS_FILTERS, default_comparison, filter_runs, image_shape_for,
                             live_changes, live_run_ids, run_label, run_table)
+from sae.runs.owners import denial, may_change, owner_label
 from sae.runs.store import StoreError
 from sae.runs.trash import KEEP_SECONDS
-from sae.ui import page, pickers, share, state
+from sae.ui import identity, page, pickers, share, state
 
 job = page("Runs", ":material/table_rows:",
            "Every training run is recorded automatically: its settings, curves, final metrics and weights. "
@@ -27,9 +31,12 @@ job = page("Runs", ":material/table_rows:",
 
 try:
     store = state.run_store()
+    viewer = store.identity(identity.actor())  # who this session is: the store checks every change against it
 except StoreError as exc:
     st.error(f"The run store cannot be opened: {exc}", icon=":material/error:")
     st.stop()
+with st.sidebar:
+    identity.identity_panel()
 
 st.caption(f":material/database: Recorded in `{store.root}` (SQLite + safetensors). The store belongs to this "
            "server: everyone using it sees these runs, like a shared lab notebook, and they survive restarts. "
@@ -45,7 +52,7 @@ def undo_delete(run_id: str) -> None:
     """Take the run this session deleted out of the trash and open it again."""
     st.session_state.pop("runs_deleted", None)
     try:
-        store.trash.restore(run_id)
+        store.trash.restore(run_id, actor=identity.actor())
     except StoreError as exc:
         st.session_state["runs_error"] = f"Cannot undo: {exc}"
         return
@@ -97,7 +104,7 @@ CHANGED_HELP = ("The hyperparameters changed while the run trained, start→fina
 def runs_table() -> None:
     """The table, redrawn every 2 s while a run trains; when one ends, the whole page follows."""
     every, shown = listed()
-    table = run_table(shown)
+    table = run_table(shown, viewer)
     st.dataframe(table, hide_index=True, key="runs_table", height=min(318, 38 + 35 * max(1, len(table))),
                  column_order=[c for c in table.columns if c != "id"],
                  column_config={
@@ -118,6 +125,8 @@ def runs_table() -> None:
                      "total": st.column_config.NumberColumn("J (last step)", format="%.4g"),
                      "elapsed": st.column_config.NumberColumn("train s", format="%.1f"),
                      "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm:ss"),
+                     "owner": st.column_config.TextColumn("owner", help="Only a run's owner, or a teacher, may "
+                                                          "rename or delete it; anyone may copy it."),
                  })
     st.caption(f"{len(shown)} of {len(every)} runs shown · click a column header to sort"
                + (" · updating while runs train" if live_at_render else ""))
@@ -162,9 +171,20 @@ def add_to_comparison(run_id: str) -> None:
 
 def rename(run_id: str) -> None:
     try:
-        store.rename(run_id, st.session_state.get(f"runs_name_{run_id}", ""))
+        store.rename(run_id, st.session_state.get(f"runs_name_{run_id}", ""), actor=identity.actor())
     except StoreError as exc:
         st.session_state["runs_error"] = f"Cannot rename: {exc}"
+
+
+def copy(run_id: str) -> None:
+    """Copy a run (anyone's) as this session's own, and open the copy."""
+    try:
+        copied = store.copy(run_id, owner=identity.actor())
+    except StoreError as exc:
+        st.session_state["runs_error"] = f"Cannot copy: {exc}"
+        return
+    st.session_state["runs_open"] = st.session_state["runs_copied"] = copied
+    st.session_state["runs_view"] = "One run"
 
 
 def delete(run_id: str, popover_key: str) -> None:
@@ -172,7 +192,7 @@ def delete(run_id: str, popover_key: str) -> None:
     the confirmation, and let the picker and the URL move on."""
     st.session_state[popover_key] = False
     try:
-        record = store.trash.put(run_id)
+        record = store.trash.put(run_id, actor=identity.actor())
     except StoreError as exc:
         st.session_state["runs_error"] = f"Cannot delete: {exc}"
         return
@@ -275,10 +295,18 @@ else:
                   f"lr={tc.lr:g} batch {tc.batch_size}"
                   + (f" (changed live: {live_changes(record)})" if live_changes(record) else ""))
                + f" · id `{record.id}`"
+               + f" · owner: {owner_label(record.owned_by, viewer)}"
                + (" · this session's live run" if ours else "")
                + (f" · continued from {label(record.parent_id)}" if record.parent_id in by_id else ""))
 
-    a = st.columns([1.3, 1.3, 2.4, 1])
+    if st.session_state.pop("runs_copied", None) == record.id:
+        st.success("This is your copy: rename it, delete it, or load it into the live view to continue it.",
+                   icon=":material/content_copy:")
+    mine = may_change(record.owned_by, viewer)  # the rule the store applies (sae.runs.owners), for what to offer
+    if mine and viewer is not None and viewer.is_teacher and record.owned_by != viewer.user:
+        st.caption(f":material/school: As the teacher you may rename or delete this run of "
+                   f"{owner_label(record.owned_by, viewer)}.")
+    a = st.columns([1.3, 1.3, 0.9, 2.4, 1])
     live_here = ours and not job.final
     a[0].button("Load into the live view", type="primary", icon=":material/open_in_browser:",
                 on_click=share.on_load_run, args=(record.id,), key="runs_load",
@@ -288,18 +316,25 @@ else:
                 "a new run). Replaces this session's current model.")
     a[1].button("Add to comparison", icon=":material/compare_arrows:", on_click=add_to_comparison, args=(record.id,),
                 key="runs_add", width="stretch")
-    with a[2]:
-        with st.form(f"runs_rename_form_{record.id}", border=False):
-            r1, r2 = st.columns([3, 1])
-            r1.text_input("New name", value=record.name, key=f"runs_name_{record.id}", label_visibility="collapsed",
-                          max_chars=200)
-            r2.form_submit_button("Rename", on_click=rename, args=(record.id,), width="stretch")
-    confirm = f"runs_delete_pop_{record.id}"  # one confirmation per run: another run's starts closed
-    with a[3].popover("Delete", icon=":material/delete:", width="stretch", key=confirm, on_change="rerun"):
-        st.markdown(f"Delete **{record.name}** with its curves and weights? It stays in the trash for "
-                    f"{KEEP_SECONDS / 86400:g} days: Undo brings it back.")
-        st.button("Delete permanently", type="primary", on_click=delete, args=(record.id, confirm),
-                  key=f"runs_delete_{record.id}")
+    a[2].button("Copy", icon=":material/content_copy:", on_click=copy, args=(record.id,), key="runs_copy",
+                width="stretch", help="Your own copy of this run (record, curves, weights), to rename, delete or "
+                                      "continue.")
+    if not mine:  # the store would refuse: say why instead of offering rename and delete
+        why = denial(record.owned_by)
+        a[3].caption(f":material/lock: {why[:1].upper()}{why[1:]}")
+    else:
+        with a[3]:
+            with st.form(f"runs_rename_form_{record.id}", border=False):
+                r1, r2 = st.columns([3, 1])
+                r1.text_input("New name", value=record.name, key=f"runs_name_{record.id}",
+                              label_visibility="collapsed", max_chars=200)
+                r2.form_submit_button("Rename", on_click=rename, args=(record.id,), width="stretch")
+        confirm = f"runs_delete_pop_{record.id}"  # one confirmation per run: another run's starts closed
+        with a[4].popover("Delete", icon=":material/delete:", width="stretch", key=confirm, on_change="rerun"):
+            st.markdown(f"Delete **{record.name}** with its curves and weights? It stays in the trash for "
+                        f"{KEEP_SECONDS / 86400:g} days: Undo brings it back.")
+            st.button("Delete permanently", type="primary", on_click=delete, args=(record.id, confirm),
+                      key=f"runs_delete_{record.id}")
 
     history = store.history(record.id)
     rho_hat = store.rho_hat(record.id)

@@ -1,5 +1,8 @@
 """Sweep: a grid over ρ × β (and optionally the hidden size) trained in the background, every cell recorded as
-a run; the result as small multiples of the filters and heatmaps of the metrics; a click on a cell opens its run."""
+a run; the result as small multiples of the filters and heatmaps of the metrics; a click on a cell opens its run.
+
+A sweep and its cells belong to whoever started it (``sae.runs.owners``): only they, or a teacher, may cancel or
+delete it; the store and the sweep check this session's identity (``sae.ui.identity.actor``)."""
 
 from datetime import datetime
 from functools import partial
@@ -18,7 +21,7 @@ from sae.runs.sweep_results import load_sweep
 from sae.runs.sweep import default_parallel
 from sae.runs.sweep_spec import MAX_AXIS, SweepError, default_cell_budget, spec_from_choices
 from sae.training.status import RunStatus
-from sae.ui import page, share, state, url
+from sae.ui import identity, page, share, state, url
 from sae.ui.chart import live_chart
 
 HEATMAPS = ("reconstruction", "rho_hat_mean", "dead_units", "probe_accuracy")
@@ -31,9 +34,12 @@ job = page("Sweep", ":material/grid_on:",
            "run. The result: every cell's filters side by side, and heatmaps of what each setting gives.")
 try:
     store = state.run_store()
+    identity.actor()  # this session's identity, checked now: every start, cancel and delete below passes it
 except StoreError as exc:
     st.error(f"The run store cannot be opened: {exc}", icon=":material/error:")
     st.stop()
+with st.sidebar:
+    identity.identity_panel()
 registry = share.sweep_registry()
 settings = state.current_settings() or job.settings
 parallel = default_parallel()
@@ -49,9 +55,9 @@ def start_sweep() -> None:
                                  rhos=st.session_state["sweep_rhos"], betas=st.session_state["sweep_betas"],
                                  hidden_sizes=st.session_state.get("sweep_hidden"),
                                  budget=int(st.session_state["sweep_epochs"]), name=st.session_state.get("sweep_name"))
-        sweep = registry.start(spec, store, data, parallel=parallel)
+        sweep = registry.start(spec, store, data, parallel=parallel, owner=identity.actor())
     except (SweepError, ConfigError, DataError, StoreError) as exc:
-        st.session_state["sweep_error"] = str(exc)
+        st.session_state["sweep_error"] = f"Cannot start this sweep: {exc}"
         return
     st.session_state["sweep_pick"] = sweep.id
 
@@ -88,11 +94,12 @@ with st.expander("New sweep", icon=":material/add_circle:", expanded=not sweeps)
                f"{tc.penalty.upper()} penalty, λ={tc.weight_decay:g}, {tc.optimizer}"
                + ("" if lbfgs else f" lr={tc.lr:g}, batch {tc.batch_size}") + f", seed {tc.seed} (the same for every "
                f"cell: same initial weights, so cells differ by ρ, β and the hidden size alone). {parallel} cells train at "
-               "once, each in a worker of its own, sharing the cores with everyone's live runs. A sweep belongs to "
-               "the server: closing the tab does not stop it.")
+               "once, each in a worker of its own, sharing the cores with everyone's live runs. A sweep trains on "
+               "the server: closing the tab does not stop it. It is yours: only you (or a teacher) may cancel or "
+               "delete it.")
 error = st.session_state.pop("sweep_error", None)
 if error:
-    st.error(f"Cannot start this sweep: {error}", icon=":material/error:")
+    st.error(error, icon=":material/error:")
 
 sweeps = store.sweeps.list()
 if not sweeps:
@@ -114,14 +121,20 @@ st.query_params["sweep"] = pick
 st.session_state["sweep_url_seen"] = pick
 live_at_render = registry.get(pick)
 running_at_render = live_at_render is not None and not live_at_render.done
-with top[1].popover("Delete", icon=":material/delete:", width="stretch", disabled=running_at_render):
+try:
+    mine = store.sweeps.can_change(pick, identity.actor())  # the store's own rule, for what the page offers
+except StoreError:  # deleted meanwhile (another session): nothing to offer
+    mine = False
+with top[1].popover("Delete", icon=":material/delete:", width="stretch", disabled=running_at_render or not mine,
+                    help=None if mine else "Only whoever started this sweep, or a teacher, may delete it."):
     st.markdown("Delete this sweep **and its runs** (curves and weights)? This cannot be undone.")
 
     def delete_sweep(sweep_id=pick) -> None:
         try:
-            store.sweeps.delete(sweep_id)
+            store.sweeps.delete(sweep_id, actor=identity.actor())
         except StoreError as exc:
-            st.session_state["sweep_error"] = str(exc)
+            st.session_state["sweep_error"] = f"Cannot delete this sweep: {exc}"
+            return
         st.session_state.pop("sweep_pick", None)
 
     st.button("Delete permanently", type="primary", on_click=delete_sweep, key="sweep_delete")
@@ -148,6 +161,13 @@ def open_run(run_id: str) -> None:
     st.session_state["sweep_open_run"] = run_id
 
 
+def cancel(sweep) -> None:
+    try:
+        sweep.cancel(wait=False, actor=identity.actor())
+    except StoreError as exc:
+        st.session_state["sweep_error"] = f"Cannot cancel: {exc}"
+
+
 @st.fragment(run_every=POLL if running_at_render else None)
 def sweep_view() -> None:
     share.follow_goto()  # "Load into the live view" (a button in here) switches to the Train page
@@ -160,8 +180,9 @@ def sweep_view() -> None:
         else:
             c = st.columns([5, 1])
             c[0].progress(min(1.0, progress.fraction), text=text)
-            c[1].button("Cancel", icon=":material/stop:", on_click=lambda: sweep.cancel(wait=False),
-                        key="sweep_cancel", width="stretch")
+            c[1].button("Cancel", icon=":material/stop:", on_click=cancel, args=(sweep,), key="sweep_cancel",
+                        width="stretch", disabled=not mine,
+                        help=None if mine else "Only whoever started this sweep, or a teacher, may cancel it.")
         version = (pick, tuple(c.status for c in progress.cells))
     else:
         record = by_id[pick]

@@ -123,6 +123,31 @@ def history(rows: int, offset: float = 0.0) -> dict[str, np.ndarray]:
             "rho_hat_mean": np.full(rows, 0.1)}
 
 
+def old_database(root, version: int, run: str | None = None):
+    """An open sqlite3 connection to ``root/runs.sqlite`` as the Lab of schema ``version`` wrote it (its first schema,
+    the migrations up to ``version``, the meta table); ``run``: the name of one finished run in it (id ``"a" * 32``,
+    configs ``MC`` and ``TC``). The caller may add rows; it commits and closes."""
+    import sqlite3
+
+    from sae.core.config import config_to_dict
+    from sae.runs import database
+    from sae.runs.store import DB_FILE
+
+    root.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(root / DB_FILE)
+    conn.executescript(database._SCHEMA)
+    for target in range(2, version + 1):
+        for statement in database.MIGRATIONS[target]:
+            conn.execute(statement)
+    conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                     [("schema_version", str(version)), ("application", "sae-lab"), ("created", "0")])
+    if run is not None:
+        conn.execute("INSERT INTO runs (id, name, dataset, created, updated, status, model_config, train_config, "
+                     "owner, pid, host) VALUES (?, ?, 'toy', 1.0, 2.0, 'finished', ?, ?, 'x', 1, 'h')",
+                     ("a" * 32, run, json.dumps(config_to_dict(MC)), json.dumps(config_to_dict(TC))))
+    return conn
+
+
 @pytest.fixture
 def store(tmp_path):
     """A fresh run store in ``tmp_path / "lab"`` (apart from ``lab_data``), closed after the test."""

@@ -40,6 +40,9 @@ NOT_RUN = {  # first line of a block -> why the tests do not run it
         "installs packages and runs the whole suite: it is the command .ci/run runs",
     "sae/":
         "not code: the source tree, whose parts tests/test_architecture.py checks",
+    "# .streamlit/secrets.toml (keep it out of version control)":
+        "a server's secrets (placeholders for a login provider); tests/pages/test_pages_owners.py gives AppTest the "
+        "same [classroom] table and an st.user login",
     "# on the head node (add --node-ip-address=<its address> on a machine with several networks)":
         "starts a Ray cluster and a server (placeholders for addresses); tests/workers/test_ray.py drives a local "
         "Ray instance",
@@ -198,11 +201,23 @@ def check_exports(ns: dict, cwd: Path) -> None:
     assert_same_weights(script["model"], model)
 
 
+def check_owners(ns: dict, cwd: Path) -> None:
+    """Bob was refused; his copy is his, renamed, its parent alice's run; the teacher trashed alice's run."""
+    from sae.runs.store import RunStore
+
+    with RunStore(cwd / "runs/class") as store:
+        (copy,) = store.list()
+        assert (copy.name, copy.owned_by, copy.parent_id) == ("bob's copy", "bob", ns["run_id"])
+        (trashed,) = store.trash.list()
+        assert (trashed.id, trashed.name, trashed.owned_by) == (ns["run_id"], "alice's run", "alice")
+
+
 PYTHON_CHECKS: dict[str, Callable[[dict, Path], None]] = {
     "# Save a trained run to a directory, load it back, continue it": check_save_load_continue,
     "# Read your own data: a CSV with a header row and a labels column, and a .npy of images": check_user_file,
     "# Record a run in a run store, list the runs, load one back": check_run_store,
     "# Export a run: the model, its codes, its filters, a script that retrains it": check_exports,
+    "# Who may change a run: the store checks the identity token of every change": check_owners,
 }
 
 

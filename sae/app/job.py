@@ -72,11 +72,13 @@ class Job:
     def __init__(self, settings: Settings, data: Dataset, subset: np.ndarray, *, store=None,
                  model: SparseAutoencoder | None = None, train_config: TrainConfig | None = None,
                  start_step: int = 0, history: dict[str, np.ndarray] | None = None,
-                 parent_id: str | None = None, name: str | None = None, schedule=()) -> None:
+                 parent_id: str | None = None, name: str | None = None, owner: str | None = None,
+                 schedule=()) -> None:
         """``store``: a :class:`sae.runs.store.RunStore` in which the run is recorded once it trains (None: not
         recorded). ``model``, ``train_config``, ``start_step``, ``history``: continue a saved run (see
         :class:`sae.training.trainer.Trainer`); ``parent_id``: the recorded run it continues; ``name``: its record's
-        name; ``schedule``: edits to apply at their steps (a replay, ``sae.training.timeline``)."""
+        name; ``owner``: the identity token its record belongs to (``sae.runs.owners``; None: no owner);
+        ``schedule``: edits to apply at their steps (a replay, ``sae.training.timeline``)."""
         self.id = next(_ids)
         self.settings = settings
         self.data = data
@@ -87,7 +89,7 @@ class Job:
         self.trainer = new_trainer(data.X, self.model_config, train_config or settings.train_config(), model=model,
                                    start_step=start_step, history=history, observers=[self.trace.record],
                                    snapshot_interval=0.1, schedule=schedule)
-        self.store, self.parent_id, self.name = store, parent_id, name
+        self.store, self.parent_id, self.name, self.owner = store, parent_id, name, owner
         self.recorder = None  # the sae.runs.recorder.RunRecorder, from the first training step on
         self.record_error: str | None = None  # why the run could not be recorded (training carries on)
         self.note = ""  # a UI-side reason shown in the status line (e.g. paused on disconnect)
@@ -196,8 +198,8 @@ class Job:
         try:
             self.recorder = RunRecorder.create(
                 self.store, self.name or default_run_name(self.data.name, self.model_config, config),
-                self.data.name, self.model_config, config, parent_id=self.parent_id, interval=RECORD_INTERVAL,
-                X=self.data.X, labels=self.data.labels)
+                self.data.name, self.model_config, config, parent_id=self.parent_id, owner=self.owner,
+                interval=RECORD_INTERVAL, X=self.data.X, labels=self.data.labels)
         except (StoreError, OSError) as exc:
             self.record_error = str(exc)
             return

@@ -9,14 +9,17 @@ Table ``runs`` holds one row per run: name, dataset, created/updated (Unix secon
 step / epoch / elapsed, the configs as JSON, the live hyperparameters in effect (JSON), the final
 metrics as columns (total, reconstruction, sparsity, weight_decay, rho_hat_mean, dead_units,
 probe_accuracy; NULL when unknown), further metrics and a history summary as JSON, and the last
-rho_hat vector (float64 bytes), and ``deleted`` (Unix seconds it was moved to the trash, NULL while it is
-listed; :mod:`sae.runs.trash`). Table ``histories`` holds each run's bounded training history
+rho_hat vector (float64 bytes), ``deleted`` (Unix seconds it was moved to the trash, NULL while it is
+listed; :mod:`sae.runs.trash`) and ``owned_by`` (the user the run belongs to, :mod:`sae.runs.owners`; NULL: no
+owner). Columns ``owner``, ``pid`` and ``host`` are not that: they name the *process* that last wrote the row, for
+crash detection (:func:`sae.runs.records.writer`). Table ``histories`` holds each run's bounded training history
 (``Trainer.history()``, at most a few thousand rows) as one zlib-compressed float64 matrix plus its
 column names, so a checkpoint updates the run row and its history in ONE transaction.
 
 Versions: a new file gets the version-1 schema (``_SCHEMA``, as the first Lab wrote it) and then every
 migration in ``MIGRATIONS``, exactly as an old file does when it is opened, so old and new files end up alike.
-Version 2 added ``runs.deleted`` (the trash). A file written by a newer Lab is refused.
+Version 2 added ``runs.deleted`` (the trash); version 3 ``runs.owned_by`` and ``sweeps.owned_by`` (who may change
+them; rows from before have none). A file written by a newer Lab is refused.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from sae.runs.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION = "sae-lab"
 ENV_VAR = "SAE_LAB_DATA"
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for another one before giving up
@@ -92,6 +95,8 @@ CREATE TABLE sweeps (
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE runs ADD COLUMN deleted REAL",  # the trash: when the run was deleted (NULL: listed)
         "CREATE INDEX runs_deleted ON runs (deleted)"),
+    3: ("ALTER TABLE runs ADD COLUMN owned_by TEXT",  # the user a run belongs to (sae.runs.owners; NULL: nobody)
+        "ALTER TABLE sweeps ADD COLUMN owned_by TEXT"),  # the user a sweep belongs to
 }
 
 

@@ -12,4 +12,12 @@ class RunNotFoundError(StoreError):
     """No run (or sweep) with that id in this store."""
 
 
-__all__ = ["StoreError", "RunNotFoundError"]
+class PermissionDeniedError(StoreError):
+    """The identity asking may not change this run or sweep (it belongs to someone else): see sae.runs.owners."""
+
+
+class ForgedIdentityError(StoreError):
+    """An identity token this store's key did not issue (altered, made up, or from another store): refused."""
+
+
+__all__ = ["StoreError", "RunNotFoundError", "PermissionDeniedError", "ForgedIdentityError"]

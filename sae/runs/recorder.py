@@ -56,9 +56,14 @@ class RunRecorder:
 
     @classmethod
     def create(cls, store: RunStore, name: str, dataset: str, model_config: ModelConfig, train_config: TrainConfig,
-               *, parent_id: str | None = None, sweep_id: str | None = None, **kwargs: Any) -> "RunRecorder":
-        """Create the run in ``store`` and return its recorder (keyword arguments as for the constructor)."""
-        run_id = store.create(name, dataset, model_config, train_config, parent_id=parent_id, sweep_id=sweep_id)
+               *, parent_id: str | None = None, sweep_id: str | None = None, owner: str | None = None,
+               **kwargs: Any) -> "RunRecorder":
+        """Create the run in ``store`` and return its recorder (keyword arguments as for the constructor).
+        ``owner``: the identity token of the user the run belongs to (``sae.runs.owners``; None: no owner). The
+        recorder's checkpoints and finish are the writes of the run's own process, not a user's: the store does
+        not check them against an owner."""
+        run_id = store.create(name, dataset, model_config, train_config, parent_id=parent_id, sweep_id=sweep_id,
+                              owner=owner)
         return cls(store, run_id, **kwargs)
 
     def attach(self, trainer: Any) -> "RunRecorder":

@@ -2,7 +2,8 @@
 filter selects (:func:`list_filters`).
 
 Also who wrote a row (:func:`writer`): every write records its process, so a run left "running" by a process
-that has died since (a crash, a killed server) reads as ``interrupted`` (:func:`is_interrupted`).
+that has died since (a crash, a killed server) reads as ``interrupted`` (:func:`is_interrupted`). That writing
+process is not who the run belongs to: that is ``RunRecord.owned_by`` (:mod:`sae.runs.owners`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sae.training.status import FINAL_STATUSES, LIVE_STATUSES, RunStatus
 
 RUN_COLUMNS = ("id, name, dataset, created, updated, status, reason, step, epoch, elapsed, model_config, "
                "train_config, hyper, total, reconstruction, sparsity, weight_decay, rho_hat_mean, dead_units, "
-               "probe_accuracy, metrics, summary, has_weights, parent_id, sweep_id, owner, pid, host, deleted")
+               "probe_accuracy, metrics, summary, has_weights, parent_id, sweep_id, owner, pid, host, deleted, owned_by")
 _PROCESS = uuid.uuid4().hex  # tells this process's runs from those of a previous (crashed) server
 _HOST = socket.gethostname()
 
@@ -56,6 +57,7 @@ class RunRecord:
     sweep_id: str | None = None
     interrupted: bool = False  # was training when its process died (crash, killed server)
     deleted: float | None = None  # Unix seconds it went to the trash (sae.runs.trash); None while listed
+    owned_by: str | None = None  # the user it belongs to (sae.runs.owners); None: no owner (older, or from Python)
 
     @property
     def final(self) -> bool:
@@ -119,12 +121,13 @@ def run_record(row: sqlite3.Row | tuple, where: str) -> RunRecord:
     """Decode a row of ``SELECT {RUN_COLUMNS} FROM runs``; ``where`` (the database file) names it in errors."""
     (run_id, name, dataset, created, updated, status, reason, step, epoch, elapsed, mj, tj, hyper, total,
      recon, sparsity, wd, rho_mean, dead, probe, metrics, summary, has_w, parent, sweep, owner, pid,
-     host, deleted) = row
+     host, deleted, owned_by) = row
     mc, tc = decode_configs(mj, tj, f"run {run_id} in {where}")
     return RunRecord(run_id, name, dataset, created, updated, status, reason, int(step), float(epoch),
                      float(elapsed), mc, tc, json_object(hyper), total, recon, sparsity, wd, rho_mean,
                      None if dead is None else int(dead), probe, json_object(metrics), json_object(summary),
-                     bool(has_w), parent, sweep, is_interrupted(status, owner, int(pid), host), deleted)
+                     bool(has_w), parent, sweep, is_interrupted(status, owner, int(pid), host), deleted,
+                     owned_by)
 
 
 def list_filters(status: str | Sequence[str] | None, dataset: str | None, search: str | None,

@@ -3,6 +3,7 @@
 The data directory (``$SAE_LAB_DATA``, else ``$XDG_DATA_HOME/sae-lab``, else ``~/.local/share/sae-lab``)::
 
     runs.sqlite                     WAL-mode database: tables meta, runs, histories, sweeps
+    identity.key                    the secret that signs identity tokens (sae.runs.owners), mode 0600
     weights/<run_id>.safetensors    each run's latest weights (sae.runs.model_file.model_to_bytes),
                                     replaced atomically (temporary file + os.replace)
 
@@ -10,7 +11,17 @@ Its parts, one job each: :mod:`sae.runs.database` (schema, the one connection an
 checks), :mod:`sae.runs.codec` (ids, text, numbers, JSON and histories in and out of rows),
 :mod:`sae.runs.records` (:class:`RunRecord`, crash detection), :mod:`sae.runs.sweep_table` (the recorded
 sweeps: ``store.sweeps``), :mod:`sae.runs.trash` (deleted runs kept for a while, restorable:
-``store.trash``) and this module, :class:`RunStore`: the runs and their weights files.
+``store.trash``), :mod:`sae.runs.owners` (who may change a run: ``store.signer`` issues and verifies identity
+tokens) and this module, :class:`RunStore`: the runs and their weights files.
+
+Who may do what: a run belongs to the user whose token created it (``create(..., owner=token)``). Anyone may
+read, compare, load and :meth:`RunStore.copy` any run; :meth:`RunStore.rename`, :meth:`RunStore.delete`,
+``trash.put`` and ``trash.restore`` take ``actor=token`` and refuse (:class:`PermissionDeniedError`) a student who
+does not own the run; a teacher's token may change any run. A token this store did not issue is refused
+(:class:`ForgedIdentityError`). ``actor=None`` / ``owner=None`` is the library's local user (a notebook, the
+command line): it may change anything, as before ownership existed, and what it records has no owner. The
+dashboard always passes its session's token. Checkpoints and the finish of a run are written by the process
+that created it (its recorder), not by a user: they are not checked.
 
 A run id is 32 lowercase hex digits (``uuid4().hex``), generated here and checked on every call:
 it is the only user-reachable part of a file name. Names are free text and never touch the disk.
@@ -24,6 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from dataclasses import replace
@@ -34,11 +46,12 @@ import numpy as np
 
 from sae.core.config import ConfigError, ModelConfig, TrainConfig, config_to_dict
 from sae.core.model import SparseAutoencoder
-from sae.runs.codec import (check_run_id, check_text, decode_configs, decode_history, encode_history,
+from sae.runs.codec import (MAX_NAME, check_run_id, check_text, decode_configs, decode_history, encode_history,
                             history_summary, is_run_id, json_safe, metric_columns, new_id)
 from sae.runs.database import BUSY_TIMEOUT, ENV_VAR, SCHEMA_VERSION, Database
-from sae.runs.errors import RunNotFoundError, StoreError
+from sae.runs.errors import ForgedIdentityError, PermissionDeniedError, RunNotFoundError, StoreError
 from sae.runs.model_file import MAX_MODEL_BYTES, Run, RunFileError, model_from_bytes, model_to_bytes
+from sae.runs.owners import Identity, Signer, may_change, require
 from sae.runs.records import METRIC_COLUMNS, RUN_COLUMNS, RunRecord, list_filters, run_record, writer
 from sae.runs.sweep_table import SweepRecord, SweepTable
 from sae.runs.trash import Trash
@@ -112,12 +125,15 @@ class RunStore:
     Args:
         root: the data directory (created if needed); default :func:`default_root`.
         busy_timeout: seconds a write waits for another process's write before failing.
+        identity_key: the secret that signs identity tokens (at least 16 bytes); default: the data directory's
+            ``identity.key``, made on first use, so every process on this store accepts the same tokens.
 
     Attributes:
         sweeps: the recorded sweeps (:class:`sae.runs.sweep_table.SweepTable`), on the same connection.
         trash: the deleted runs kept for a while (:class:`sae.runs.trash.Trash`): ``store.trash.put(run_id)``
             is the delete a user can undo (``store.trash.restore``); :meth:`delete` is final. Trashed runs are
             left out of :meth:`list`, :meth:`get`, ``len`` and ``in``; opening a store purges old ones.
+        signer: issues and verifies the identity tokens of ``owner=`` and ``actor=`` (:class:`sae.runs.owners.Signer`).
 
     Example:
         >>> store = RunStore(tmp_path)
@@ -126,8 +142,11 @@ class RunStore:
         ['first']
     """
 
-    def __init__(self, root: str | os.PathLike | None = None, *, busy_timeout: float = BUSY_TIMEOUT) -> None:
+    def __init__(self, root: str | os.PathLike | None = None, *, busy_timeout: float = BUSY_TIMEOUT,
+                 identity_key: bytes | None = None) -> None:
         self.root = Path(root).expanduser() if root is not None else default_root()
+        self._signer = None if identity_key is None else Signer(identity_key)
+        self._signer_lock = threading.Lock()
         self.db_path = self.root / DB_FILE
         self.weights_dir = self.root / WEIGHTS_DIR
         self.busy_timeout = float(busy_timeout)
@@ -158,15 +177,53 @@ class RunStore:
     def __repr__(self) -> str:
         return f"RunStore({str(self.root)!r})"
 
+    # ------------------------------------------------------------------ who may change what
+    @property
+    def signer(self) -> Signer:
+        """The signer of this store's identity tokens (its key file is read, or made, on first use)."""
+        with self._signer_lock:
+            if self._signer is None:
+                self._signer = Signer.for_directory(self.root)
+            return self._signer
+
+    def identity(self, token: str | None) -> Identity | None:
+        """The identity a token carries (ForgedIdentityError if this store did not issue it); None for None,
+        the library's local user."""
+        return None if token is None else self.signer.verify(token)
+
+    def _require(self, conn: Any, run_id: str, who: Identity | None) -> None:
+        """Inside a transaction: PermissionDeniedError unless ``who`` may change the run (a missing run passes:
+        the caller reports it)."""
+        if who is None or who.is_teacher:
+            return
+        row = conn.execute("SELECT owned_by FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is not None:
+            require(row[0], who)
+
+    def can_change(self, run_id: str, actor: str | None) -> bool:
+        """Whether ``actor`` (a token; None: the local user) may rename, delete or restore the run, listed or in
+        the trash. RunNotFoundError if there is no such run; ForgedIdentityError for a token not issued here."""
+        run_id, who = check_run_id(run_id), self.identity(actor)
+        with self._db.transaction() as conn:
+            row = conn.execute("SELECT owned_by FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"there is no run {run_id} in {self.db_path}.")
+        return may_change(row[0], who)
+
     def weights_path(self, run_id: str) -> Path:
         """``weights/<run_id>.safetensors`` (the id is checked: it is the only part from outside)."""
         return self.weights_dir / f"{check_run_id(run_id)}.safetensors"
 
     # ------------------------------------------------------------------ writing runs
     def create(self, name: str, dataset: str, model_config: ModelConfig, train_config: TrainConfig | None, *,
-               parent_id: str | None = None, sweep_id: str | None = None) -> str:
-        """Record a new run (status idle, step 0, no weights yet). Returns its id."""
+               parent_id: str | None = None, sweep_id: str | None = None, owner: str | None = None) -> str:
+        """Record a new run (status idle, step 0, no weights yet). Returns its id.
+
+        ``owner``: the token of the user the run belongs to (ForgedIdentityError if this store did not issue it);
+        None: no owner (the local user's run: only a teacher or the local user may change it).
+        """
         name, dataset = check_text(name, "run name"), check_text(dataset, "data set name")
+        who = self.identity(owner)
         if not isinstance(model_config, ModelConfig):
             raise StoreError("model_config must be a ModelConfig.")
         if model_config.decoder_activation == "auto":
@@ -181,10 +238,10 @@ class RunStore:
         with self._db.transaction(write=True) as conn:
             conn.execute(
                 "INSERT INTO runs (id, name, dataset, created, updated, status, model_config, train_config, hyper, "
-                "parent_id, sweep_id, owner, pid, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "parent_id, sweep_id, owner, pid, host, owned_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, name, dataset, now, now, RunStatus.IDLE, json.dumps(config_to_dict(model_config)),
                  None if train_config is None else json.dumps(config_to_dict(train_config)), json.dumps(hyper),
-                 parent_id, sweep_id, *writer()))
+                 parent_id, sweep_id, *writer(), None if who is None else who.user))
         self._configs[run_id] = (model_config, train_config, dataset)
         return run_id
 
@@ -282,9 +339,11 @@ class RunStore:
             raise RunNotFoundError(f"run {run_id} was deleted from {self.db_path}; nothing was recorded.")
 
     def add(self, name: str, dataset: str, model: SparseAutoencoder, train_config: TrainConfig | None = None,
-            history: Mapping[str, np.ndarray] | None = None, metrics: Mapping[str, Any] | None = None) -> str:
-        """Record an already trained model (an upload, a CLI run) as a finished run. Returns its id."""
-        run_id = self.create(name, dataset, model.config, train_config)
+            history: Mapping[str, np.ndarray] | None = None, metrics: Mapping[str, Any] | None = None, *,
+            owner: str | None = None) -> str:
+        """Record an already trained model (an upload, a CLI run) as a finished run, ``owner``'s (a token; None:
+        no owner). Returns its id."""
+        run_id = self.create(name, dataset, model.config, train_config, owner=owner)
         hist = dict(history or {})
         last = {k: float(np.asarray(v)[-1]) for k, v in hist.items() if len(v)}
         weights = {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
@@ -296,20 +355,70 @@ class RunStore:
         self.finish(run_id, snap, hist if hist else None, dict(metrics or {}))
         return run_id
 
-    def rename(self, run_id: str, name: str) -> None:
+    def copy(self, run_id: str, name: str | None = None, *, owner: str | None = None) -> str:
+        """Duplicate a listed run as a new run of ``owner`` (a token; None: no owner): its record, history and
+        weights, ``parent_id`` the original, in no sweep. Anyone may copy any run: a copy is how someone else's
+        run is continued. A run copied while it trains is recorded as stopped at its last checkpoint. Returns
+        the copy's id."""
+        record = self.get(run_id)
+        who = self.identity(owner)
+        name = check_text(f"{record.name[:MAX_NAME - 7]} (copy)" if name is None else name, "run name")
+        status, reason = (record.status, record.reason) if record.final else \
+            (RunStatus.STOPPED, f"copied while it was {record.display_status}")
+        copy_id, now = new_id(), time.time()
+        path = self.weights_path(copy_id)
+        if record.has_weights:
+            try:
+                data = self.weights_path(record.id).read_bytes()
+            except FileNotFoundError:
+                raise StoreError(f"the weights file of run {record.name!r} is missing "
+                                 f"({self.weights_path(record.id)}); it cannot be copied.") from None
+            except OSError as exc:
+                raise StoreError(f"cannot read the weights file of run {record.name!r} "
+                                 f"({exc.strerror or exc}).") from None
+            _write_atomically(path, data)
+        metrics = ", ".join(METRIC_COLUMNS)
+        try:
+            with self._db.transaction(write=True) as conn:
+                found = conn.execute(
+                    "INSERT INTO runs (id, name, created, updated, status, reason, owner, pid, host, owned_by, "
+                    "parent_id, has_weights, dataset, step, epoch, elapsed, model_config, train_config, hyper, "
+                    f"{metrics}, metrics, summary, rho_hat) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, id, ?, dataset, "
+                    f"step, epoch, elapsed, model_config, train_config, hyper, {metrics}, metrics, summary, rho_hat "
+                    "FROM runs WHERE id = ? AND deleted IS NULL",
+                    (copy_id, name, now, now, status, reason, *writer(), None if who is None else who.user,
+                     int(record.has_weights), record.id)).rowcount
+                conn.execute("INSERT INTO histories (run_id, columns, rows, data) SELECT ?, columns, rows, data "
+                             "FROM histories WHERE run_id = ?", (copy_id, record.id))
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        if not found:  # deleted since it was read
+            path.unlink(missing_ok=True)
+            raise RunNotFoundError(f"there is no run {record.id} in {self.db_path}.")
+        return copy_id
+
+    def rename(self, run_id: str, name: str, *, actor: str | None = None) -> None:
+        """Rename a run (listed or trashed). ``actor``: who asks (a token; None: the local user): only the run's
+        owner or a teacher may (PermissionDeniedError)."""
         run_id, name = check_run_id(run_id), check_text(name, "run name")
+        who = self.identity(actor)
         with self._db.transaction(write=True) as conn:
+            self._require(conn, run_id, who)
             found = conn.execute("UPDATE runs SET name = ? WHERE id = ?", (name, run_id)).rowcount
         if not found:
             raise RunNotFoundError(f"there is no run {run_id} in {self.db_path}.")
 
-    def delete(self, run_id: str) -> None:
+    def delete(self, run_id: str, *, actor: str | None = None) -> None:
         """Remove a run for good (listed or in the trash): its row, its history and its weights file.
 
-        The delete a user can undo is ``store.trash.put(run_id)``.
+        The delete a user can undo is ``store.trash.put(run_id)``. ``actor``: who asks (a token; None: the local
+        user): only the run's owner or a teacher may (PermissionDeniedError).
         """
         run_id = check_run_id(run_id)
+        who = self.identity(actor)
         with self._db.transaction(write=True) as conn:
+            self._require(conn, run_id, who)
             found = conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount
         self._configs.pop(run_id, None)
         try:
@@ -405,5 +514,6 @@ class RunStore:
         return Run(model, record.model_config, record.current_train_config, record.dataset, history, path)
 
 
-__all__ = ["RunStore", "RunRecord", "SweepRecord", "StoreError", "RunNotFoundError", "default_root", "check_run_id",
+__all__ = ["RunStore", "RunRecord", "SweepRecord", "StoreError", "RunNotFoundError", "PermissionDeniedError",
+           "ForgedIdentityError", "Identity", "default_root", "check_run_id",
            "METRIC_COLUMNS", "SORTABLE", "SCHEMA_VERSION", "ENV_VAR", "DB_FILE"]

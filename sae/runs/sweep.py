@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sae.core.config import ConfigError
+from sae.runs.owners import require
 from sae.runs.recorder import RunRecorder
 from sae.runs.store import RunStore, StoreError
 from sae.runs.sweep_results import SweepResults, sweep_results
@@ -114,10 +115,13 @@ class Sweep:
             across them); default: a private TrainingSlots(parallel).
         interval: seconds between checkpoints of a running cell.
         probe: measure the linear-probe accuracy of each cell's codes when the data have labels.
+        owner: the identity token of the user the sweep and its cells belong to (``sae.runs.owners``); None: no
+            owner (the library's local user).
     """
 
     def __init__(self, spec: SweepSpec, store: RunStore, data: Any = None, *, parallel: int = 2,
-                 slots: TrainingSlots | None = None, interval: float = 2.0, probe: bool = True) -> None:
+                 slots: TrainingSlots | None = None, interval: float = 2.0, probe: bool = True,
+                 owner: str | None = None) -> None:
         if not isinstance(parallel, int) or isinstance(parallel, bool) or not 1 <= parallel <= 32:
             raise SweepError(f"parallel must be a whole number between 1 and 32, got {parallel!r}.")
         if data is None:
@@ -132,6 +136,7 @@ class Sweep:
         self.slots = slots if slots is not None else TrainingSlots(parallel)
         self.interval = interval
         self.probe = probe
+        self.owner = owner
         self.id: str | None = None
         self._lock = threading.Lock()
         self._cells = {c.index: c for c in spec.cells()}
@@ -151,7 +156,7 @@ class Sweep:
             if self._workers:
                 raise SweepError("this sweep was already started.")
             self.id = self.store.sweeps.create(self.spec.name, self.spec.dataset, self.spec.to_dict(),
-                                               getattr(self.data, "image_shape", None))
+                                               getattr(self.data, "image_shape", None), owner=self.owner)
             self._workers = [threading.Thread(target=self._work, name=f"sae-sweep-{k}", daemon=True)
                              for k in range(min(self.parallel, len(self._queue)))]
             self._active = len(self._workers)
@@ -159,8 +164,11 @@ class Sweep:
             worker.start()
         return self
 
-    def cancel(self, wait: bool = True, timeout: float = 30.0) -> None:
-        """Stop the running cells and drop the queued ones; with ``wait``, join the worker threads."""
+    def cancel(self, wait: bool = True, timeout: float = 30.0, *, actor: str | None = None) -> None:
+        """Stop the running cells and drop the queued ones; with ``wait``, join the worker threads. ``actor``: who
+        asks (a token; None: the local user): only the sweep's owner or a teacher may (PermissionDeniedError)."""
+        if actor is not None and self.id is not None:
+            require(self.store.sweeps.get(self.id).owned_by, self.store.identity(actor), "sweep")
         with self._lock:
             self._cancelled = True
             while self._queue:
@@ -239,7 +247,7 @@ class Sweep:
         model_config = cell.model_config.for_data(self.data.X)  # the record names the decoder the weights use
         try:
             run_id = self.store.create(f"{self.spec.name}: {cell.label}", self.spec.dataset, model_config,
-                                       cell.train_config, sweep_id=self.id)
+                                       cell.train_config, sweep_id=self.id, owner=self.owner)
             recorder = RunRecorder(self.store, run_id, interval=self.interval, X=self.data.X,
                                    labels=getattr(self.data, "labels", None), probe=self.probe)
             with warnings.catch_warnings():  # Dataset.X is read-only; the trainer copies it
@@ -323,13 +331,14 @@ class SweepRegistry:
         self._sweeps: dict[str, Sweep] = {}
 
     def start(self, spec: SweepSpec, store: RunStore, data: Any, *, parallel: int = 2,
-              slots: TrainingSlots | None = None, interval: float = 2.0) -> Sweep:
-        """Start a sweep in the background and register it. Raises SweepError (e.g. too many running)."""
+              slots: TrainingSlots | None = None, interval: float = 2.0, owner: str | None = None) -> Sweep:
+        """Start a sweep of ``owner`` (an identity token) in the background and register it. Raises SweepError
+        (e.g. too many running)."""
         with self._lock:
             if sum(not s.done for s in self._sweeps.values()) >= self.max_running:
                 raise SweepError(f"{self.max_running} sweeps are already training on this server; wait for one "
                                  "to finish or cancel it.")
-            sweep = Sweep(spec, store, data, parallel=parallel, slots=slots, interval=interval).start()
+            sweep = Sweep(spec, store, data, parallel=parallel, slots=slots, interval=interval, owner=owner).start()
             self._sweeps[sweep.id] = sweep  # type: ignore[index]
             finished = [k for k, s in self._sweeps.items() if s.done]
             for key in finished[:max(0, len(finished) - self.keep)]:

@@ -7,7 +7,7 @@ No Streamlit here (the pages and ``sae.ui.share`` wire these to widgets):
 - :func:`filter_runs` with ``RUN_SORTS`` and ``STATUS_FILTERS``: the Runs page's filters; :func:`live_run_ids`:
   which runs still train (the page redraws while there are any); :func:`default_comparison`: what a first
   visit compares.
-- :func:`run_table`: recorded runs -> a pandas DataFrame (hyperparameters and final metrics, one row per run);
+- :func:`run_table`: recorded runs -> a pandas DataFrame (hyperparameters, final metrics and owner, one row per run);
   :func:`live_changes`: the hyperparameters changed while the run trained (its row shows the final values, its
   name, given at creation, the starting ones).
 - :func:`continuation`: the TrainConfig that continues a run stopped at a given step (a finished run
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Collection, Sequence
 import numpy as np
 
 from sae.core.config import ModelConfig, TrainConfig
+from sae.runs.owners import Identity, owner_label
 from sae.training.status import ACTIVE_STATUSES, RunStatus
 from sae.training.trainer import steps_per_epoch
 
@@ -132,11 +133,15 @@ def live_changes(record: "RunRecord") -> str:
 
 TABLE_COLUMNS = ("name", "status", "dataset", "n_hidden", "rho", "beta", "changed", "reconstruction", "rho_hat_mean",
                  "dead_units", "probe_accuracy", "total", "lambda", "lr", "optimizer", "activation", "penalty", "step",
-                 "epoch", "elapsed", "origin", "created", "id")
+                 "epoch", "elapsed", "origin", "owner", "created", "id")
 
 
-def run_table(records: Sequence["RunRecord"]) -> "pd.DataFrame":
-    """One row per run: name, status, where it came from, hyperparameters in effect, final metrics, times.
+def run_table(records: Sequence["RunRecord"], viewer: Identity | None = None) -> "pd.DataFrame":
+    """One row per run: name, status, where it came from, whose it is, hyperparameters in effect, final metrics,
+    times.
+
+    ``owner`` is the run's owner as ``viewer`` sees it (:func:`sae.runs.owners.owner_label`: ``you``,
+    ``someone else``, ``nobody``; a teacher and the local user, None, see the owner's name).
 
     ``rho``, ``beta``, ``lambda``, ``lr`` are the final values (in effect at the last write); ``changed`` says
     which of them changed while the run trained, from what (:func:`live_changes`), as a run's name keeps the
@@ -149,6 +154,7 @@ def run_table(records: Sequence["RunRecord"]) -> "pd.DataFrame":
     for record in records:
         row = record.row()
         row["origin"] = _origin(record)
+        row["owner"] = owner_label(record.owned_by, viewer)
         row["changed"] = live_changes(record)
         row["created"] = datetime.fromtimestamp(record.created)
         rows.append({k: row.get(k) for k in TABLE_COLUMNS})

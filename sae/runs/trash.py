@@ -7,6 +7,10 @@ metrics, curves, weights). :meth:`Trash.purge` deletes for good (``RunStore.dele
 ``KEEP_SECONDS`` ago and all but the ``MAX_TRASHED`` most recently trashed; opening a store and every ``put``
 purge. A run that is still training when trashed keeps being recorded (its checkpoints update the row), so a
 restore gives back its latest state; once purged, its next checkpoint fails as for any deleted run.
+
+``put`` and ``restore`` take ``actor=`` (an identity token, :mod:`sae.runs.owners`): only the run's owner or a
+teacher may trash or restore it; None is the library's local user, who may. The purge is housekeeping by age and
+count, done by the store, not by a user: it asks nobody.
 """
 
 from __future__ import annotations
@@ -39,8 +43,8 @@ class Trash:
         max_trashed: how many trashed runs are kept at most.
 
     Example:
-        >>> store.trash.put(run_id)      # gone from store.list()
-        >>> store.trash.restore(run_id)  # back, exactly as it was
+        >>> store.trash.put(run_id, actor=token)      # gone from store.list()
+        >>> store.trash.restore(run_id, actor=token)  # back, exactly as it was
     """
 
     def __init__(self, db: Database, runs: "RunStore", *, keep_seconds: float = KEEP_SECONDS,
@@ -50,11 +54,13 @@ class Trash:
         self.keep_seconds = float(keep_seconds)
         self.max_trashed = int(max_trashed)
 
-    def put(self, run_id: str) -> RunRecord:
+    def put(self, run_id: str, *, actor: str | None = None) -> RunRecord:
         """Move a listed run to the trash; returns its record (``deleted`` set). RunNotFoundError if it is not
-        listed (never recorded, already trashed or deleted)."""
+        listed (never recorded, already trashed or deleted); PermissionDeniedError if ``actor`` may not change it."""
         run_id = check_run_id(run_id)
+        who = self._runs.identity(actor)
         with self._db.transaction(write=True) as conn:
+            self._runs._require(conn, run_id, who)
             found = conn.execute("UPDATE runs SET deleted = ? WHERE id = ? AND deleted IS NULL",
                                  (time.time(), run_id)).rowcount
             row = conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -63,11 +69,13 @@ class Trash:
         self.purge()
         return run_record(row, str(self._db.path))
 
-    def restore(self, run_id: str) -> RunRecord:
+    def restore(self, run_id: str, *, actor: str | None = None) -> RunRecord:
         """Take a run out of the trash, exactly as it was; returns its record. RunNotFoundError if it is not
-        in the trash (restored already, or purged)."""
+        in the trash (restored already, or purged); PermissionDeniedError if ``actor`` may not change it."""
         run_id = check_run_id(run_id)
+        who = self._runs.identity(actor)
         with self._db.transaction(write=True) as conn:
+            self._runs._require(conn, run_id, who)
             found = conn.execute("UPDATE runs SET deleted = NULL WHERE id = ? AND deleted IS NOT NULL",
                                  (run_id,)).rowcount
         if not found:

@@ -8,7 +8,8 @@
 - ``live``: the one polling fragment per page,
 - ``pickers``: selectbox and multiselect over run ids whose labels change (renames): the choice is kept by id,
 - ``share``: runs into the live view, files in and out (model bundles, uploads), the server's sweeps,
-- ``identity``: this browser's id (localStorage, via a tiny components-v2 element) and its last stored run,
+- ``identity``: this browser's id and signed identity token (localStorage, via a tiny components-v2 element), its
+  last stored run, an OIDC login where configured, the teacher role; ``identity.actor()``: whose changes these are,
 - ``reattach``: a new session of a known browser finds its run again (reload, second tab, restart); ``?run=`` links,
 - ``experiment``: the experiment pages' Run / Stop and polling progress line.
 

@@ -86,6 +86,7 @@ def page(title: str, icon: str, subtitle: str | None = None, run_links: bool = T
     if subtitle:
         st.caption(subtitle)
     reattach.notices()
+    identity.notices()  # this browser's saved identity was refused (and replaced)
     timeline.replay_offer()  # a link that replays a run: what it will do, and its button
     return job
 

@@ -32,7 +32,7 @@ from sae.runs.store import StoreError
 from sae.core.model import SparseAutoencoder
 from sae.training.inputs import history_columns
 
-from sae.ui import state, url
+from sae.ui import identity, state, url
 from sae.ui.upload import display_name
 from sae.app.job import Job, subset_indices
 from sae.app.settings import Settings
@@ -130,7 +130,7 @@ def _install(model, model_config: ModelConfig, train_config: TrainConfig | None,
     settings = settings_for(model_config, config, panel_name, base)
     job = Job(settings, data, subset_indices(data.n_samples), store=state.run_store_or_none(), model=model,
               train_config=config, start_step=int(step), history=_history_or_none(history), parent_id=parent_id,
-              name=name)
+              name=name, owner=identity.owner_or_none())  # a continuation is this session's run, whoever's the first
     state.set_job(job)
     job.hold(note)
     _set_widgets(settings)

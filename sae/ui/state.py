@@ -21,7 +21,7 @@ from sae.app.browsers import browser_jobs, sessions_of
 from sae.app.job import Job, subset_indices
 from sae.app.reaper import SESSION_GONE_STOP
 from sae.app.settings import Settings
-from sae.ui.identity import browser_id
+from sae.ui.identity import browser_id, owner_or_none
 
 
 JOB_KEY = "sae_job"
@@ -129,10 +129,11 @@ def dataset(name: str) -> Dataset:
 
 
 def new_job(settings: Settings, schedule=()) -> Job:
-    """Build an idle job for ``settings`` (``schedule``: edits to apply at their steps, a replay). Raises
-    ConfigError / DataError with a user message."""
+    """Build an idle job for ``settings``, its record this session's user's (``sae.ui.identity.actor``);
+    ``schedule``: edits to apply at their steps (a replay). Raises ConfigError / DataError with a user message."""
     data = validate(settings)
-    return Job(settings, data, subset_indices(data.n_samples), store=run_store_or_none(), schedule=schedule)
+    return Job(settings, data, subset_indices(data.n_samples), store=run_store_or_none(), owner=owner_or_none(),
+               schedule=schedule)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)

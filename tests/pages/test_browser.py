@@ -6,6 +6,7 @@ Skipped when either is missing. The server runs on a free loopback port and is a
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 import time
@@ -336,6 +337,27 @@ def lab_server(data_dir: Path):
         yield server.url
 
 
+def keep_identity(context, token: str) -> None:
+    """The browser of ``context`` holds ``token`` as its identity, as a first visit to the store would have left it
+    (localStorage, before the page's own scripts; only if it holds none, so the page may replace it)."""
+    context.add_init_script(f"if (!localStorage.getItem('sae-lab-identity')) "
+                            f"localStorage.setItem('sae-lab-identity', {json.dumps(token)});")
+
+
+@contextmanager
+def browser_holding(browser, token: str):
+    """A page of a fresh browser context whose localStorage holds the identity ``token``; closed at the end."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    keep_identity(context, token)
+    pg = context.new_page()
+    pg.errors = []
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
 def download_model(pg) -> bytes:
     """The sidebar's "Model (.zip …)" download, as bytes."""
     button = pg.locator("[data-testid='stSidebar'] [data-testid='stDownloadButton']").filter(has_text="Model (.zip")
@@ -454,7 +476,9 @@ def test_delete_removes_exactly_one_run_and_the_picker_follows(tmp_path, browser
 
     data = tmp_path / "lab"
     with RunStore(data) as store:
-        ids = [store.add(f"run {k}", "digits", SparseAutoencoder(64, 9), TrainConfig()) for k in range(4)]
+        alice = store.signer.issue("alice")  # the browser's identity: the runs are hers to delete
+        ids = [store.add(f"run {k}", "digits", SparseAutoencoder(64, 9), TrainConfig(), owner=alice)
+               for k in range(4)]
     doomed = ids[1]
 
     def stored() -> int:
@@ -462,6 +486,7 @@ def test_delete_removes_exactly_one_run_and_the_picker_follows(tmp_path, browser
             return len(s)
 
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    keep_identity(context, alice)
     pg = context.new_page()
     pg.errors = []
     pg.on("pageerror", lambda e: pg.errors.append(str(e)))
@@ -520,6 +545,52 @@ def test_delete_removes_exactly_one_run_and_the_picker_follows(tmp_path, browser
             no_exception(pg)
     finally:
         context.close()
+
+
+def test_a_browser_keeps_its_signed_identity_and_a_forged_one_is_replaced(tmp_path, browser):
+    """The identity token in localStorage: a browser the store gave one is that user across reloads (offered
+    rename and delete of its own run, not of another's); a token the store did not sign is refused with a notice
+    and replaced by a fresh identity, which the browser keeps and which survives a reload."""
+    from sae.core.config import TrainConfig
+    from sae.core.model import SparseAutoencoder
+    from sae.runs.owners import Signer
+    from sae.runs.store import RunStore
+
+    data = tmp_path / "lab"
+    with RunStore(data) as store:
+        alice, bob = store.signer.issue("alice"), store.signer.issue("bob")
+        mine = store.add("alice's run", "digits", SparseAutoencoder(64, 9), TrainConfig(), owner=alice)
+        theirs = store.add("bob's run", "digits", SparseAutoencoder(64, 9), TrainConfig(), owner=bob)
+    forged = Signer(b"another store's key, not this one").issue("alice")
+    held = "() => localStorage.getItem('sae-lab-identity')"
+    rename = "Rename"
+    with lab_server(data) as base:
+        with browser_holding(browser, alice) as pg:
+            pg.goto(base + f"/runs?run={mine}")
+            pg.get_by_role("button", name=rename).wait_for(timeout=60_000)
+            pg.reload()
+            pg.get_by_role("button", name=rename).wait_for(timeout=60_000)
+            assert pg.evaluate(held) == alice, "the browser keeps the identity the store issued"
+            pg.goto(base + f"/runs?run={theirs}")
+            pg.wait_for_function("() => document.body.innerText.includes('belongs to someone else')", timeout=60_000)
+            assert pg.get_by_role("button", name=rename).count() == 0, "no rename for bob's run"
+            no_exception(pg)
+
+        with browser_holding(browser, forged) as pg:
+            pg.goto(base + f"/runs?run={mine}")
+            pg.wait_for_function("() => document.body.innerText.includes('saved identity was refused')",
+                                 timeout=60_000)
+            pg.wait_for_function(f"() => ({held})() !== {json.dumps(forged)}", timeout=30_000)
+            fresh = pg.evaluate(held)
+            with RunStore(data) as store:
+                assert store.identity(fresh).user.startswith("browser-"), "a fresh identity, signed by the store"
+            pg.wait_for_function("() => document.body.innerText.includes('belongs to someone else')", timeout=30_000)
+            assert pg.get_by_role("button", name=rename).count() == 0, "the forged identity was not adopted"
+            pg.reload()
+            pg.wait_for_function("() => document.body.innerText.includes('belongs to someone else')", timeout=60_000)
+            assert "saved identity was refused" not in pg.inner_text("body"), "the fresh identity is accepted"
+            assert pg.evaluate(held) == fresh, "and kept across the reload"
+            no_exception(pg)
 
 
 # ----------------------------------------------------------------------------- reload, links

@@ -3,7 +3,8 @@
 - Recording: a run trained in the dashboard is in the store (config, curves, final metrics, weights) without
   anyone asking; the recorder does not keep a dropped session's job alive.
 - Runs page: the table lists the runs; two chosen runs draw overlaid curves, ρ̂ histograms and filters side
-  by side; rename and delete; a run loads back into the live view, paused at its step, and continues.
+  by side; rename and delete (of the session's own runs: who may do what is tests/pages/test_pages_owners.py);
+  a run loads back into the live view, paused at its step, and continues.
 - Sweep page: a 2 x 2 sweep trains in the background to the end and draws its heatmaps and small multiples;
   a clicked cell opens its run on the Runs page; everything is still there after a "restart" (new store
   object, new sweep registry, new session).
@@ -36,6 +37,7 @@ from sae.runs.recorder import RunRecorder  # noqa: E402
 from sae.core.model import SparseAutoencoder  # noqa: E402
 from sae.runs.store import RunStore  # noqa: E402
 from sae.ui import share, state  # noqa: E402
+from sae.ui.identity import TOKEN_KEY  # noqa: E402
 from sae.app.job import Job, subset_indices  # noqa: E402
 from sae.app.settings import Settings  # noqa: E402
 from conftest import chart_payloads, wait_for
@@ -65,10 +67,19 @@ def store(lab_data):
         yield s
 
 
-def app(params=None, page=None) -> AppTest:
+@pytest.fixture
+def alice(store) -> str:
+    """An identity token of the dashboard's store: the user the page tests' sessions are."""
+    return store.signer.issue("alice")
+
+
+def app(params=None, page=None, token: str | None = None) -> AppTest:
+    """The dashboard under AppTest; ``token``: the session's identity (as a browser's report would set it)."""
     at = AppTest.from_file(HOME, default_timeout=60)
     for k, v in (params or SMALL).items():
         at.query_params[k] = v
+    if token is not None:
+        at.session_state[TOKEN_KEY] = token
     at.run()
     if page:
         at.switch_page(page).run()
@@ -91,12 +102,13 @@ def charts(at: AppTest) -> dict[str, dict]:
 
 
 def record_run(store: RunStore, name: str, n_hidden: int = 9, rho: float = 0.05, beta: float = 3.0,
-               epochs: float = 3) -> str:
-    """A short digits run recorded the way the dashboard records one (a RunRecorder on the trainer)."""
+               epochs: float = 3, owner: str | None = None) -> str:
+    """A short digits run recorded the way the dashboard records one (a RunRecorder on the trainer), ``owner``'s."""
     data = load_dataset("digits")
     mc = ModelConfig(64, n_hidden, decoder_activation="sigmoid")
     tc = TrainConfig(rho=rho, beta=beta, epochs=epochs, batch_size=128, lr=0.03, seed=0)
-    recorder = RunRecorder.create(store, name, "digits", mc, tc, interval=0.0, X=data.X, labels=data.labels)
+    recorder = RunRecorder.create(store, name, "digits", mc, tc, interval=0.0, X=data.X, labels=data.labels,
+                                  owner=owner)
     trainer = Trainer(data.X, mc, tc, on_snapshot=recorder)
     recorder.attach(trainer)
     trainer.run()
@@ -104,9 +116,9 @@ def record_run(store: RunStore, name: str, n_hidden: int = 9, rho: float = 0.05,
     return recorder.run_id
 
 
-def quick_run(store: RunStore, name: str, rho: float = 0.05) -> str:
-    """A finished digits run with (untrained) weights, recorded at once."""
-    return store.add(name, "digits", SparseAutoencoder(64, 9), TrainConfig(rho=rho))
+def quick_run(store: RunStore, name: str, rho: float = 0.05, owner: str | None = None) -> str:
+    """A finished digits run with (untrained) weights, recorded at once, ``owner``'s."""
+    return store.add(name, "digits", SparseAutoencoder(64, 9), TrainConfig(rho=rho), owner=owner)
 
 
 def picker(at: AppTest, state_key: str):
@@ -132,6 +144,8 @@ def test_a_dashboard_run_is_recorded_automatically(store):
     at = app()
     job = train_in_dashboard(at)
     assert job.run_id is not None and job.record_error is None
+    me = store.identity(at.session_state[TOKEN_KEY])  # a session without a browser gets an identity of its own
+    assert me.role == "student" and store.get(job.run_id).owned_by == me.user, "the run is the session's"
     assert wait_for(lambda: store.get(job.run_id).status == "finished"), "the end of the run is recorded"
     record = store.get(job.run_id)
     assert record.dataset == "digits" and record.model_config.n_hidden == 9 and record.train_config.epochs == 4
@@ -208,10 +222,10 @@ def test_compare_needs_two_runs(store):
     assert any("Choose two to four runs" in i.value for i in at.info)
 
 
-def test_rename_and_delete_a_run(store):
-    a = record_run(store, "keep me")
-    b = record_run(store, "throw me away")
-    at = app(page=RUNS)
+def test_rename_and_delete_a_run(store, alice):
+    a = record_run(store, "keep me", owner=alice)
+    b = record_run(store, "throw me away", owner=alice)
+    at = app(page=RUNS, token=alice)
     at.radio(key="runs_view").set_value("One run").run()
     picker(at, "runs_open").set_value(a).run()
     at.text_input(key=f"runs_name_{a}").set_value("renamed run")  # in a form: sent with the submit
@@ -226,11 +240,11 @@ def test_rename_and_delete_a_run(store):
     assert at.dataframe[0].value["name"].tolist() == ["renamed run"]
 
 
-def test_deleting_one_run_deletes_exactly_one_closes_its_confirmation_and_can_be_undone(store):
-    ids = [quick_run(store, f"run {k}") for k in range(3)]
+def test_deleting_one_run_deletes_exactly_one_closes_its_confirmation_and_can_be_undone(store, alice):
+    ids = [quick_run(store, f"run {k}", owner=alice) for k in range(3)]
     doomed = ids[1]
     before = store.get(doomed)
-    at = app(page=RUNS)
+    at = app(page=RUNS, token=alice)
     at.radio(key="runs_view").set_value("One run").run()
     picker(at, "runs_open").set_value(doomed).run()
     assert at.query_params["run"] == doomed, "the URL names the run on view"
@@ -266,9 +280,9 @@ def test_a_link_to_a_deleted_run_leaves_the_url(store):
     assert at.session_state.get("runs_open") != gone and keep in store
 
 
-def test_the_run_picker_follows_a_rename_and_loads_the_run_it_names(store):
-    first, second = quick_run(store, "first"), quick_run(store, "second")
-    at = app(page=RUNS)
+def test_the_run_picker_follows_a_rename_and_loads_the_run_it_names(store, alice):
+    first, second = quick_run(store, "first", owner=alice), quick_run(store, "second", owner=alice)
+    at = app(page=RUNS, token=alice)
     at.radio(key="runs_view").set_value("One run").run()
     picker(at, "runs_open").set_value(first).run()
     at.text_input(key=f"runs_name_{first}").set_value("renamed")
@@ -320,6 +334,7 @@ def test_a_run_loads_back_into_the_live_view_and_continues(store):
     job.stop()
     child = store.get(job.run_id)
     assert child.parent_id == run_id and child.name == "to continue (continued)"
+    assert child.owned_by == store.identity(at.session_state[TOKEN_KEY]).user, "a continuation is the session's own"
     assert wait_for(lambda: store.get(job.run_id).final)
     assert store.get(run_id).step == record.step, "the loaded run itself is left as it was"
 
@@ -356,6 +371,8 @@ def test_a_tiny_sweep_runs_to_the_end_and_draws_its_results(store):
     no_exception(at)
     cells = store.list(sweep_id=sweep_id)
     assert len(cells) == 4 and {r.status for r in cells} == {"finished"}
+    me = store.identity(at.session_state[TOKEN_KEY]).user
+    assert store.sweeps.get(sweep_id).owned_by == me and {r.owned_by for r in cells} == {me}, "the session's sweep"
     assert {(r.train_config.rho, r.train_config.beta) for r in cells} == {(0.01, 0.3), (0.01, 3.0), (0.1, 0.3),
                                                                           (0.1, 3.0)}
     figs = charts(at)

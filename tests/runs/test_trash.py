@@ -4,7 +4,6 @@ an old (version 1) database file gets the trash when it is opened."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 
@@ -12,13 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from sae.core.config import config_to_dict
 from sae.runs import database
 from sae.runs.store import DB_FILE, RunNotFoundError, RunStore, StoreError
 from sae.runs.trash import KEEP_SECONDS
 from sae.training.status import RunStatus
 
-from conftest import MC, TC, history, make_model, snapshot
+from conftest import MC, TC, history, make_model, old_database, snapshot
 
 
 def recorded(store: RunStore, name: str, seed: int = 0) -> str:
@@ -104,15 +102,8 @@ def test_opening_a_store_purges_old_trash(tmp_path):
 def test_a_version_1_database_gets_the_trash_when_opened(tmp_path):
     """A file as the first Lab wrote it (schema 1, no ``deleted`` column), with one run in it."""
     root = tmp_path / "old-lab"
-    root.mkdir()
-    conn = sqlite3.connect(root / DB_FILE)
-    with conn:
-        conn.executescript(database._SCHEMA)
-        conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
-                         [("schema_version", "1"), ("application", "sae-lab"), ("created", "0")])
-        conn.execute("INSERT INTO runs (id, name, dataset, created, updated, status, model_config, train_config, "
-                     "owner, pid, host) VALUES (?, 'from v1', 'toy', 1.0, 2.0, 'finished', ?, ?, 'x', 1, 'h')",
-                     ("a" * 32, json.dumps(config_to_dict(MC)), json.dumps(config_to_dict(TC))))
+    conn = old_database(root, 1, run="from v1")
+    conn.commit()
     conn.close()
     with RunStore(root) as store:
         (record,) = store.list()
@@ -121,7 +112,7 @@ def test_a_version_1_database_gets_the_trash_when_opened(tmp_path):
         assert store.list() == [] and [r.id for r in store.trash.list()] == ["a" * 32]
         store.trash.restore(record.id)
     conn = sqlite3.connect(root / DB_FILE)
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(database.SCHEMA_VERSION)
     assert "deleted" in [row[1] for row in conn.execute("PRAGMA table_info(runs)")]
     conn.close()
     with RunStore(root) as again:  # opening a migrated file again changes nothing
@@ -131,12 +122,8 @@ def test_a_version_1_database_gets_the_trash_when_opened(tmp_path):
 def test_a_new_database_has_the_same_schema_as_a_migrated_one(tmp_path):
     RunStore(tmp_path / "new").close()
     old = tmp_path / "old"
-    old.mkdir()
-    conn = sqlite3.connect(old / DB_FILE)
-    with conn:
-        conn.executescript(database._SCHEMA)
-        conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
-                         [("schema_version", "1"), ("application", "sae-lab"), ("created", "0")])
+    conn = old_database(old, 1)
+    conn.commit()
     conn.close()
     RunStore(old).close()
 
