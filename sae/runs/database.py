@@ -19,7 +19,9 @@ column names, so a checkpoint updates the run row and its history in ONE transac
 Versions: a new file gets the version-1 schema (``_SCHEMA``, as the first Lab wrote it) and then every
 migration in ``MIGRATIONS``, exactly as an old file does when it is opened, so old and new files end up alike.
 Version 2 added ``runs.deleted`` (the trash); version 3 ``runs.owned_by`` and ``sweeps.owned_by`` (who may change
-them; rows from before have none). A file written by a newer Lab is refused.
+them; rows from before have none); version 4 ``runs.timeline`` (the settings a run began with and its edits,
+:mod:`sae.training.timeline`) and the classroom's tables ``classes``, ``class_members`` and ``class_submissions``
+(:mod:`sae.runs.classroom`). A file written by a newer Lab is refused.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from sae.runs.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION = "sae-lab"
 ENV_VAR = "SAE_LAB_DATA"
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for another one before giving up
@@ -97,6 +99,14 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX runs_deleted ON runs (deleted)"),
     3: ("ALTER TABLE runs ADD COLUMN owned_by TEXT",  # the user a run belongs to (sae.runs.owners; NULL: nobody)
         "ALTER TABLE sweeps ADD COLUMN owned_by TEXT"),  # the user a sweep belongs to
+    4: ("ALTER TABLE runs ADD COLUMN timeline TEXT",  # JSON: the settings it began with and its edits
+        "CREATE TABLE classes (code TEXT PRIMARY KEY, name TEXT NOT NULL, teacher TEXT NOT NULL, created REAL NOT NULL, "
+        "broadcast TEXT, closed REAL)",  # sae.runs.classroom
+        "CREATE TABLE class_members (code TEXT NOT NULL REFERENCES classes (code) ON DELETE CASCADE, "
+        "user TEXT NOT NULL, name TEXT NOT NULL, joined REAL NOT NULL, PRIMARY KEY (code, user))",
+        "CREATE TABLE class_submissions (code TEXT NOT NULL REFERENCES classes (code) ON DELETE CASCADE, "
+        "run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE, user TEXT NOT NULL, submitted REAL NOT NULL, "
+        "scores TEXT NOT NULL DEFAULT '{}', PRIMARY KEY (code, run_id))"),
 }
 
 

@@ -47,6 +47,7 @@ class RunRecorder:
         self.run_id = check_run_id(run_id)
         self.interval = float(interval)
         self._history = history
+        self._timeline: Callable[[], Any] | None = None
         self._X, self._labels, self._probe = X, labels, probe
         self._lock = threading.Lock()
         self._last = -math.inf
@@ -67,8 +68,10 @@ class RunRecorder:
         return cls(store, run_id, **kwargs)
 
     def attach(self, trainer: Any) -> "RunRecorder":
-        """Read the history from ``trainer.history()`` at each checkpoint."""
+        """Read the history from ``trainer.history()`` (and its edits from ``trainer.timeline_view()``, so the
+        stored run can be replayed) at each checkpoint."""
         self._history = trainer.history
+        self._timeline = getattr(trainer, "timeline_view", None)
         return self
 
     def __call__(self, snapshot: Snapshot) -> None:
@@ -83,13 +86,16 @@ class RunRecorder:
     def _current_history(self) -> Mapping[str, np.ndarray] | None:
         return None if self._history is None else self._history()
 
+    def _current_timeline(self):
+        return None if self._timeline is None else self._timeline()
+
     def checkpoint(self, snapshot: Snapshot) -> None:
         with self._lock:
             if self.finished:
                 return
             self._last = time.monotonic()
             try:
-                self.store.checkpoint(self.run_id, snapshot, self._current_history())
+                self.store.checkpoint(self.run_id, snapshot, self._current_history(), timeline=self._current_timeline())
                 self.checkpoints += 1
                 self.error = None
             except RunNotFoundError as exc:
@@ -114,7 +120,8 @@ class RunRecorder:
                     except ValueError as exc:
                         raise StoreError(f"the snapshot's {exc}") from None
                     metrics, rho_hat = evaluate_run(model, self._X, self._labels, probe=self._probe, rho=target)
-                self.store.finish(self.run_id, snapshot, self._current_history(), metrics, rho_hat=rho_hat)
+                self.store.finish(self.run_id, snapshot, self._current_history(), metrics, rho_hat=rho_hat,
+                                  timeline=self._current_timeline())
                 self.error = None
             except (StoreError, OSError) as exc:
                 self.error = str(exc)

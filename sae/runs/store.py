@@ -54,8 +54,10 @@ from sae.runs.model_file import MAX_MODEL_BYTES, Run, RunFileError, model_from_b
 from sae.runs.owners import Identity, Signer, may_change, require
 from sae.runs.records import METRIC_COLUMNS, RUN_COLUMNS, RunRecord, list_filters, run_record, writer
 from sae.runs.sweep_table import SweepRecord, SweepTable
+from sae.runs.classroom import Classes
 from sae.runs.trash import Trash
 from sae.training.status import FINAL_STATUSES, RunStatus
+from sae.training.timeline import TimelineView, timeline_from_dict, timeline_to_dict
 from sae.training.trainer import Snapshot
 
 logger = logging.getLogger(__name__)
@@ -161,6 +163,7 @@ class RunStore:
         self._db = Database(self.db_path, self.busy_timeout)
         self.sweeps = SweepTable(self._db, self)
         self.trash = Trash(self._db, self)
+        self.classes = Classes(self._db, self)
         _remove_stale_temporaries(self.weights_dir)
         self.trash.purge()
 
@@ -258,17 +261,20 @@ class RunStore:
             self._configs[run_id] = (mc, tc, row[2])
         return self._configs[run_id]
 
-    def checkpoint(self, run_id: str, snapshot: Snapshot, history: Mapping[str, np.ndarray] | None = None) -> None:
+    def checkpoint(self, run_id: str, snapshot: Snapshot, history: Mapping[str, np.ndarray] | None = None, *,
+                   timeline: TimelineView | None = None) -> None:
         """Record a running run's latest state: weights file (atomic), status, step, losses, history.
 
         Cheap (a few ms for a bounded history): call it every few seconds from the training thread.
         Weights that are not finite are skipped (the previous file stays). A run deleted meanwhile
-        raises RunNotFoundError and leaves no file behind.
+        raises RunNotFoundError and leaves no file behind. ``timeline``: the run's edits so far (kept with it, so the
+        run can be replayed: :meth:`timeline`).
         """
-        self._write_snapshot(run_id, snapshot, history, status=snapshot.status)
+        self._write_snapshot(run_id, snapshot, history, status=snapshot.status, timeline=timeline)
 
     def finish(self, run_id: str, snapshot: Snapshot, history: Mapping[str, np.ndarray] | None = None,
-               metrics: Mapping[str, Any] | None = None, *, rho_hat: np.ndarray | None = None) -> None:
+               metrics: Mapping[str, Any] | None = None, *, rho_hat: np.ndarray | None = None,
+               timeline: TimelineView | None = None) -> None:
         """Record a run's end: like :meth:`checkpoint`, plus final metrics.
 
         Args:
@@ -279,7 +285,8 @@ class RunStore:
             rho_hat: the (n_hidden,) mean activations to keep instead of the snapshot's (e.g. on all data).
         """
         status = snapshot.status if snapshot.status in FINAL_STATUSES else RunStatus.STOPPED
-        self._write_snapshot(run_id, snapshot, history, status=status, metrics=metrics or {}, rho_hat=rho_hat)
+        self._write_snapshot(run_id, snapshot, history, status=status, metrics=metrics or {}, rho_hat=rho_hat,
+                             timeline=timeline)
 
     def _weights_bytes(self, run_id: str, snapshot: Snapshot, hyper: Mapping[str, float]) -> bytes | None:
         """The snapshot's model as a weights file (live hyperparameters applied), None if its weights are not finite."""
@@ -303,7 +310,7 @@ class RunStore:
 
     def _write_snapshot(self, run_id: str, snapshot: Snapshot, history: Mapping[str, np.ndarray] | None,
                         status: str, metrics: Mapping[str, Any] | None = None,
-                        rho_hat: np.ndarray | None = None) -> None:
+                        rho_hat: np.ndarray | None = None, timeline: TimelineView | None = None) -> None:
         run_id = check_run_id(run_id)
         self.run_configs(run_id)  # a missing run fails here, before anything is written
         hyper = {k: float(v) for k, v in snapshot.hyper.items()}
@@ -328,6 +335,9 @@ class RunStore:
         if summary is not None:
             sets.append("summary = ?")
             values.append(summary)
+        if timeline is not None:
+            sets.append("timeline = ?")
+            values.append(json.dumps(timeline_to_dict(timeline)))
         with self._db.transaction(write=True) as conn:
             found = conn.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id = ?", (*values, run_id)).rowcount
             if found and encoded is not None:
@@ -491,6 +501,22 @@ class RunStore:
                     raise RunNotFoundError(f"there is no run {run_id} in {self.db_path}.")
                 return {}
         return decode_history(row[0], row[1], row[2], f"run {run_id}")
+
+    def timeline(self, run_id: str) -> TimelineView | None:
+        """The run's recorded timeline (the settings it began with and every edit, with the step each took effect
+        at; ``sae.training.timeline``), or None for a run recorded without one. ``TimelineView.schedule()`` is what
+        a replay applies (``Trainer(..., schedule=...)``; the dashboard's replay link)."""
+        run_id = check_run_id(run_id)
+        with self._db.transaction() as conn:
+            row = conn.execute("SELECT timeline FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"there is no run {run_id} in {self.db_path}.")
+        if row[0] is None:
+            return None
+        try:
+            return timeline_from_dict(json.loads(row[0]))
+        except (ValueError, ConfigError) as exc:
+            raise StoreError(f"the timeline of run {run_id} in {self.db_path} is damaged ({exc}).") from None
 
     def rho_hat(self, run_id: str) -> np.ndarray | None:
         """The (n_hidden,) mean activations recorded last (on all data once finished), or None."""

@@ -34,7 +34,7 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
-from sae.core.config import ConfigError, TrainConfig
+from sae.core.config import ConfigError, TrainConfig, config_from_dict, config_to_dict
 
 EDIT_KINDS = ("set", "resample", "rewind", "twin", "promote", "pause", "resume", "step")
 SCHEDULED_KINDS = ("set", "resample", "rewind")  # the edits that change what the run computes
@@ -227,6 +227,21 @@ class TimelineView:
         return list(self.edits)
 
 
+def timeline_to_dict(view: TimelineView) -> dict[str, Any]:
+    """A JSON-safe form of a timeline (the run store keeps it with the run): the settings it began with, the step,
+    the edits."""
+    return {"start": None if view.start is None else config_to_dict(view.start), "start_step": int(view.start_step),
+            "edits": [e.to_dict() for e in view.edits]}
+
+
+def timeline_from_dict(d: Mapping[str, Any]) -> TimelineView:
+    """The TimelineView of :func:`timeline_to_dict` (no checkpoints: they stay in the trainer's memory)."""
+    start = d.get("start")
+    return TimelineView(tuple(Edit.from_dict(e) for e in d.get("edits", ())), (),
+                        start=None if start is None else config_from_dict(TrainConfig, start),
+                        start_step=int(d.get("start_step", 0)))
+
+
 def view_of(timeline: Timeline) -> TimelineView:
     return TimelineView(tuple(timeline.edits), tuple(timeline.checkpoint_steps()), timeline.version, timeline.start,
                         timeline.start_step)
@@ -274,5 +289,5 @@ def parse_schedule_text(text: str) -> list[Edit]:
 
 
 __all__ = ["Edit", "Checkpoint", "Timeline", "TimelineView", "view_of", "schedule_of", "parse_schedule",
-           "schedule_text", "parse_schedule_text", "EDIT_KINDS",
+           "schedule_text", "parse_schedule_text", "timeline_to_dict", "timeline_from_dict", "EDIT_KINDS",
            "SCHEDULED_KINDS", "CHECKPOINT_BYTES", "SYMBOLS"]

@@ -27,6 +27,7 @@ from sae.runs.owners import (KEY_BYTES, KEY_FILE, ForgedIdentityError, Identity,
                              may_change, new_user, owner_label)
 from sae.runs.recorder import RunRecorder
 from sae.runs.store import DB_FILE, RunNotFoundError, RunStore, StoreError
+from sae.runs.database import SCHEMA_VERSION
 from sae.runs.sweep import Sweep
 from sae.runs.sweep_spec import SweepSpec
 from sae.runs.table import run_table
@@ -347,7 +348,7 @@ def test_a_version_2_database_gets_owners_when_opened(tmp_path):
         assert store.get(store.copy(record.id, owner=student)).owned_by == "alice"
         store.rename(record.id, "renamed by the local user")
     conn = sqlite3.connect(root / DB_FILE)
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
     assert "owned_by" in [row[1] for row in conn.execute("PRAGMA table_info(runs)")]
     assert "owned_by" in [row[1] for row in conn.execute("PRAGMA table_info(sweeps)")]
     conn.close()
