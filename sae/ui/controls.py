@@ -62,6 +62,7 @@ PAGES = (  # (script, label, icon); the entry file is the Train page
     ("pages/9_common_mistakes.py", "Common mistakes", ":material/bug_report:"),
     ("pages/10_runs.py", "Runs", ":material/table_rows:"),
     ("pages/11_sweep.py", "Sweep", ":material/grid_on:"),
+    ("pages/13_classroom.py", "Classroom", ":material/groups:"),
 )
 
 
@@ -164,7 +165,7 @@ def changes(job: Job, settings: Settings) -> tuple[dict, dict]:
 
 
 def on_train() -> None:
-    job = state.current_job()
+    job = state.own_job()
     settings = settings_from_state()
     if job is None or job.final or changes(job, settings)[1]:
         _fresh_job(start=True)
@@ -173,7 +174,7 @@ def on_train() -> None:
 
 
 def on_pause_resume() -> None:
-    job = state.current_job()
+    job = state.own_job()
     if job is None:
         return
     if job.status in ACTIVE_STATUSES:
@@ -183,13 +184,13 @@ def on_pause_resume() -> None:
 
 
 def on_step() -> None:
-    job = state.current_job()
+    job = state.own_job()
     if job is not None and not job.final:
         job.step(1)
 
 
 def on_stop() -> None:
-    job = state.current_job()
+    job = state.own_job()
     if job is not None:
         job.stop()
 
@@ -273,6 +274,17 @@ def panel(page_id: str = "", experiment: bool = False) -> Job:
     """Draw the sidebar (navigation, buttons, status, settings) and return the session's job,
     with live changes applied. ``page_id`` names the calling page (page switches are detected);
     ``experiment``: the page runs its own experiments (the settings are marked as not used there)."""
+    from sae.ui import classroom
+
+    view = classroom.watched()  # a teacher's broadcast this session watches: shown read-only, no controls
+    if view is not None:
+        with st.sidebar:
+            st.markdown("**Sparse Autoencoder Lab** · :gray[UFLDL / CS294A]")
+            navigation(state.current_settings())
+            st.divider()
+            classroom.watch_sidebar(view)
+            status_line(view)  # type: ignore[arg-type]
+        return view  # type: ignore[return-value]
     sync_widgets(page_id)
     with st.sidebar:
         st.markdown("**Sparse Autoencoder Lab** · :gray[UFLDL / CS294A]")

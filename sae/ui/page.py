@@ -9,7 +9,7 @@ import threading
 import streamlit as st
 import torch
 
-from sae.ui import controls, identity, reattach, timeline
+from sae.ui import classroom, controls, identity, reattach, state, timeline
 from sae.ui.chart import provide_plotly_js
 from sae.ui import share
 from sae.app.job import Job
@@ -81,12 +81,13 @@ def page(title: str, icon: str, subtitle: str | None = None, run_links: bool = T
     share.follow_goto()  # a run loaded by a button on the previous run asked for another page
     share.sidebar_section(job)  # "Share and export": the model out, a saved model in
     with st.sidebar:
-        identity.mount(share.link_run_id(job))  # invisible; the browser remembers its current run
+        identity.mount(share.link_run_id(state.own_job() or job))  # (never a watched broadcast)  # invisible; the browser remembers its current run
     st.title(f"{icon} {title}", anchor=False)
     if subtitle:
         st.caption(subtitle)
     reattach.notices()
     identity.notices()  # this browser's saved identity was refused (and replaced)
+    classroom.notices()  # watching a teacher's broadcast, or one that ended
     timeline.replay_offer()  # a link that replays a run: what it will do, and its button
     return job
 

@@ -50,7 +50,7 @@ def attach(run_links: bool = True) -> bool:
     """Find this browser's run for this session (see the module docstring). False: the browser's id has not come
     yet; the caller draws :func:`waiting` and stops. ``run_links``: this page puts ``?run=`` links on view."""
     browser = identity.browser_id()
-    if browser is None and state.current_job() is None and identity.has_browser():
+    if browser is None and state.own_job() is None and identity.has_browser():
         since = st.session_state.setdefault(WAIT_KEY, time.monotonic())
         if time.monotonic() - since < MAX_WAIT:
             return False
@@ -81,7 +81,7 @@ def waiting() -> None:
 
 
 def _first_attach(browser: str, restore: bool) -> None:
-    job = state.current_job()
+    job = state.own_job()
     live = browser_jobs().job_for(browser)
     if live is not None and live is not job and live.started:  # an idle, untouched job is nothing to keep
         if job is None or not job.started:  # nothing of this session's own to keep: show the browser's run
@@ -122,7 +122,7 @@ def _follow_link(link: str) -> None:
         return
     st.session_state[LINK_SEEN_KEY] = link
     del st.query_params[LINK_PARAM]  # one-shot: the URL goes back to the settings (a reload keeps the run anyway)
-    job = state.current_job()
+    job = state.own_job()
     if job is not None and link in (job.run_id, job.parent_id):
         return  # already on view (or its continuation)
     if job is not None and job.status in ACTIVE_STATUSES:  # training (or queued to): ask before stopping it
@@ -137,11 +137,11 @@ def open_link(run_id: str) -> None:
     try:
         job = share.load_stored_run(run_id)
     except RunNotFoundError:
-        _notice(state.current_job(), "error", f"The link's run `{run_id}` is not in this server's run store: it was "
+        _notice(state.own_job(), "error", f"The link's run `{run_id}` is not in this server's run store: it was "
                                               "deleted, or the link comes from another server.")
         return
     except Exception as exc:  # noqa: BLE001 - a bad link shows its reason, never a traceback
-        _notice(state.current_job(), "error", f"The link's run could not be opened: {exc}")
+        _notice(state.own_job(), "error", f"The link's run could not be opened: {exc}")
         return
     _widgets_follow(job, force=True)
     name = job.name.removesuffix(" (continued)") if job.name else run_id
@@ -155,7 +155,7 @@ def _keep_mine() -> None:
 
 def notices() -> None:
     """Under the page title: what :func:`attach` did (restored / opened / could not open), and a pending link."""
-    job = state.current_job()
+    job = state.own_job()
     notice = st.session_state.get(NOTICE_KEY)
     if notice is not None:
         job_id, step, kind, text = notice

@@ -203,7 +203,7 @@ def on_upload_model() -> None:
 def follow_goto() -> None:
     """After a callback loaded a run: switch to the page it asked for (carrying the new settings)."""
     target = st.session_state.pop(GOTO_KEY, None)
-    job = state.current_job()
+    job = state.own_job()
     if target and job is not None:
         st.switch_page(target, query_params=url.url_params(job.settings) or None)
 

@@ -162,14 +162,26 @@ def current_settings() -> Settings | None:
     return st.session_state.get(SETTINGS_KEY)
 
 
+WATCH_CODE_KEY = "sae_class_watching"  # the class whose broadcast this session watches (sae.ui.classroom)
+WATCHED_KEY = "sae_class_watched_job"  # that broadcast's ReadOnlyJob, while it is on
+
+
 def current_job() -> Job | None:
+    """This session's job, or the teacher's broadcast it watches (read-only, sae.app.broadcasts.ReadOnlyJob)."""
+    return st.session_state.get(WATCHED_KEY) or st.session_state.get(JOB_KEY)
+
+
+def own_job() -> Job | None:
+    """This session's own job, even while it watches a broadcast."""
     return st.session_state.get(JOB_KEY)
 
 
 def set_job(job: Job) -> Job:
     """Make ``job`` this session's and this browser's job; the job it replaces is stopped (its record stays in the
     run store)."""
-    old = current_job()
+    old = own_job()
+    st.session_state.pop(WATCH_CODE_KEY, None)  # a run of one's own ends any watching
+    st.session_state.pop(WATCHED_KEY, None)
     if old is not None and old is not job:
         old.stop("replaced by a new run")
     return show_job(job)
@@ -193,7 +205,7 @@ def _live(job: Job) -> bool:
 def get_job(settings: Settings) -> Job:
     """This session's job, created from ``settings`` (or the defaults if those are invalid). When another tab of the
     same browser has replaced the browser's job since, this session shows that one instead."""
-    job = current_job()
+    job = own_job()
     browsers_job = browser_jobs().job_for(browser_id())
     if browsers_job is not None and browsers_job is not job and browsers_job.started:
         return show_job(browsers_job)  # an untouched (idle) job is not worth following: each page load has its own
@@ -210,5 +222,5 @@ def get_job(settings: Settings) -> Job:
     return job
 
 
-__all__ = ["load_data", "dataset", "validate", "get_job", "new_job", "set_job", "current_job", "watch_session",
+__all__ = ["load_data", "dataset", "validate", "get_job", "new_job", "set_job", "current_job", "own_job", "watch_session",
            "run_store", "run_store_or_none", "current_settings", "show_job", "JOB_KEY", "SETTINGS_KEY", "UPLOAD", "UPLOAD_KEY", "MAX_WEIGHTS"]

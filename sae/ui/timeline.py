@@ -100,7 +100,7 @@ def replay_offer() -> None:
 
 # ------------------------------------------------------------------ the panel
 def _on_rewind(step: int) -> None:
-    job = state.current_job()
+    job = state.own_job()
     if job is None:
         return
     try:
@@ -155,7 +155,7 @@ def panel(job: Job) -> None:
             what = " · ".join(e.label() for e in edits) or "the start"
             when = f" · {_ago(edits[-1].time)}" if edits else ""
             middle.markdown(f"{what}<span style='color:#888'>{when}</span>", unsafe_allow_html=True)
-            if step in view.checkpoints:
+            if step in view.checkpoints and not job.read_only:
                 right.button("Rewind", key=f"timeline_rewind_{step}", on_click=_on_rewind, args=(step,),
                              icon=":material/undo:", width="stretch",
                              help=f"Back to the state just before step {step:,}'s edits.")
