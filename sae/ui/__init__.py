@@ -10,6 +10,7 @@
 - ``share``: runs into the live view, files in and out (model bundles, uploads), the server's sweeps,
 - ``identity``: this browser's id (localStorage, via a tiny components-v2 element) and its last stored run,
 - ``reattach``: a new session of a known browser finds its run again (reload, second tab, restart); ``?run=`` links,
+- ``twin``: the twin's controls in the sidebar (add, promote, remove) and the line each page shows while one exists,
 - ``experiment``: the experiment pages' Run / Stop and polling progress line.
 
 The per-session job itself (``sae.app.job``) and the views derived from a snapshot (``sae.app.derived``) have
