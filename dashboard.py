@@ -4,11 +4,13 @@ import math
 
 import streamlit as st
 
+from sae.app.twin import twin_derived, twin_state
 from sae.app.views import rho_target, shown_deltas
 from sae.evaluation.labels import METRIC_LABELS
 from sae.evaluation.units import thresholds_text
 from sae.viz import curves
-from sae.ui import page, timeline, what_to_look_for
+from sae.viz import twin as twin_figures
+from sae.ui import page, timeline, twin as twin_ui, what_to_look_for
 from sae.ui.chart import live_chart
 from sae.ui.live import headline_deltas, live
 
@@ -33,6 +35,9 @@ def draw(job) -> None:
     snap = job.latest()
     history = job.history()
     d = job.derived()
+    twin = twin_state(job)  # None without a twin: the page is as it always was
+    twin_history = (job.twin_history() or {}) if twin is not None else {}
+    twin_ui.caption(twin)
     head = d.headline()
     deltas = headline_deltas(job, head)
 
@@ -58,18 +63,32 @@ def draw(job) -> None:
                 delta_color="off",
                 help=f"Mean number of units with activity > 0.1 per sample, out of {len(snap.rho_hat)}.")
 
+    if twin is not None:
+        twin_ui.differences_table(d, twin_derived(job, twin), twin)
+
     for warning in job.health():
         st.warning(warning, icon=":material/warning:")
 
     left, right = st.columns(2)
     with left:
-        live_chart(timeline.marked(curves.loss_curves(history, job.settings.penalty, log_y=log_y,
-                                                      status=snap.status), job), key="loss_curves")
+        if twin is None:
+            live_chart(timeline.marked(curves.loss_curves(history, job.settings.penalty, log_y=log_y,
+                                                          status=snap.status), job), key="loss_curves")
+        else:  # overlaid: the twin dashed in the same term colours
+            live_chart(timeline.marked(twin_figures.loss_curves(history, twin_history, job.settings.penalty,
+                                                                log_y=log_y, names=(twin.run_name, twin.twin_name),
+                                                                status=snap.status), job), key="loss_curves")
         what_to_look_for("the reconstruction term falling while the sparsity term (β·KL) first jumps then "
                          "settles; raise β live and watch the red curve and the total respond.")
     with right:
-        live_chart(timeline.marked(curves.rho_hat_band(history, log_y=log_y, target=target is not None,
-                                                       status=snap.status), job), key="rho_hat_band")
+        if twin is None:
+            live_chart(timeline.marked(curves.rho_hat_band(history, log_y=log_y, target=target is not None,
+                                                           status=snap.status), job), key="rho_hat_band")
+        else:  # with the twin's mean ρ̂ (and its target, where it differs)
+            live_chart(timeline.marked(twin_figures.rho_hat_band(
+                history, twin_history, log_y=log_y, target=target is not None,
+                twin_target=target is not None and "rho" in twin.changes, names=(twin.run_name, twin.twin_name),
+                status=snap.status), job), key="rho_hat_band")
         what_to_look_for("the blue band (ρ̂ⱼ across units) closing in on the dashed target ρ; "
                          "move ρ in the sidebar and the band follows it.")
 

@@ -1,6 +1,6 @@
 """Where one live refresh spends its time, per page: building the figures, serialising them, the rest.
 
-    python bench/refresh.py [--dataset patches] [--repeats 12] [--profile] [--live]
+    python bench/refresh.py [--dataset patches] [--repeats 12] [--profile] [--live] [--twin]
 
 Runs each live page (Train, KL penalty, Filters, Activations, Codes, Reconstructions) under Streamlit's AppTest
 with a run that has trained for a few seconds, and times the page's live fragment (``sae.ui.live.live``'s draw)
@@ -10,9 +10,10 @@ split into
   rest       everything else in the fragment (metrics, the derived views' cache lookups, Streamlit elements)
 and the payload: the live charts' data per refresh as the page sends it (KiB). The run is paused while measured (so the snapshot and
 its derived views are fixed; ``--live`` keeps it training, which adds the derived views' recomputation and
-the trainer's share of the GIL to "rest"). ``--profile`` prints the cProfile hot spots of all fragments.
+the trainer's share of the GIL to "rest"). ``--twin`` adds a twin (β 10) before training, so that every page
+draws the run and its twin (``sae.ui.twin``). ``--profile`` prints the cProfile hot spots of all fragments.
 Medians over ``--repeats`` refreshes; figures are per refresh (all charts of the page). Writes
-bench/results/refresh.json.
+bench/results/refresh.json (refresh_twin.json with ``--twin``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from bench.common import machine, print_table, save_json  # noqa: E402
 PAGES = {"Train": "dashboard.py", "KL penalty": "pages/1_kl_penalty.py", "Filters": "pages/2_filters.py",
          "Activations": "pages/3_activations.py", "Codes (PCA)": "pages/4_codes.py",
          "Reconstructions": "pages/5_reconstructions.py"}
-VIZ_MODULES = ("curves", "distributions", "filters", "samples", "style")
+VIZ_MODULES = ("curves", "distributions", "filters", "samples", "style", "twin")
 NOT_FIGURES = {"binned", "kl_values", "hover_image", "thin", "f32", "activation_range", "waiting_message"}
 
 
@@ -128,6 +129,7 @@ def main() -> None:
     parser.add_argument("--train", type=float, default=8.0,
                         help="seconds of training before measuring (past the start-up warm-up, sae.ui.page)")
     parser.add_argument("--live", action="store_true", help="keep training while measuring")
+    parser.add_argument("--twin", action="store_true", help="a twin (β 10) trains beside the run: pages draw both")
     parser.add_argument("--profile", action="store_true", help="print cProfile's hot spots of the fragments")
     args = parser.parse_args()
 
@@ -138,14 +140,24 @@ def main() -> None:
     at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=120)
     at.query_params["data"] = args.dataset
     at.run()
-    at.button(key="btn_train").click().run()
+    if args.twin:  # added before the start (the run is held paused), then resumed: both train from step 0
+        at.select_slider(key="twin_beta").set_value(10.0)
+        at.button(key="btn_twin_add").click().run()
+        job = at.session_state["sae_job"]
+        end = time.monotonic() + 60
+        while job.twin_setup() is None and time.monotonic() < end:
+            time.sleep(0.05)
+        at.run()
+        at.button(key="btn_pause").click().run()
+    else:
+        at.button(key="btn_train").click().run()
     job = at.session_state["sae_job"]
     time.sleep(args.train)
     if not args.live:
         job.pause()
     profiler = meter.profiler = cProfile.Profile() if args.profile else None
     rows, out = [], {"machine": machine(), "dataset": args.dataset, "step": job.latest().step,
-                     "live": args.live, "pages": {}}
+                     "live": args.live, "twin": args.twin, "pages": {}}
     try:
         for label, script in PAGES.items():
             at.switch_page(script).run()  # first visit: caches, imports
@@ -168,7 +180,8 @@ def main() -> None:
         job.stop("bench over")
     total = [sum(r[k] for r in rows) for k in range(2, 7)]
     rows.append(["all six pages", sum(r[1] for r in rows), *total])
-    print_table(f"One live refresh per page ({args.dataset}, step {out['step']:,}, "
+    with_twin = " with a twin" if args.twin else ""
+    print_table(f"One live refresh per page ({args.dataset}{with_twin}, step {out['step']:,}, "
                 f"{'training' if args.live else 'paused'}; medians of {args.repeats})",
                 ["page", "charts", "fragment ms", "build ms", "serialise ms", "rest ms", "payload KiB"], rows)
     if profiler:
@@ -177,7 +190,7 @@ def main() -> None:
         stats.sort_stats("tottime").print_stats(25)
         stats.sort_stats("cumulative").print_stats(r"(basedatatypes|basevalidators|_json|viz|chart)", 30)
         print(stream.getvalue())
-    save_json("refresh", out)
+    save_json("refresh_twin" if args.twin else "refresh", out)
 
 
 if __name__ == "__main__":

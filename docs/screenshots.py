@@ -10,7 +10,8 @@ set shows the Codes page with colours and linear probes. Then every experiment p
 defaults, its experiment run (Run, or by itself on the common-mistakes page) and photographed with its
 results (`--only experiments` takes just these). Last, three short runs and a 3 x 3 sweep fill the Runs
 and Sweep pages (`--only runs`). The server records its runs in a temporary store, and is always killed
-at the end.
+at the end. A run with a twin (β 3 → 10, added before it starts) shows the Train, KL penalty and Filters pages with
+both (`--only twin`; taken after the live pages).
 """
 
 from __future__ import annotations
@@ -85,6 +86,17 @@ def stop(page) -> None:
         button.click()
 
 
+def visit(page, pages: list[tuple[str, str, int]], out: Path) -> list[Path]:
+    """Open each of ``pages`` (file, link label, window height) through the sidebar's links and photograph it."""
+    saved = []
+    for name, label, height in pages:
+        page.set_viewport_size({"width": WIDTH, "height": height})
+        page.get_by_role("link", name=label, exact=True).click()
+        page.wait_for_function("t => document.title.startsWith(t)", arg=label, timeout=30_000)
+        saved.append(snap(page, out / f"{name}.png", 2.0))
+    return saved
+
+
 def shoot(base: str, out: Path, seconds: float) -> list[Path]:
     saved = []
     with browser() as b:
@@ -93,11 +105,7 @@ def shoot(base: str, out: Path, seconds: float) -> list[Path]:
         page.wait_for_selector("[data-testid='stPlotlyChart'], .sae-live-chart", timeout=90_000)
         page.get_by_role("button", name="Train").click()
         time.sleep(seconds)
-        for name, label, height in PAGES:
-            page.set_viewport_size({"width": WIDTH, "height": height})
-            page.get_by_role("link", name=label, exact=True).click()
-            page.wait_for_function("t => document.title.startsWith(t)", arg=label, timeout=30_000)
-            saved.append(snap(page, out / f"{name}.png", 2.0))
+        saved += visit(page, PAGES, out)
         stop(page)
 
         # a labelled data set for the Codes page: colours, hover pictures and the linear probes
@@ -106,6 +114,37 @@ def shoot(base: str, out: Path, seconds: float) -> list[Path]:
         page.wait_for_selector("[data-testid='stPlotlyChart'], .sae-live-chart", timeout=90_000)
         page.get_by_role("button", name="Train").click()
         saved.append(snap(page, out / "7_codes_digits.png", max(4.0, seconds / 2)))
+        stop(page)
+    return saved
+
+
+TWIN_PAGES = [("15_twin_train", "Train", 1250), ("16_twin_kl_penalty", "KL penalty", 1150),
+              ("17_twin_filters", "Filters", 1250)]  # (file, link label, window height)
+
+
+def add_twin(page, setting: str = "β", steps: int = 2) -> None:
+    """Open the sidebar's "Add a twin", move the twin's ``setting`` ``steps`` options to the right, press Add."""
+    page.get_by_text("Add a twin", exact=True).first.click()
+    slider = page.locator("[data-testid='stSlider']", has_text=f"Twin's {setting}").get_by_role("slider")
+    slider.focus()
+    for _ in range(steps):
+        slider.press("ArrowRight")
+    page.get_by_role("button", name="Add a twin").click()
+    page.wait_for_function("() => document.body.innerText.includes('Twin ·')", timeout=60_000)
+
+
+def shoot_twin(base: str, out: Path, seconds: float) -> list[Path]:
+    """A twin with β 3 → 10 beside the default run (added before it starts, so both train from step 0): the Train,
+    KL penalty and Filters pages showing both."""
+    saved = []
+    with browser() as b:
+        page = b.new_page(viewport={"width": WIDTH, "height": 1100})
+        page.goto(base + "/")
+        page.wait_for_selector("[data-testid='stPlotlyChart'], .sae-live-chart", timeout=90_000)
+        add_twin(page)
+        page.get_by_role("button", name="Resume").click()  # adding the twin held the new run paused at step 0
+        time.sleep(seconds)
+        saved += visit(page, TWIN_PAGES, out)
         stop(page)
     return saved
 
@@ -163,12 +202,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=8.0, help="training time before the first screenshot")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
-    parser.add_argument("--only", choices=("all", "live", "experiments", "runs"), default="all",
-                        help="live: the pages of the training run; experiments: the experiment pages; "
-                             "runs: the Runs and Sweep pages")
+    parser.add_argument("--only", choices=("all", "live", "twin", "experiments", "runs"), default="all",
+                        help="live: the pages of the training run; twin: a run with its twin (β 10); experiments: "
+                             "the experiment pages; runs: the Runs and Sweep pages")
     args = parser.parse_args()
     with streamlit_server() as base:
         saved = shoot(base, args.out, args.seconds) if args.only in ("all", "live") else []
+        saved += shoot_twin(base, args.out, args.seconds) if args.only in ("all", "twin") else []
         saved += shoot_experiments(base, args.out) if args.only in ("all", "experiments") else []
         saved += shoot_runs(base, args.out) if args.only in ("all", "runs") else []
         for path in saved:

@@ -6,9 +6,11 @@ import numpy as np
 import streamlit as st
 
 import sae.core.loss
+from sae.app.twin import twin_derived, twin_state
 from sae.app.views import kl_units, kl_zoom_limit
 from sae.viz import curves
-from sae.ui import page, what_to_look_for
+from sae.viz import twin as twin_figures
+from sae.ui import page, twin as twin_ui, what_to_look_for
 from sae.ui.chart import live_chart
 from sae.ui.live import live
 
@@ -33,15 +35,31 @@ def draw(job) -> None:
     if job.settings.penalty != "kl":
         st.info(f"This run uses the {job.settings.penalty.upper()} penalty: the KL curve is drawn for reference; "
                 "it does not act on the units.", icon=":material/info:")
+    twin = twin_state(job)
+    twin_ui.caption(twin, "the violet diamonds (on its own dashed curve where its ρ or β differs)")
+    if twin is not None:  # the twin's ρ̂ⱼ on its own ρ and β (on the run's curve where they are the same)
+        t_snap = twin.snapshot
+        t_rho, t_beta = t_snap.hyper["rho"], t_snap.hyper["beta"]
+        t_rho_hat = t_snap.rho_hat if np.isfinite(t_snap.rho_hat).all() else twin_derived(job, twin).rho_hat
+        t_scale = t_beta if scaled else 1.0
+        both = dict(twin_rho=t_rho, twin_scale=t_scale, twin_rho_hat=t_rho_hat, derivative=derivative,
+                    compare=compare, names=(twin.run_name, twin.twin_name))
     left, right = st.columns([3, 2], gap="medium")
     with left:
-        live_chart(curves.kl_curve(rho, scale, rho_hat, derivative=derivative, compare=compare,
-                                        title="Over all of (0, 1)"), key="kl_curve")
+        title = "Over all of (0, 1)"
+        live_chart(curves.kl_curve(rho, scale, rho_hat, derivative=derivative, compare=compare, title=title)
+                   if twin is None else twin_figures.kl_curve(rho, scale, rho_hat, title=title, **both),
+                   key="kl_curve")
     with right:
         hi = kl_zoom_limit(rho, rho_hat)
-        live_chart(curves.kl_curve(rho, scale, rho_hat, derivative=derivative, compare=compare,
-                                        x_range=(0.0, hi), title=f"Zoom on ρ̂ ≤ {hi:.2g}, where the units are"),
-                        key="kl_zoom")
+        if twin is not None:
+            hi = max(hi, kl_zoom_limit(t_rho, t_rho_hat))
+        title = f"Zoom on ρ̂ ≤ {hi:.2g}, where the units are"
+        live_chart(curves.kl_curve(rho, scale, rho_hat, derivative=derivative, compare=compare, x_range=(0.0, hi),
+                                   title=title)
+                   if twin is None else twin_figures.kl_curve(rho, scale, rho_hat, x_range=(0.0, hi), title=title,
+                                                              **both),
+                   key="kl_zoom")
     units = kl_units(rho, rho_hat, scale)
     c = st.columns(4)
     c[0].metric("β·Σⱼ KL(ρ‖ρ̂ⱼ)" if scaled else "Σⱼ KL(ρ‖ρ̂ⱼ)", f"{units.total:.4g}",
@@ -51,6 +69,11 @@ def draw(job) -> None:
     worst = units.worst
     c[3].metric("Most penalised unit", f"#{worst}",
                 help=f"ρ̂ = {rho_hat[worst]:.4f}, penalty {units.per_unit[worst]:.4g}")
+    if twin is not None:
+        t_units = kl_units(t_rho, t_rho_hat, t_scale)
+        st.caption(f":violet[**{twin.twin_name}**]: {'β·' if scaled else ''}Σⱼ KL(ρ‖ρ̂ⱼ) = {t_units.total:.4g} "
+                   f"({t_units.total - units.total:+.4g} vs the run) · {t_units.above} units above its ρ = "
+                   f"{t_rho:g}, {t_units.below} below · most penalised unit #{t_units.worst}")
     what_to_look_for("the orange points (one per hidden unit) sliding down the curve into its minimum at ρ. "
                      "The curve is steep on the right: a unit that fires too often pays much more than one "
                      "that fires too rarely. Change ρ in the sidebar and watch the valley move and the units follow.")

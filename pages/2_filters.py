@@ -4,11 +4,13 @@ import numpy as np
 import streamlit as st
 
 from sae.app.settings import filters_promise
+from sae.app.twin import filter_similarity, relative_change, twin_derived, twin_state
 from sae.app.views import rho_target, unit_order, unit_weights
 from sae.evaluation.units import thresholds_text
 from sae.viz import distributions, filters, samples
+from sae.viz import twin as twin_figures
 from sae.viz.style import activation_range
-from sae.ui import page, share, what_to_look_for
+from sae.ui import page, share, twin as twin_ui, what_to_look_for
 from sae.ui.chart import live_chart
 from sae.ui.live import live
 
@@ -18,6 +20,7 @@ job = page("Filters", ":material/grid_view:",
 
 c1, c2, c3 = st.columns([1.2, 1.2, 1])
 which = c1.radio("Weights", ["encoder W₁", "decoder W₂ᵀ"], horizontal=True, key="flt_which", persist_state="session")
+TWIN_GRID_HEIGHT = 250  # px: each of the two grids side by side in the left column (square grids)
 ORDERS = {"unit": "unit", "ρ̂ (high first)": "rho_hat", "weight norm (high first)": "norm"}  # label: unit_order's by
 sort = c2.radio("Order", list(ORDERS), horizontal=True, key="flt_sort", persist_state="session")
 normalize = c3.radio("Contrast", ["ufldl", "per_filter"], horizontal=True, key="flt_norm", persist_state="session",
@@ -25,9 +28,9 @@ normalize = c3.radio("Contrast", ["ufldl", "per_filter"], horizontal=True, key="
                           "per_filter: stretch each filter's min..max.")
 
 
-def _select_unit() -> None:
+def _select_unit(key: str = "filters_chart") -> None:
     """A click on a filter selects its unit (the tile's invisible marker carries the unit index)."""
-    event = st.session_state.get("filters_chart")
+    event = st.session_state.get(key)
     try:
         points = event["selection"]["points"]
     except (KeyError, TypeError):
@@ -48,15 +51,35 @@ def draw(job) -> None:
     order = unit_order(ORDERS[sort], rho_hat, norms)
     if st.session_state.get("flt_unit", 0) >= s:
         st.session_state["flt_unit"] = 0
+    twin = twin_state(job)
+    twin_ui.caption(twin, "the violet grid beside the run's")
+    if twin is not None:  # the twin's filters in the run's order, so that unit j sits in the same cell in both
+        td = twin_derived(job, twin)
+        W_twin = unit_weights(twin.snapshot.weights, decoder=not which.startswith("encoder"))
+        cosine, change = filter_similarity(W, W_twin), relative_change(W, W_twin)
     left, right = st.columns([3, 2], gap="medium")
     with right:
         unit = st.number_input("Unit (or click a filter)", 0, s - 1, key="flt_unit", step=1)
     with left:
         if data.image_shape is not None:
             fig = filters.filters_figure(W, data.image_shape, order=order, dead=d.dead, rho_hat=rho_hat,
-                                         norms=norms, selected=unit, normalize=normalize, height=560)
-            live_chart(fig, key="filters_chart", on_select=_select_unit,
-                            config={"displayModeBar": False})
+                                         norms=norms, selected=unit, normalize=normalize,
+                                         height=560 if twin is None else TWIN_GRID_HEIGHT)
+            if twin is None:
+                live_chart(fig, key="filters_chart", on_select=_select_unit,
+                                config={"displayModeBar": False})
+            else:  # side by side: the run's grid and the twin's
+                g_run, g_twin = st.columns(2, gap="small")
+                with g_run:
+                    st.markdown(f"**{twin.run_name}**")
+                    live_chart(fig, key="filters_chart", on_select=_select_unit, config={"displayModeBar": False})
+                with g_twin:
+                    st.markdown(f":violet[**{twin.twin_name}**]")
+                    live_chart(filters.filters_figure(W_twin, data.image_shape, order=order, dead=td.dead,
+                                                      rho_hat=td.rho_hat, norms=np.linalg.norm(W_twin, axis=1),
+                                                      selected=unit, normalize=normalize, height=TWIN_GRID_HEIGHT),
+                               key="filters_twin", on_select=lambda: _select_unit("filters_twin"),
+                               config={"displayModeBar": False})
             with st.container(horizontal=True, vertical_alignment="center"):  # buttons as wide as their labels
                 share.filters_download(W[order], data.image_shape, f"filters-step{snap.step}", key="dl_filters_png",
                                        normalize=normalize)
@@ -66,6 +89,16 @@ def draw(job) -> None:
             live_chart(filters.weights_heatmap(W[order], dead=d.dead,
                                                     title=f"{which}: {data.n_features} inputs, no image shape"),
                             key="filters_heatmap")
+            if twin is not None:
+                live_chart(filters.weights_heatmap(W_twin[order], dead=td.dead, title=f"{twin.twin_name}: {which}"),
+                           key="filters_heatmap_twin")
+        if twin is not None:  # how far each unit's filter moved
+            live_chart(twin_figures.filter_similarity_figure(
+                cosine, order, change, title=f"Run vs twin: cosine of each unit's filters (mean {cosine.mean():.3f})"),
+                key="filters_similarity")
+            st.caption(f"{int((cosine < 0.5).sum())} of {s} units point elsewhere in the twin (cos < 0.5), "
+                       f"{int((cosine >= 0.9).sum())} nearly the same way (cos ≥ 0.9); median ‖Δw‖/‖w‖ = "
+                       f"{np.median(change):.3g}.")
         dead = len(d.dead)
         what_to_look_for(f"{filters_promise(job.settings.dataset)}. "
                          + (f"{dead} dead unit{'s' if dead != 1 else ''} outlined in red; " if dead else
@@ -77,6 +110,10 @@ def draw(job) -> None:
         c[0].metric("ρ̂ⱼ", f"{rho_hat[unit]:.4f}", help="Mean activation of this unit over the subset.")
         c[1].metric("‖wⱼ‖", f"{norms[unit]:.3f}")
         st.markdown(f"Unit {unit} is **{d.units.state[unit]}**", help=thresholds_text(d.rho, d.activation))
+        if twin is not None:
+            st.markdown(f":violet[**In the twin**]: ρ̂ⱼ = {td.rho_hat[unit]:.4f}, ‖wⱼ‖ = "
+                        f"{np.linalg.norm(W_twin[unit]):.3f}, **{td.units.state[unit]}**; cos(w_run, w_twin) = "
+                        f"{cosine[unit]:.3f}")
         counts, edges = distributions.binned(a, 40, activation_range(d.activation))
         live_chart(distributions.histogram_figure(counts, edges,
                                                        f"activation of unit {unit} on {len(a):,} samples", "samples",

@@ -11,6 +11,7 @@
 - ``identity``: this browser's id and signed identity token (localStorage, via a tiny components-v2 element), its
   last stored run, an OIDC login where configured, the teacher role; ``identity.actor()``: whose changes these are,
 - ``reattach``: a new session of a known browser finds its run again (reload, second tab, restart); ``?run=`` links,
+- ``twin``: the twin's controls in the sidebar (add, promote, remove) and the line each page shows while one exists,
 - ``experiment``: the experiment pages' Run / Stop and polling progress line.
 
 The per-session job itself (``sae.app.job``) and the views derived from a snapshot (``sae.app.derived``) have

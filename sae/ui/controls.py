@@ -30,7 +30,7 @@ from sae.app.settings import Settings
 from sae.core.config import ACTIVATIONS, OPTIMIZERS, ConfigError
 from sae.data import DATASETS, DataError
 from sae.training.status import ACTIVE_STATUSES, RunStatus
-from sae.ui import state
+from sae.ui import state, twin
 from sae.ui.upload import upload_widgets
 from sae.ui.url import (BATCH_OPTIONS, BETA_OPTIONS, DEFAULTS, LAMBDA_OPTIONS, LR_OPTIONS, PENALTY_LABELS, RHO_OPTIONS,
                         dataset_defaults_to_widgets, fmt, settings_from_state, sync_url, sync_widgets, url_params)
@@ -342,6 +342,8 @@ def panel(page_id: str = "", experiment: bool = False) -> Job:
                 st.warning(f"Changed {changed}: this needs a new run.", icon=":material/restart_alt:")
                 st.button("Restart with these settings", on_click=_fresh_job, kwargs={"start": True},
                           key="btn_restart", width="stretch", type="primary")
+            if not experiment:
+                twin.controls(job)  # "Add a twin" / the twin's state, Promote, Remove (sae.ui.twin)
     return job
 
 
