@@ -8,7 +8,7 @@ from sae.app.views import rho_target, shown_deltas
 from sae.evaluation.labels import METRIC_LABELS
 from sae.evaluation.units import thresholds_text
 from sae.viz import curves
-from sae.ui import page, what_to_look_for
+from sae.ui import doctor, page, what_to_look_for
 from sae.ui.chart import live_chart
 from sae.ui.live import headline_deltas, live
 
@@ -58,8 +58,7 @@ def draw(job) -> None:
                 delta_color="off",
                 help=f"Mean number of units with activity > 0.1 per sample, out of {len(snap.rho_hat)}.")
 
-    for warning in job.health():
-        st.warning(warning, icon=":material/warning:")
+    doctor.panel(job)  # what is wrong with the run, its evidence and the fixes (sae.ui.doctor)
 
     left, right = st.columns(2)
     with left:
