@@ -10,7 +10,7 @@ from sae.evaluation.labels import METRIC_LABELS
 from sae.evaluation.units import thresholds_text
 from sae.viz import curves
 from sae.viz import twin as twin_figures
-from sae.ui import page, timeline, twin as twin_ui, what_to_look_for
+from sae.ui import doctor, page, timeline, twin as twin_ui, what_to_look_for
 from sae.ui.chart import live_chart
 from sae.ui.live import headline_deltas, live
 
@@ -66,8 +66,7 @@ def draw(job) -> None:
     if twin is not None:
         twin_ui.differences_table(d, twin_derived(job, twin), twin)
 
-    for warning in job.health():
-        st.warning(warning, icon=":material/warning:")
+    doctor.panel(job)  # what is wrong with the run, its evidence and the fixes (sae.ui.doctor)
 
     left, right = st.columns(2)
     with left:

@@ -29,12 +29,25 @@ MIN_ROWS = 24  # history rows needed before a stall is judged
 DEAD_MEAN = 1e-6  # without a KL target: a unit whose mean activity is below this is dead
 
 
+def dead_line(rho: float | None) -> float:
+    """The rho_hat_j below which a unit is dead: DEAD_RATIO * rho, or DEAD_MEAN without a KL target (rho None)."""
+    return DEAD_MEAN if rho is None else DEAD_RATIO * rho
+
+
 def all_units_dead(rho_hat: np.ndarray, rho: float | None) -> bool:
-    """Whether every unit's rho_hat_j (s,) is below DEAD_RATIO * rho (rho None: below DEAD_MEAN)."""
+    """Whether every unit's rho_hat_j (s,) is below the dead line (:func:`dead_line`)."""
     rho_hat = np.asarray(rho_hat, dtype=np.float64)
     if rho_hat.size == 0 or not np.isfinite(rho_hat).all():
         return False
-    return bool((rho_hat < (DEAD_MEAN if rho is None else DEAD_RATIO * rho)).all())
+    return bool((rho_hat < dead_line(rho)).all())
+
+
+def thirds(values: np.ndarray) -> tuple[float, float]:
+    """(median of the first third, median of the last third) of ``values`` (at least one value each): a trend
+    that a noisy minibatch series cannot fake."""
+    values = np.asarray(values, dtype=np.float64)
+    third = max(1, len(values) // 3)
+    return float(np.median(values[:third])), float(np.median(values[-third:]))
 
 
 def stalled(history: Mapping[str, np.ndarray]) -> tuple[float, float, float] | None:
@@ -45,8 +58,8 @@ def stalled(history: Mapping[str, np.ndarray]) -> tuple[float, float, float] | N
     if len(total) < MIN_ROWS or not np.isfinite(total).all():
         return None
     window = max(MIN_ROWS // 2, int(round(STALL_FRACTION * len(total))))
+    first, last = thirds(total[-window:])
     third = max(1, window // 3)
-    first, last = float(np.median(total[-window:][:third])), float(np.median(total[-third:]))
     share = float(np.median(sparsity[-third:] / np.where(total[-third:] > 0, total[-third:], np.inf)))
     if first <= 0 or last < first * (1 - STALL_DROP) or share <= PENALTY_SHARE:
         return None
@@ -64,7 +77,7 @@ def run_health(history: Mapping[str, np.ndarray], rho_hat: np.ndarray, rho: floa
     warnings = []
     rho_hat = np.asarray(rho_hat)
     if all_units_dead(rho_hat, rho):
-        limit = f"ρ̂ⱼ < {DEAD_MEAN:g}" if rho is None else f"ρ̂ⱼ < {DEAD_RATIO * rho:g} = ρ/{1 / DEAD_RATIO:g}"
+        limit = f"ρ̂ⱼ < {DEAD_MEAN:g}" if rho is None else f"ρ̂ⱼ < {dead_line(rho):g} = ρ/{1 / DEAD_RATIO:g}"
         warnings.append(f"all {rho_hat.size} units are dead ({limit} on the last batch): the code carries nothing. "
                         "Lower the learning rate (or β) and train again.")
     stall = stalled(history)
@@ -76,5 +89,5 @@ def run_health(history: Mapping[str, np.ndarray], rho_hat: np.ndarray, rho: floa
     return warnings
 
 
-__all__ = ["run_health", "all_units_dead", "stalled", "STALL_FRACTION", "STALL_DROP", "PENALTY_SHARE", "MIN_ROWS",
+__all__ = ["run_health", "all_units_dead", "dead_line", "thirds", "stalled", "STALL_FRACTION", "STALL_DROP", "PENALTY_SHARE", "MIN_ROWS",
            "DEAD_MEAN"]

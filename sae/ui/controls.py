@@ -1,5 +1,6 @@
 """The control panel: the same sidebar on every page: navigation, the Train / Pause / Step / Stop / Reset
-buttons and their callbacks, the live status line, and the settings widgets.
+buttons and their callbacks, the live status line with the doctor's line under it (``sae.ui.doctor``), and the
+settings widgets.
 
 The settings' round trip through the URL (which query parameter holds which setting, what a link may
 hold) is ``sae.ui.url``; the "Your data" upload widgets are ``sae.ui.upload``.
@@ -30,7 +31,7 @@ from sae.app.settings import Settings
 from sae.core.config import ACTIVATIONS, OPTIMIZERS, ConfigError
 from sae.data import DATASETS, DataError
 from sae.training.status import ACTIVE_STATUSES, RunStatus
-from sae.ui import state, twin
+from sae.ui import doctor, state, twin
 from sae.ui.upload import upload_widgets
 from sae.ui.url import (BATCH_OPTIONS, BETA_OPTIONS, DEFAULTS, LAMBDA_OPTIONS, LR_OPTIONS, PENALTY_LABELS, RHO_OPTIONS,
                         dataset_defaults_to_widgets, fmt, settings_from_state, sync_url, sync_widgets, url_params)
@@ -214,9 +215,7 @@ def status_text(job: Job) -> str:
     why = job.note if job.note and snap.status in (RunStatus.PAUSED, RunStatus.STOPPED) else snap.reason
     if why and why != snap.status:
         line += f"  \n{why}"
-    if snap.status in (RunStatus.RUNNING, RunStatus.PAUSED):  # a finished run's reason carries them already
-        line += "".join(f"  \n:orange[warning: {w}]" for w in job.health())
-    return line
+    return line  # what is wrong with the run while it goes: the doctor's line below (sae.ui.doctor)
 
 
 def status_line(job: Job) -> None:
@@ -232,6 +231,7 @@ def status_line(job: Job) -> None:
             return
         current.beat()
         st.caption(status_text(current), width="stretch")
+        doctor.line(current)
         if current is not job or current.status != job_status_at_render:
             st.rerun(scope="app")  # buttons and polling depend on the status: redraw everything
 

@@ -228,8 +228,8 @@ def test_codes_on_mnist_shows_all_ten_digits():
 
 
 def test_a_run_whose_units_all_die_says_so():
-    """SGD at lr 3 on patches: every unit dies; the run ended 'finished' with no word. Now the Train page warns,
-    and the status line carries the warning in the finished reason."""
+    """SGD at lr 3 on patches: every unit dies; the run ended 'finished' with no word. Now the Train page's doctor
+    says so, and the status line carries the warning in the finished reason."""
     at = app({"data": "patches", "opt": "sgd", "lr": "3", "epochs": "5"})
     job = job_of(at)
     assert job.settings.optimizer == "sgd" and job.settings.lr == 3.0
@@ -237,7 +237,7 @@ def test_a_run_whose_units_all_die_says_so():
     assert wait_for(lambda: job.status == RunStatus.FINISHED)
     at.run()
     no_exception(at)
-    assert any("all 36 units are dead" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert any("all 36 units have been dead" in e.value for e in at.error), [e.value for e in at.error]
     assert any("warning: all 36 units are dead" in c.value for c in at.sidebar.caption)
 
 
