@@ -91,6 +91,7 @@ def draw(job) -> None:
         what_to_look_for("the blue band (ρ̂ⱼ across units) closing in on the dashed target ρ; "
                          "move ρ in the sidebar and the band follows it.")
 
+    timeline.panel(job)  # inside the live view: the edits, and the replay link's step, stay current
+
 
 live(draw)
-timeline.panel(job)

@@ -24,6 +24,7 @@ from sae.viz.marks import mark_edits
 
 EDITS_PARAM, UNTIL_PARAM = "edits", "until"
 ERROR_KEY = "sae_timeline_error"
+RERUN_KEY = "sae_timeline_rerun"  # set by Rewind's callback: the live fragment that drew it reruns the whole app
 LISTED = 40  # steps with edits listed in the panel (newest first)
 
 
@@ -109,6 +110,7 @@ def _on_rewind(step: int) -> None:
         st.session_state[ERROR_KEY] = str(exc)
         return
     follow_settings(job)
+    st.session_state[RERUN_KEY] = True  # the sidebar (status line, widgets, twin) shows the rewound run too
 
 
 def follow_settings(job: Job) -> None:
@@ -135,13 +137,15 @@ def _groups(view: TimelineView) -> list[tuple[int, list]]:
 def panel(job: Job) -> None:
     """The "Timeline" expander: the edits, newest first, with Rewind where a checkpoint is kept, and the replay
     link."""
+    if st.session_state.pop(RERUN_KEY, False):
+        st.rerun(scope="app")
     view = job.timeline()
     error = st.session_state.pop(ERROR_KEY, None) or job.action_error
-    with st.expander(f"Timeline · {len(view.edits)} edit{'s' * (len(view.edits) != 1)}", icon=":material/history:",
-                     expanded=bool(error)):
+    with st.expander("Timeline", icon=":material/history:", expanded=bool(error)):  # (a fixed label: one that
+        # changed with the count would be a new expander on every edit, closing it under the user's eyes)
         if error:
             st.error(error, icon=":material/error:")
-        st.caption("Every live change is recorded with the step it took effect at and marked on the charts "
+        st.caption(f"**{len(view.edits)} edit{'s' * (len(view.edits) != 1)}.** Every live change is recorded with the step it took effect at and marked on the charts "
                    "(dotted lines; hover the triangles). **Rewind** goes back to the state just before a mark "
                    "(weights, optimiser state, batch order, settings) and continues from there as a new branch of "
                    "the run; the edits after it are dropped. Checkpoints use bounded memory: the oldest go first, "

@@ -33,3 +33,25 @@ def test_updates_carry_new_rows_only_and_rebuild_the_history_through_thinning():
     partial = [n for start, n in sizes if start > 0]
     assert partial and max(partial) < 200  # steady updates: the new rows, not the whole history
     assert sum(1 for start, _ in sizes if start == 0) >= 2  # the first update, and after each thinning
+
+
+def test_an_acknowledgement_never_puts_back_a_snapshot_older_than_the_one_published():
+    """A command's acknowledgement reads the latest snapshot; if the training thread publishes a newer one (a
+    rewind's) before the acknowledgement is put, the newer one must stay in the box (it was lost before: the
+    server kept showing the pre-rewind step while the history was already cut)."""
+    from dataclasses import replace
+
+    X = load_dataset("digits").X[:256]
+    config = TrainConfig(epochs=2, batch_size=32, seed=0)
+    model = Trainer(X, ModelConfig(64, 8), config).model
+    spec = TrainerSpec(np.array(X), model.config, config,
+                       {k: v.detach().numpy().copy() for k, v in model.state_dict().items()})
+    host = TrainerHost(spec)
+    stale = host.trainer.latest()
+    newer = replace(stale, version=stale.version + 5, step=42)
+    host._offer(newer)  # as the training thread would, between the acknowledgement's read and its put
+    host.trainer._latest = newer
+    host._offer(stale)  # the acknowledgement's late put
+    update = host.next_update(1.0)
+    host.close()
+    assert update.snapshot.version == newer.version and update.snapshot.step == 42
