@@ -9,9 +9,9 @@ so the run keeps going) and photographs it. A second short run on the labelled `
 set shows the Codes page with colours and linear probes. Then every experiment page is opened with its
 defaults, its experiment run (Run, or by itself on the common-mistakes page) and photographed with its
 results (`--only experiments` takes just these). Last, three short runs and a 3 x 3 sweep fill the Runs
-and Sweep pages (`--only runs`). The server records its runs in a temporary store, and is always killed
-at the end. A run with a twin (β 3 → 10, added before it starts) shows the Train, KL penalty and Filters pages with
-both (`--only twin`; taken after the live pages).
+and Sweep pages (`--only runs`). Then the Lessons page on UFLDL's exercise (`--only lessons`). The server records
+its runs in a temporary store, and is always killed at the end. A run with a twin (β 3 → 10, added before it
+starts) shows the Train, KL penalty and Filters pages with both (`--only twin`; taken after the live pages).
 """
 
 from __future__ import annotations
@@ -198,19 +198,53 @@ def shoot_runs(base: str, out: Path, timeout: float = 600.0) -> list[Path]:
     return saved
 
 
+def shoot_lessons(base: str, out: Path, timeout: float = 300.0) -> list[Path]:
+    """The Lessons page: UFLDL's exercise set up by its own button and trained (400 L-BFGS iterations), step 1
+    checked, then step 2 ("read J's three terms") checked and photographed with its formula; then the β lesson's
+    first step checked on the same run: a failure, with its hint."""
+    saved = []
+    with browser() as b:
+        page = b.new_page(viewport={"width": WIDTH, "height": 1250})
+        page.goto(f"{base}/lessons")
+        page.wait_for_function("() => document.title.startsWith('Lessons')", timeout=60_000)
+        page.get_by_role("button", name="Set up this step").wait_for(timeout=60_000)
+        page.get_by_role("button", name="Set up this step").click()
+        page.wait_for_function("() => document.body.innerText.includes('Done: set data patches')", timeout=30_000)
+        page.get_by_role("button", name="Train", exact=True).click()
+        page.wait_for_function("() => document.body.innerText.includes('finished:')", timeout=timeout * 1000)
+        page.get_by_role("button", name="Check my run").click()
+        page.get_by_role("button", name="Next step").click()
+        page.wait_for_function("() => document.body.innerText.includes('Step 2 of 4')", timeout=30_000)
+        page.get_by_role("button", name="Check my run").click()
+        page.wait_for_function("() => document.body.innerText.includes('At step 0 J was')", timeout=30_000)
+        page.mouse.move(0, 0)
+        saved.append(snap(page, out / "15_lessons.png", 1.0, 1420))
+
+        page.locator("[data-testid='stMain'] [data-testid='stSelectbox']").first.click()
+        page.get_by_role("option", name="What β does").click()
+        page.wait_for_function("() => document.body.innerText.includes('Find a β at which units start to die')",
+                               timeout=30_000)
+        page.get_by_role("button", name="Check my run").click()
+        page.wait_for_function("() => document.body.innerText.includes('Hint:')", timeout=30_000)
+        page.mouse.move(0, 0)
+        saved.append(snap(page, out / "16_lessons_hint.png", 1.0, 1150))
+    return saved
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=8.0, help="training time before the first screenshot")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
-    parser.add_argument("--only", choices=("all", "live", "twin", "experiments", "runs"), default="all",
+    parser.add_argument("--only", choices=("all", "live", "twin", "experiments", "runs", "lessons"), default="all",
                         help="live: the pages of the training run; twin: a run with its twin (β 10); experiments: "
-                             "the experiment pages; runs: the Runs and Sweep pages")
+                             "the experiment pages; runs: the Runs and Sweep pages; lessons: the Lessons page")
     args = parser.parse_args()
     with streamlit_server() as base:
         saved = shoot(base, args.out, args.seconds) if args.only in ("all", "live") else []
         saved += shoot_twin(base, args.out, args.seconds) if args.only in ("all", "twin") else []
         saved += shoot_experiments(base, args.out) if args.only in ("all", "experiments") else []
         saved += shoot_runs(base, args.out) if args.only in ("all", "runs") else []
+        saved += shoot_lessons(base, args.out) if args.only in ("all", "lessons") else []
         for path in saved:
             print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
 

@@ -63,6 +63,7 @@ PAGES = (  # (script, label, icon); the entry file is the Train page
     ("pages/9_common_mistakes.py", "Common mistakes", ":material/bug_report:"),
     ("pages/10_runs.py", "Runs", ":material/table_rows:"),
     ("pages/11_sweep.py", "Sweep", ":material/grid_on:"),
+    ("pages/12_lessons.py", "Lessons", ":material/menu_book:"),
     ("pages/13_classroom.py", "Classroom", ":material/groups:"),
 )
 
