@@ -9,7 +9,8 @@ so the run keeps going) and photographs it. A second short run on the labelled `
 set shows the Codes page with colours and linear probes. Then every experiment page is opened with its
 defaults, its experiment run (Run, or by itself on the common-mistakes page) and photographed with its
 results (`--only experiments` takes just these). Last, three short runs and a 3 x 3 sweep fill the Runs
-and Sweep pages (`--only runs`). Then the Lessons page on UFLDL's exercise (`--only lessons`). The server records
+and Sweep pages (`--only runs`). Then the Lessons page on UFLDL's exercise (`--only lessons`), and a class: its
+board with two students' submissions and a student watching the broadcast (`--only classroom`). The server records
 its runs in a temporary store, and is always killed at the end. A run with a twin (β 3 → 10, added before it
 starts) shows the Train, KL penalty and Filters pages with both (`--only twin`; taken after the live pages).
 """
@@ -81,7 +82,7 @@ def snap(page, path: Path, pause: float, height: int | None = None) -> Path:
 
 def stop(page) -> None:
     """Press Stop if the run is still going (a run that has finished has its Stop button disabled)."""
-    button = page.get_by_role("button", name="Stop")
+    button = page.get_by_role("button", name="Stop", exact=True)
     if button.is_enabled():
         button.click()
 
@@ -231,20 +232,110 @@ def shoot_lessons(base: str, out: Path, timeout: float = 300.0) -> list[Path]:
     return saved
 
 
+def shoot_tuning(base: str, out: Path, timeout: float = 300.0) -> list[Path]:
+    """The doctor and the timeline: SGD at lr 0.3 on the digits, β raised 3 → 20 after the first step; once units
+    die the Train page's Doctor panel is photographed, then its Resample fix applied, a few seconds trained, and
+    the Timeline panel photographed with its edits and the replay link."""
+    saved = []
+    with browser() as b:
+        page = b.new_page(viewport={"width": WIDTH, "height": 1400})
+        page.goto(f"{base}/?data=digits&hidden=25&opt=sgd&lr=0.3&rho=0.05&lambda=1e-4&batch=64&epochs=20000")
+        page.get_by_role("button", name="Step", exact=True).click()
+        page.wait_for_function("() => document.body.innerText.includes('paused')", timeout=60_000)
+        for target in ("beta=5", "beta=10", "beta=20"):
+            knob = page.locator("[data-testid='stSidebar'] [data-testid='stSlider']").filter(
+                has_text="β: sparsity").get_by_role("slider").first
+            knob.focus()
+            knob.press("ArrowRight")
+            page.wait_for_function("p => location.search.includes(p)", arg=target, timeout=15_000)
+        page.get_by_role("button", name="Resume").click()
+        page.wait_for_function("() => document.body.innerText.includes('have been dead')", timeout=timeout * 1000)
+        doctor = page.locator("[data-testid='stExpander']").filter(has_text="Doctor").first
+        doctor.scroll_into_view_if_needed()
+        time.sleep(1.0)
+        saved.append(out / "21_doctor.png")
+        doctor.screenshot(path=str(saved[-1]))
+        page.get_by_role("button", name="Resample the dead units").click()
+        time.sleep(4.0)
+        page.get_by_role("button", name="Pause").click()
+        page.wait_for_function("() => document.body.innerText.includes('paused')", timeout=60_000)
+        time.sleep(2.0)  # the whole-app rerun after the pause
+        panel = page.locator("[data-testid='stExpander']").filter(has_text="Timeline").first
+        panel.locator("summary").click()
+        panel.locator("[data-testid='stCode']").first.wait_for(state="visible", timeout=30_000)
+        time.sleep(1.0)
+        saved.append(out / "22_timeline_marks.png")
+        page.locator("[data-testid='stMain']").screenshot(path=str(saved[-1]))
+        saved.append(out / "23_timeline.png")
+        panel.screenshot(path=str(saved[-1]))
+        stop(page)
+    return saved
+
+
+def shoot_classroom(base: str, out: Path, timeout: float = 300.0) -> list[Path]:
+    """The Classroom page: a teacher starts a class; two students (browser contexts of their own) join by its
+    link, train short runs on the digits with different β and submit them; the teacher's board ranks them. Then
+    a student watching the teacher's broadcast on the Filters page."""
+    saved = []
+    query = "data=digits&hidden=25&rho=0.05&epochs=40"
+    with browser() as b:
+        teacher = b.new_context(viewport={"width": WIDTH, "height": 1500}).new_page()
+        teacher.goto(f"{base}/classroom?{query}")
+        teacher.get_by_label("Class name").fill("CS294A · week 3")
+        teacher.get_by_role("button", name="Start a class").click()
+        code = teacher.locator("[data-testid='stCode']").filter(has_text="class=").first
+        code.wait_for(timeout=60_000)
+        link = code.inner_text().strip()
+        students = []
+        for name, beta in (("Ada", "3"), ("Grace", "0.3")):
+            page = b.new_context(viewport={"width": WIDTH, "height": 1100}).new_page()
+            page.goto(f"{link}&{query}&beta={beta}")
+            page.get_by_label("Your name (shown on the class board)").fill(name)
+            page.get_by_role("button", name="Join", exact=True).click()
+            page.get_by_role("button", name="Submit my run").wait_for(timeout=60_000)
+            page.locator("[data-testid='stSidebar'] a").filter(has_text="Train").first.click()
+            page.get_by_role("button", name="Train", exact=True).click()
+            page.wait_for_function("() => document.body.innerText.includes('finished:')", timeout=timeout * 1000)
+            page.locator("[data-testid='stSidebar'] a").filter(has_text="Classroom").first.click()
+            page.get_by_role("button", name="Submit my run").click()
+            page.wait_for_function("() => document.body.innerText.includes('Submitted at step')", timeout=120_000)
+            students.append(page)
+        teacher.locator("[data-testid='stSidebar'] a").filter(has_text="Train").first.click()
+        teacher.get_by_role("button", name="Train", exact=True).click()
+        teacher.locator("[data-testid='stSidebar'] a").filter(has_text="Classroom").first.click()
+        teacher.get_by_role("button", name="Broadcast my run").click()
+        teacher.wait_for_function("() => document.body.innerText.includes('#2 ')", timeout=60_000)
+        saved.append(snap(teacher, out / "19_class_board.png", 2.0))
+        watcher = students[0]
+        watcher.reload()
+        watcher.get_by_role("button", name="Watch the teacher's run").click()
+        watcher.locator("[data-testid='stSidebar'] a").filter(has_text="Filters").first.click()
+        watcher.wait_for_function("() => document.body.innerText.includes('read-only')", timeout=60_000)
+        saved.append(snap(watcher, out / "20_class_watching.png", 3.0))
+        stop(teacher)
+    return saved
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=8.0, help="training time before the first screenshot")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
-    parser.add_argument("--only", choices=("all", "live", "twin", "experiments", "runs", "lessons"), default="all",
+    parser.add_argument("--only", choices=("all", "live", "twin", "tuning", "experiments", "runs", "lessons",
+                                             "classroom"),
+                        default="all",
                         help="live: the pages of the training run; twin: a run with its twin (β 10); experiments: "
-                             "the experiment pages; runs: the Runs and Sweep pages; lessons: the Lessons page")
+                             "the experiment pages; runs: the Runs and Sweep pages; lessons: the Lessons page; "
+                             "classroom: a class board with two submissions and a student watching the broadcast; tuning: "
+                             "the doctor and the timeline")
     args = parser.parse_args()
     with streamlit_server() as base:
         saved = shoot(base, args.out, args.seconds) if args.only in ("all", "live") else []
         saved += shoot_twin(base, args.out, args.seconds) if args.only in ("all", "twin") else []
+        saved += shoot_tuning(base, args.out) if args.only in ("all", "tuning") else []
         saved += shoot_experiments(base, args.out) if args.only in ("all", "experiments") else []
         saved += shoot_runs(base, args.out) if args.only in ("all", "runs") else []
         saved += shoot_lessons(base, args.out) if args.only in ("all", "lessons") else []
+        saved += shoot_classroom(base, args.out) if args.only in ("all", "classroom") else []
         for path in saved:
             print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
 

@@ -198,8 +198,12 @@ class Trainer(Observable):
         revive(self)
 
     def _note(self, edit: Edit) -> None:
-        """List an edit that changes nothing the run computes (pause, resume, step)."""
+        """List an edit that changes nothing the run computes (pause, resume, step); a pause (or resume) right after
+        another is not listed again."""
         with self.control.lock:
+            edits = self.timeline.edits
+            if edit.kind in ("pause", "resume") and edits and edits[-1].kind == edit.kind:
+                return
             self.timeline.record(edit)
 
     def step(self, n: int = 1) -> None:

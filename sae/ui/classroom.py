@@ -166,7 +166,7 @@ def watched() -> ReadOnlyJob | None:
 
 def watch_sidebar(view: ReadOnlyJob) -> None:
     """The sidebar while watching: what this is, and the way back."""
-    st.info(f":material/cast: Watching **{view.owner_name}**'s run live (class {view.code}), read-only: every "
+    st.info(f"Watching **{view.owner_name}**'s run live (class {view.code}), read-only: every "
             "page shows it. Your own run waits, paused where you left it.", icon=":material/visibility:")
     st.button("Back to my run", key="class_back", on_click=on_back_to_my_run, icon=":material/undo:",
               width="stretch", type="primary")

@@ -24,6 +24,7 @@ from sae.viz.marks import mark_edits
 
 EDITS_PARAM, UNTIL_PARAM = "edits", "until"
 ERROR_KEY = "sae_timeline_error"
+PANEL_KEY = "timeline_panel"  # the Timeline expander's open state
 RERUN_KEY = "sae_timeline_rerun"  # set by Rewind's callback: the live fragment that drew it reruns the whole app
 LISTED = 40  # steps with edits listed in the panel (newest first)
 
@@ -141,8 +142,11 @@ def panel(job: Job) -> None:
         st.rerun(scope="app")
     view = job.timeline()
     error = st.session_state.pop(ERROR_KEY, None) or job.action_error
-    with st.expander("Timeline", icon=":material/history:", expanded=bool(error)):  # (a fixed label: one that
-        # changed with the count would be a new expander on every edit, closing it under the user's eyes)
+    if error:
+        st.session_state[PANEL_KEY] = True  # open, to show it
+    # a fixed label and a key that tracks whether it is open: otherwise reruns of the live view closed it under the
+    # user's eyes (a label with the count was a new expander at every edit)
+    with st.expander("Timeline", icon=":material/history:", key=PANEL_KEY, on_change="rerun"):
         if error:
             st.error(error, icon=":material/error:")
         st.caption(f"**{len(view.edits)} edit{'s' * (len(view.edits) != 1)}.** Every live change is recorded with the step it took effect at and marked on the charts "
