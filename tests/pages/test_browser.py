@@ -101,6 +101,21 @@ def no_exception(pg) -> None:
     assert not pg.errors, pg.errors
 
 
+def wait_text(pg, needle: str, timeout: float = 60_000) -> None:
+    """Wait until the page shows ``needle`` anywhere; fail saying what it shows instead."""
+    try:
+        pg.wait_for_function("s => document.body.innerText.includes(s)", arg=needle, timeout=timeout)
+    except playwright.Error:
+        raise AssertionError(f"{needle!r} never showed on {pg.url}; the page shows "
+                             f"{pg.inner_text('body')[:2000]!r}") from None
+
+
+def nav(pg, label: str) -> None:
+    """Go to a page through the sidebar's link (the same Streamlit session, as a person would)."""
+    pg.locator("[data-testid='stSidebar'] a").filter(has_text=label).first.click()
+    pg.wait_for_function("l => document.title.startsWith(l)", arg=label, timeout=30_000)
+
+
 def open_page(pg, url: str) -> None:
     pg.goto(url)
     pg.wait_for_selector("[data-testid='stApp']")
@@ -517,8 +532,14 @@ def test_delete_removes_exactly_one_run_and_the_picker_follows(tmp_path, browser
             confirm.wait_for(state="visible", timeout=15_000)
             text = body.inner_text()
             assert "run 1" not in text and f"run {ids.index(on_view)}" in text, text
-            pg.keyboard.press("Escape")
-            body.wait_for(state="hidden", timeout=15_000)
+            for _ in range(3):  # (under load a rerun can land between the key and the popover: press it again)
+                pg.keyboard.press("Escape")
+                try:
+                    body.wait_for(state="hidden", timeout=10_000)
+                    break
+                except playwright.Error:
+                    continue
+            body.wait_for(state="hidden", timeout=5_000)
             assert stored() == 3
 
             pg.get_by_role("button", name="Undo").click()

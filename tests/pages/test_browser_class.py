@@ -16,39 +16,21 @@ import pytest
 
 playwright = pytest.importorskip("playwright.sync_api")
 
-from test_browser import browser_holding, lab_server, no_exception  # noqa: E402
+from test_browser import browser, browser_holding, lab_server, nav, no_exception, wait_text  # noqa: E402,F401
 
 SMALL = "data=digits&hidden=9&opt=sgd&lr=0.1&epochs=2000"
 
-
-@pytest.fixture(scope="module")
-def browser():
-    from bench.streamlit_server import browser as chromium
-
-    with chromium() as b:
-        yield b
 
 
 def text(pg) -> str:
     return pg.inner_text("body")
 
 
-def wait_text(pg, needle: str, timeout: float = 60_000) -> None:
-    try:
-        pg.wait_for_function("s => document.body.innerText.includes(s)", arg=needle, timeout=timeout)
-    except playwright.Error:
-        raise AssertionError(f"{needle!r} never showed on {pg.url}; the page shows {text(pg)[:1500]!r}") from None
-
 
 def sidebar_step(pg) -> int:
     caption = pg.locator("[data-testid='stSidebar'] [data-testid='stCaptionContainer']").filter(has_text="step")
     return int(re.search(r"step ([\d,]+)", caption.first.inner_text()).group(1).replace(",", ""))
 
-
-def nav(pg, label: str) -> None:
-    """Go to a page through the sidebar's link (the same Streamlit session, as a person would)."""
-    pg.locator("[data-testid='stSidebarNav'] a, [data-testid='stSidebar'] a").filter(has_text=label).first.click()
-    pg.wait_for_function("l => document.title.startsWith(l)", arg=label, timeout=30_000)
 
 
 def train(pg) -> None:

@@ -17,30 +17,17 @@ import pytest
 
 playwright = pytest.importorskip("playwright.sync_api")
 
-from test_browser import browser_holding, lab_server, no_exception  # noqa: E402
+from test_browser import browser, browser_holding, lab_server, nav, no_exception, wait_text  # noqa: E402,F401
 
 # SGD at lr 0.3 on the digits, beta raised from 3 to 20 after the first step: 22 of 25 units die within a few
 # hundred steps and stay dead (measured with these settings in a Trainer)
 START = "/?data=digits&hidden=25&opt=sgd&lr=0.3&rho=0.05&lambda=1e-4&batch=64&epochs=20000"
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from bench.streamlit_server import browser as chromium
-
-    with chromium() as b:
-        yield b
-
 
 def body(pg) -> str:
     return pg.inner_text("body")
 
-
-def wait_text(pg, needle: str, timeout: float = 60_000) -> None:
-    try:
-        pg.wait_for_function("s => document.body.innerText.includes(s)", arg=needle, timeout=timeout)
-    except playwright.Error:
-        raise AssertionError(f"{needle!r} never showed on {pg.url}; the page shows {body(pg)[:2000]!r}") from None
 
 
 def status_line(pg) -> str:
@@ -67,10 +54,6 @@ def dead_units(pg) -> int:
     return int(metric.locator("[data-testid='stMetricValue']").inner_text().strip())
 
 
-def nav(pg, label: str) -> None:
-    pg.locator("[data-testid='stSidebar'] a").filter(has_text=label).first.click()
-    pg.wait_for_function("l => document.title.startsWith(l)", arg=label, timeout=30_000)
-
 
 def slider_right(pg, label: str, *params: str) -> None:
     """Move a sidebar slider one notch right per parameter, waiting each time until the URL shows it (a press
@@ -91,6 +74,20 @@ def total_curve(pg) -> tuple[list[float], list[float]]:
             if (t) return [Array.from(t.x, Number), Array.from(t.y, Number)];
         }
         return [[], []]; }"""))
+
+
+def final_curve(pg, until: int, timeout: float = 20.0) -> tuple[list[float], list[float]]:
+    """The loss chart's total-J curve once it shows the run's last recorded rows (the history keeps every 4th row
+    after it was thinned, so its last row lies within 8 steps of ``until``; the chart redraws a moment after the
+    status line says paused)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        steps, totals = total_curve(pg)
+        if steps and until - 8 <= steps[-1] < until:
+            return steps, totals
+        assert time.monotonic() < deadline, f"the loss chart ends at step {steps[-1] if steps else None}, " \
+                                            f"not near {until}"
+        time.sleep(0.3)
 
 
 def resume(pg) -> None:
@@ -191,9 +188,7 @@ def test_doctor_twin_rewind_and_replay_in_a_browser(tmp_path, browser):
         link = code.inner_text().strip()
         assert f"{changed_at}:beta=5.0" in unquote(link), link
         until = int(re.search(r"until=(\d+)", link).group(1))
-        time.sleep(1.5)  # the last refresh after the pause
-        steps, totals = total_curve(pg)
-        assert until - 8 <= steps[-1] < until  # (the history keeps every 4th row since it was thinned)
+        steps, totals = final_curve(pg, until)
         no_exception(pg)
 
         with browser_holding(browser, token) as fresh:
@@ -204,8 +199,7 @@ def test_doctor_twin_rewind_and_replay_in_a_browser(tmp_path, browser):
             while not (step_of(fresh) == until and "paused" in status_line(fresh)):
                 assert time.monotonic() < deadline, f"the replay is at step {step_of(fresh)} of {until}"
                 time.sleep(0.3)
-            time.sleep(1.5)
-            replay_steps, replay_totals = total_curve(fresh)
+            replay_steps, replay_totals = final_curve(fresh, until)
             # (the run's history kept every 4th row after it had been thinned before the rewind, and a chart shows
             # at most 1,000 points: compare the steps both curves show, which span the whole run)
             common, mine, theirs = np.intersect1d(steps, replay_steps, return_indices=True)
