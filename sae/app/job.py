@@ -234,7 +234,7 @@ class Job:
         self._command(lambda: self.trainer.add_twin(from_step, **changes))
 
     def remove_twin(self) -> None:
-        self._command(self.trainer.remove_twin)
+        self._command(self.trainer.remove_twin, done=lambda: self.trainer.twin_setup() is None)
 
     def promote_twin(self) -> None:
         """The twin becomes the run (Trainer.promote_twin): a new branch, recorded as a new run."""
@@ -258,14 +258,18 @@ class Job:
         """Why the last rewind, resampling or twin command could not be carried out ("" if it was)."""
         return self.trainer.action_error
 
-    def _command(self, call, branch: bool = False) -> None:
+    def _command(self, call, branch: bool = False, done=None) -> None:
         """Carry out a timeline command; wait briefly for its effect to be published; a ``branch`` (rewind,
         promotion) starts a new record whose parent is the run so far, and the settings follow the trainer's."""
         if not self.started:
             self.hold(self.note)
-        version = self.latest().version
+        before, version = self.trainer.timeline_view(), self.latest().version
         call()
-        self._settle(lambda s: s.version > version, timeout=2.0)
+        # done once the trainer's timeline shows it and a snapshot since has come (a worker's acknowledgement may come
+        # before its training thread has carried the command out; the settings and the state the page draws next must
+        # be the new ones), or it said why not
+        finished = done or (lambda: self.trainer.timeline_view() != before)
+        self._settle(lambda s: finished() and s.version > version or bool(self.trainer.action_error), timeout=3.0)
         config = self.trainer.config
         self.settings = replace(self.settings, **{k: getattr(config, k) for k in (*TrainConfig.LIVE_FIELDS,
                                                                                  *TrainConfig.BUDGET_FIELDS)})

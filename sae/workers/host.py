@@ -167,6 +167,9 @@ class TrainerHost:
         if snapshot is None:
             return None
         trainer = self.trainer
+        newest = trainer.latest()
+        if newest.version > snapshot.version:  # published since it was put: the state below is read now too
+            snapshot = newest
         generation, start, rows = trainer.history_since(*self._sent)
         self._sent = (generation, start + len(rows["step"]))
         return Update(snapshot, rows, self.acked, history_start=start, twin=self._twin(), timeline=self._timeline(),

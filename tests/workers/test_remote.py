@@ -252,6 +252,7 @@ def test_resample_and_promote_in_a_worker(backend, digits, handles):
     twin_weights = handle.twin_latest().weights
     handle.promote_twin()
     assert wait_for(lambda: handle.config.beta == 2.0 and handle.twin_latest() is None, 30)
+    assert wait_for(lambda: handle.latest().hyper["beta"] == 2.0, 30)  # the snapshot published after the promotion
     for name, w in twin_weights.items():
         np.testing.assert_array_equal(handle.latest().weights[name], w)
     assert handle.timeline_view().edits[-1].kind == "promote"
