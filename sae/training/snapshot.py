@@ -53,14 +53,14 @@ def dead_line(config: TrainConfig) -> float:
     return DEAD_RATIO * config.rho if config.penalty == "kl" else DEAD_MEAN
 
 
-def terms_to_floats(terms: dict[str, torch.Tensor], dead_below: float | None = None) -> list[float]:
-    """The loss terms (LOSS_TERMS order) then rho_hat's mean, std (population), min, max, and with ``dead_below``
-    the number of units whose rho_hat_j is below it: Python floats, in a few tensor calls. ``terms["rho_hat"]``
+def terms_to_floats(terms: dict[str, torch.Tensor], dead: torch.Tensor | None = None) -> list[float]:
+    """The loss terms (LOSS_TERMS order) then rho_hat's mean, std (population), min, max, and with ``dead`` (s,)
+    (bool: the units below the dead line) their number: Python floats, in a few tensor calls. ``terms["rho_hat"]``
     is (s,)."""
     rho_hat = terms["rho_hat"].detach()
     std, mean = torch.std_mean(rho_hat, correction=0)
     low, high = torch.aminmax(rho_hat)
-    extra = [] if dead_below is None else [(rho_hat < dead_below).sum().to(rho_hat.dtype)]
+    extra = [] if dead is None else [dead.sum().to(rho_hat.dtype)]
     return torch.stack([*(terms[k].detach() for k in LOSS_TERMS), mean, std, low, high, *extra]).tolist()
 
 

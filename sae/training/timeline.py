@@ -202,11 +202,6 @@ class Timeline:
         self._checkpoints = {s: c for s, c in self._checkpoints.items() if s <= step}
         self.record(Edit(step, "rewind", {"from": int(rewound_from)}))
 
-    def copy_until(self, step: int) -> "Timeline":
-        """A timeline holding this one's edits and checkpoints before ``step`` (a twin forked at ``step``)."""
-        other = Timeline(self.budget, [e for e in self.edits if e.step < step], self.start, self.start_step)
-        other._checkpoints = {s: c for s, c in self._checkpoints.items() if s <= step}
-        return other
 
 
 @dataclass(frozen=True)
@@ -222,9 +217,6 @@ class TimelineView:
     def schedule(self) -> list[Edit]:
         return schedule_of(self.edits)
 
-    def marks(self) -> list[Edit]:
-        """The edits to mark on time-axis charts (every kind; a step may carry several)."""
-        return list(self.edits)
 
 
 def timeline_to_dict(view: TimelineView) -> dict[str, Any]:

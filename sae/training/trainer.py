@@ -486,9 +486,8 @@ class Trainer(Observable):
             return True
         self._last_terms = terms
         if self._history.wants(step):
-            line = dead_line(cfg)
-            row = terms_to_floats(terms, line)
-            below = terms["rho_hat"].detach() < line
+            below = terms["rho_hat"].detach() < dead_line(cfg)
+            row = terms_to_floats(terms, below)
             self._dead_since = torch.where(below, torch.where(self._dead_since < 0, step, self._dead_since), -1)
             with self.control.lock:
                 self._history.append(step, [step, step / self.steps_per_epoch, self._elapsed, *row,

@@ -133,14 +133,12 @@ class TrainerHost:
                                snapshot_interval=spec.snapshot_interval, threads=spec.threads,
                                schedule=spec.schedule, edits=spec.edits, timeline_start=spec.timeline_start)
         self._box: Mailbox[Snapshot] = Mailbox()
-        self._offered = -1  # the newest snapshot version put in the box
-        self._offer_lock = threading.Lock()
         self.acked = 0
         self._sent = (-1, 0)  # (history generation, rows) the server has: every Update made is delivered
         self._twin_sent: tuple[int, int, int] = (0, -1, 0)  # (which twin, its history generation, rows) likewise
         self._timeline_sent: tuple[int, int] = (0, -1)  # (which timeline, its version)
-        self.trainer.add_observer(self._offer)
-        self._offer(self.trainer.latest())
+        self.trainer.add_observer(self._box.put)
+        self._box.put(self.trainer.latest())
 
     def handle(self, name: str, args: tuple = (), kwargs: dict | None = None, seq: int = 0) -> None:
         if name not in TRAINER_COMMANDS:
@@ -150,17 +148,7 @@ class TrainerHost:
         finally:
             if seq:
                 self.acked = max(self.acked, seq)
-                self._offer(self.trainer.latest())  # the state after it, marked as done
-
-    def _offer(self, snapshot: Snapshot) -> None:
-        """Put ``snapshot`` in the box unless a newer one is there already: a command's acknowledgement reads the
-        latest snapshot and the training thread may publish a newer one (a rewind's) before the acknowledgement
-        is put; put after it, the older one would replace it and the server would never see the newer."""
-        with self._offer_lock:
-            if snapshot.version < self._offered:
-                snapshot = self.trainer.latest()
-            self._offered = max(self._offered, snapshot.version)
-            self._box.put(snapshot)
+                self._box.put(self.trainer.latest())  # the state after it, marked as done
 
     def next_update(self, timeout: float | None = None) -> Update | None:
         snapshot = self._box.take(timeout)
@@ -168,8 +156,8 @@ class TrainerHost:
             return None
         trainer = self.trainer
         newest = trainer.latest()
-        if newest.version > snapshot.version:  # published since it was put: the state below is read now too
-            snapshot = newest
+        if newest.version > snapshot.version:  # published since it was put (a command's acknowledgement may put a
+            snapshot = newest  # state read before its thread published a newer one): the rest is read now too
         generation, start, rows = trainer.history_since(*self._sent)
         self._sent = (generation, start + len(rows["step"]))
         return Update(snapshot, rows, self.acked, history_start=start, twin=self._twin(), timeline=self._timeline(),

@@ -49,9 +49,9 @@ def test_an_acknowledgement_never_puts_back_a_snapshot_older_than_the_one_publis
     host = TrainerHost(spec)
     stale = host.trainer.latest()
     newer = replace(stale, version=stale.version + 5, step=42)
-    host._offer(newer)  # as the training thread would, between the acknowledgement's read and its put
+    host._box.put(newer)  # as the training thread would, between the acknowledgement's read and its put
     host.trainer._latest = newer
-    host._offer(stale)  # the acknowledgement's late put
+    host._box.put(stale)  # the acknowledgement's late put
     update = host.next_update(1.0)
     host.close()
     assert update.snapshot.version == newer.version and update.snapshot.step == 42
