@@ -201,8 +201,8 @@ def test_doctor_twin_rewind_and_replay_in_a_browser(tmp_path, browser):
                 time.sleep(0.3)
             replay_steps, replay_totals = final_curve(fresh, until)
             # (the run's history kept every 4th row after it had been thinned before the rewind, and a chart shows
-            # at most 1,000 points: compare the steps both curves show, which span the whole run; a faster machine thins
-            # more often before the rewind, so fewer steps are shared)
+            # at most 1,000 points: compare the steps both curves show, which span the whole run; a faster machine
+            # thins more often before the rewind, so fewer steps are shared)
             common, mine, theirs = np.intersect1d(steps, replay_steps, return_indices=True)
             assert len(common) >= 30 and common[-1] >= until - 16, (len(common), common[-3:], until)
             np.testing.assert_allclose(np.asarray(replay_totals)[theirs], np.asarray(totals)[mine], rtol=1e-4)
